@@ -166,7 +166,7 @@ func (b Builder) wrapperModule(ctx context.Context, work string, r Recipe, versi
 	if err != nil {
 		return nil, err
 	}
-	up, err := modfile.ParseLax(info.GoMod, src, nil)
+	up, err := modfile.Parse(info.GoMod, src, nil)
 	if err != nil {
 		return nil, fmt.Errorf("parsing go.mod of %s@%s: %w", r.Module, version, err)
 	}

@@ -1,0 +1,125 @@
+package spec
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// FieldError is one problem with a spec, located by its field path
+// ("components.kubelet.sha256.amd64", "files[2].mode"). Path is empty for a
+// problem with the document as a whole (a YAML syntax error).
+type FieldError struct {
+	Path string
+	Msg  string
+}
+
+// Error returns "path: msg", or msg alone when the path is empty.
+func (e FieldError) Error() string {
+	if e.Path == "" {
+		return e.Msg
+	}
+	return e.Path + ": " + e.Msg
+}
+
+// ValidationError lists every problem found in a spec.
+type ValidationError struct {
+	// File is the spec file, when known; it prefixes every line.
+	File   string
+	Errors []FieldError
+}
+
+// Error lists the problems, one per line ("path: msg").
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	for i, fe := range e.Errors {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		if e.File != "" {
+			b.WriteString(e.File + ": ")
+		}
+		b.WriteString(fe.Error())
+	}
+	return b.String()
+}
+
+// Has reports whether a problem is recorded for path.
+func (e *ValidationError) Has(path string) bool {
+	for _, fe := range e.Errors {
+		if fe.Path == path {
+			return true
+		}
+	}
+	return false
+}
+
+// errorList collects field errors.
+type errorList []FieldError
+
+func (l *errorList) add(path, format string, args ...any) {
+	*l = append(*l, FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// err returns nil or a *ValidationError.
+func (l errorList) err() error {
+	if len(l) == 0 {
+		return nil
+	}
+	return &ValidationError{Errors: l}
+}
+
+// field appends a map key or field name to a path; keys that would make
+// the path ambiguous are quoted in brackets.
+func field(path, key string) string {
+	if key == "" || strings.ContainsAny(key, ".[]\"' \t\n") {
+		return path + "[" + strconv.Quote(key) + "]"
+	}
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// index appends a list index to a path.
+func index(path string, i int) string {
+	return path + "[" + strconv.Itoa(i) + "]"
+}
+
+// suggest returns " (did you mean X?)" when a known name is close to name.
+func suggest(name string, known []string) string {
+	best, bestD := "", 3
+	for _, k := range known {
+		if strings.EqualFold(k, name) {
+			return " (did you mean " + k + "?)"
+		}
+		if d := editDistance(strings.ToLower(name), strings.ToLower(k)); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return " (did you mean " + best + "?)"
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
