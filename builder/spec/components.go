@@ -58,16 +58,29 @@ type NamedComponent struct {
 	Component
 }
 
-// Components returns the components in the stable order containerd, runc,
-// cniPlugins, kubelet, kubeProxy, kubectl. Call it on a defaulted spec to
-// see defaulted versions.
-func (s *Spec) Components() []NamedComponent {
+// NamedComponents returns the components in the stable order containerd,
+// runc, cniPlugins, kubelet, kubeProxy, kubectl. Call it on a defaulted spec
+// to see defaulted versions.
+func (s *Spec) NamedComponents() []NamedComponent {
 	out := make([]NamedComponent, 0, 6)
 	for _, n := range ComponentNames() {
 		out = append(out, NamedComponent{Key: n, Name: n.Upstream(), Component: *s.component(n)})
 	}
 	return out
 }
+
+// Component returns the component with a spec key or upstream name.
+func (s *Spec) Component(name string) (NamedComponent, bool) {
+	n, ok := lookupComponent(name)
+	if !ok {
+		return NamedComponent{}, false
+	}
+	return NamedComponent{Key: n, Name: n.Upstream(), Component: *s.component(n)}, true
+}
+
+// ComponentField returns a pointer to the component field of n, to change
+// it in place (nil for an unknown name).
+func (s *Spec) ComponentField(n ComponentName) *Component { return s.component(n) }
 
 // component returns a pointer to the named component's field.
 func (s *Spec) component(n ComponentName) *Component {

@@ -21,17 +21,22 @@ const (
 	TiB Size = 1 << 40
 )
 
-var sizeUnits = []struct {
+type sizeUnit struct {
 	suffix string
 	unit   Size
-}{{"TiB", TiB}, {"GiB", GiB}, {"MiB", MiB}, {"KiB", KiB}}
+}
+
+// sizeUnits lists the units, largest first.
+func sizeUnits() []sizeUnit {
+	return []sizeUnit{{"TiB", TiB}, {"GiB", GiB}, {"MiB", MiB}, {"KiB", KiB}}
+}
 
 // ParseSize parses a size: plain bytes ("1048576") or a non-negative integer
 // with a KiB, MiB, GiB or TiB suffix ("256MiB").
 func ParseSize(s string) (int64, error) {
 	t := strings.TrimSpace(s)
 	unit := int64(1)
-	for _, u := range sizeUnits {
+	for _, u := range sizeUnits() {
 		if strings.HasSuffix(t, u.suffix) {
 			t, unit = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), int64(u.unit)
 			break
@@ -56,7 +61,7 @@ func (s Size) Bytes() int64 { return int64(s) }
 // String formats the size with the largest unit that divides it exactly.
 func (s Size) String() string {
 	if s != 0 {
-		for _, u := range sizeUnits {
+		for _, u := range sizeUnits() {
 			if s%u.unit == 0 {
 				return strconv.FormatInt(int64(s/u.unit), 10) + u.suffix
 			}

@@ -20,10 +20,10 @@ type Spec struct {
 	// of every file and filesystem in the image.
 	SourceDateEpoch int64 `yaml:"sourceDateEpoch"`
 
-	Base       Base       `yaml:"base"`
-	Kubernetes Kubernetes `yaml:"kubernetes"`
-	Components Components `yaml:"components"`
-	Sources    Sources    `yaml:"sources"`
+	Base       Base          `yaml:"base"`
+	Kubernetes Kubernetes    `yaml:"kubernetes"`
+	Components ComponentSet  `yaml:"components"`
+	Sources    Sources       `yaml:"sources"`
 	Kubelet    KubeletSpec   `yaml:"kubelet"`
 	KubeProxy  KubeProxySpec `yaml:"kubeProxy"`
 	Containerd Containerd    `yaml:"containerd"`
@@ -84,8 +84,8 @@ type Kubernetes struct {
 	PodNetwork  PodNetwork `yaml:"podNetwork"`
 }
 
-// Components are the components baked into the image; the set is fixed.
-type Components struct {
+// ComponentSet holds the components baked into the image; the set is fixed.
+type ComponentSet struct {
 	Containerd Component `yaml:"containerd"`
 	Runc       Component `yaml:"runc"`
 	CNIPlugins Component `yaml:"cniPlugins"`
@@ -198,6 +198,9 @@ type Output struct {
 	VarSize Size `yaml:"varSize"`
 	// RootCompressionLevel is the zstd level of the root filesystem (1..22).
 	RootCompressionLevel int `yaml:"rootCompressionLevel"`
+	// KernelArgs are extra kernel command-line arguments. root=, rootfstype=
+	// and ro/rw are set by nodebake and cannot be given here.
+	KernelArgs []string `yaml:"kernelArgs,omitempty"`
 }
 
 // Format is an output format.

@@ -1,0 +1,265 @@
+// Package build runs the whole pipeline: resolve the spec's layers (base
+// image and components, from the cache or their sources), compose the root
+// filesystem as one canonical tar stream, write it as squashfs into a GPT
+// disk with an ESP and a /var partition, and write the outputs.
+//
+// The CLI and the Packer plugin are thin shells around Build.
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/nodebake/nodebake/builder/disk"
+	"github.com/nodebake/nodebake/builder/rootfs"
+	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/builder/squashfs"
+	"github.com/nodebake/nodebake/layers/cache"
+	"github.com/nodebake/nodebake/layers/fetch"
+	"github.com/nodebake/nodebake/layers/gosource"
+)
+
+// Stage names a step of the pipeline, as reported through Progress.
+type Stage string
+
+// The stages, in order.
+const (
+	StageResolve Stage = "resolve"
+	StageFetch   Stage = "fetch"
+	StageCompose Stage = "compose"
+	StageDisk    Stage = "disk"
+	StageOutput  Stage = "output"
+)
+
+// Event is a progress report.
+type Event struct {
+	Stage   Stage
+	Message string
+	// Download progress, when Stage is StageFetch and a download runs.
+	Artifact    string
+	Done, Total int64
+}
+
+// Options configure a build.
+type Options struct {
+	// OutputDir receives <name>.raw and <name>.manifest.json.
+	OutputDir string
+	// Cache is the content-addressed cache; required.
+	Cache *cache.Cache
+	// FirstbootBinary is the path of the nodebake-firstboot program baked
+	// into the image; required.
+	FirstbootBinary string
+	// HTTPClient downloads release artifacts; http.DefaultClient when nil.
+	HTTPClient *http.Client
+	// Transport reaches registries; the default transport when nil.
+	Transport http.RoundTripper
+	// Offline forbids any download: everything must be in the cache.
+	Offline bool
+	// Go builds components whose source is "go".
+	Go gosource.Builder
+	// Progress receives progress events; may be nil.
+	Progress func(Event)
+	// Workers is the number of parallel compressors; GOMAXPROCS when 0.
+	Workers int
+}
+
+// Result describes a finished build.
+type Result struct {
+	ImagePath    string
+	ManifestPath string
+	Manifest     Manifest
+}
+
+func (o *Options) say(stage Stage, format string, args ...any) {
+	if o.Progress != nil {
+		o.Progress(Event{Stage: stage, Message: fmt.Sprintf(format, args...)})
+	}
+}
+
+// Build builds the image described by s, which must be defaulted and
+// validated. Outputs are written under temporary names and renamed at the
+// end: a failed or cancelled build leaves nothing that looks like an image.
+func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
+	if opts.Cache == nil {
+		return nil, errors.New("build: no cache")
+	}
+	if opts.OutputDir == "" {
+		return nil, errors.New("build: no output directory")
+	}
+	if opts.Workers == 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	specHash, err := s.Hash()
+	if err != nil {
+		return nil, fmt.Errorf("hashing the spec: %w", err)
+	}
+	if err := os.MkdirAll(opts.OutputDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the output directory: %w", err)
+	}
+
+	opts.say(StageResolve, "resolving base image %s", s.Base.Image)
+	base, baseInfo, err := resolveBase(ctx, s, &opts)
+	if err != nil {
+		return nil, err
+	}
+	defer base.Close()
+
+	opts.say(StageFetch, "resolving components")
+	comps, overlay, err := resolveComponents(ctx, s, &opts)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := configLayer(s, opts.FirstbootBinary, specHash, comps, baseInfo)
+	if err != nil {
+		return nil, err
+	}
+	overlay = append(overlay, cfg...)
+
+	boot, err := bootFiles(base, s.Arch)
+	if err != nil {
+		return nil, err
+	}
+
+	name := s.Name
+	finalImage := filepath.Join(opts.OutputDir, name+".raw")
+	finalManifest := filepath.Join(opts.OutputDir, name+".manifest.json")
+	tmpImage := filepath.Join(opts.OutputDir, "."+name+".raw.partial")
+	defer os.Remove(tmpImage)
+
+	seed, err := hex.DecodeString(specHash)
+	if err != nil {
+		return nil, err
+	}
+	seed = append(seed, []byte(baseInfo.Digest)...)
+	var rootSize int64
+	opts.say(StageDisk, "writing the disk image")
+	dres, err := disk.Write(ctx, tmpImage, disk.Image{
+		Arch:       string(s.Arch),
+		Seed:       seed,
+		ModTime:    time.Unix(s.SourceDateEpoch, 0).UTC(),
+		ESPSize:    int64(s.Output.ESPSize),
+		VarSize:    int64(s.Output.VarSize),
+		Kernel:     boot.kernel,
+		Initrd:     boot.initrd,
+		Bootloader: boot.loader,
+		Cmdline:    kernelCmdline(s),
+		Title:      "nodebake " + name + " (Kubernetes " + s.Kubernetes.Version + ")",
+		WriteRoot: func(ctx context.Context, w io.WriterAt) (int64, error) {
+			opts.say(StageCompose, "composing the root filesystem (%d base entries, %d added)", base.Len(), len(overlay))
+			n, err := writeRoot(ctx, w, base, overlay, s, opts.Workers)
+			rootSize = n
+			return n, err
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("writing the disk image: %w", err)
+	}
+
+	opts.say(StageOutput, "hashing the image")
+	imageSum, err := sha256File(ctx, tmpImage)
+	if err != nil {
+		return nil, err
+	}
+	m := Manifest{
+		Name:          name,
+		Arch:          string(s.Arch),
+		SpecHash:      specHash,
+		Image:         ImageInfo{File: filepath.Base(finalImage), SHA256: imageSum, Size: dres.Size, RootFilesystemSize: rootSize},
+		Base:          baseInfo,
+		Components:    comps,
+		Disk:          DiskInfo{GUID: dres.DiskGUID, RootPartUUID: dres.RootPartUUID, VarPartUUID: dres.VarPartUUID, ESPPartUUID: dres.ESPPartUUID},
+		KernelRelease: boot.release,
+	}
+	if err := writeManifest(finalManifest, &m); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmpImage, finalImage); err != nil {
+		os.Remove(finalManifest)
+		return nil, fmt.Errorf("renaming the image into place: %w", err)
+	}
+	opts.say(StageOutput, "wrote %s (sha256 %s)", finalImage, imageSum)
+	return &Result{ImagePath: finalImage, ManifestPath: finalManifest, Manifest: m}, nil
+}
+
+// writeRoot streams the composed root tar into the squashfs writer.
+func writeRoot(ctx context.Context, w io.WriterAt, base *rootfs.Base, overlay []rootfs.Entry, s *spec.Spec, workers int) (int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := rootfs.Compose(ctx, pw, base, overlay, rootfs.Options{ModTime: s.SourceDateEpoch, Remove: removedFromRoot})
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	n, err := squashfs.Write(ctx, w, pr, squashfs.Options{Level: s.Output.RootCompressionLevel, Workers: workers, ModTime: s.SourceDateEpoch})
+	pr.CloseWithError(errors.New("squashfs writer stopped"))
+	cerr := <-done
+	if cerr != nil && !errors.Is(cerr, io.ErrClosedPipe) {
+		return 0, fmt.Errorf("composing the root filesystem: %w", cerr)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("writing the root filesystem: %w", err)
+	}
+	return n, nil
+}
+
+// removedFromRoot are base paths the root filesystem leaves out: the kernel
+// and initrd live on the ESP.
+var removedFromRoot = []string{"/boot/vmlinuz-*", "/boot/initrd.img-*", "/vmlinuz", "/vmlinuz.old", "/initrd.img", "/initrd.img.old"}
+
+func kernelCmdline(s *spec.Spec) []string {
+	args := []string{"console=tty0", "console=ttyS0,115200", "systemd.show_status=auto"}
+	return append(args, s.Output.KernelArgs...)
+}
+
+func sha256File(ctx context.Context, p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	buf := make([]byte, 4<<20)
+	for {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		n, err := f.Read(buf)
+		h.Write(buf[:n])
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// fetcher builds the release downloader of a build.
+func (o *Options) fetcher(s *spec.Spec) *fetch.Fetcher {
+	retries := 3
+	if s.Sources.Retries != nil {
+		retries = *s.Sources.Retries
+	}
+	fo := []fetch.Option{fetch.WithRetries(retries), fetch.WithOffline(o.Offline)}
+	if o.HTTPClient != nil {
+		fo = append(fo, fetch.WithClient(o.HTTPClient))
+	}
+	if o.Progress != nil {
+		fo = append(fo, fetch.WithProgress(func(p fetch.Progress) {
+			o.Progress(Event{Stage: StageFetch, Artifact: p.Artifact, Done: p.Done, Total: p.Total})
+		}))
+	}
+	return fetch.New(o.Cache, fo...)
+}

@@ -1,0 +1,5 @@
+package build
+
+import "github.com/nodebake/nodebake/builder/rootfs"
+
+func firstbootUnits() ([]rootfs.Entry, error) { return nil, nil }

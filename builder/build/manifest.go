@@ -1,0 +1,90 @@
+package build
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/nodebake/nodebake/layers/gosource"
+)
+
+// Manifest describes a built image: written next to it as JSON.
+type Manifest struct {
+	Name          string          `json:"name"`
+	Arch          string          `json:"arch"`
+	SpecHash      string          `json:"specHash"`
+	Image         ImageInfo       `json:"image"`
+	Base          BaseInfo        `json:"base"`
+	KernelRelease string          `json:"kernelRelease"`
+	Components    []ComponentInfo `json:"components"`
+	Disk          DiskInfo        `json:"disk"`
+}
+
+// ImageInfo is the disk image file.
+type ImageInfo struct {
+	File               string `json:"file"`
+	SHA256             string `json:"sha256"`
+	Size               int64  `json:"size"`
+	RootFilesystemSize int64  `json:"rootFilesystemSize"`
+}
+
+// BaseInfo is the base OS image.
+type BaseInfo struct {
+	Image    string `json:"image"`
+	Digest   string `json:"digest"`
+	Packages int    `json:"packages"`
+}
+
+// ComponentInfo is one baked component.
+type ComponentInfo struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	From    string `json:"from"`
+	// Source is the URL, image reference or module the component came from.
+	Source string `json:"source"`
+	// Checksum is the pinned checksum of the release artifact or image.
+	Checksum string     `json:"checksum,omitempty"`
+	Files    []FileInfo `json:"files"`
+}
+
+// FileInfo is one installed file.
+type FileInfo struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// DiskInfo holds the derived GUIDs.
+type DiskInfo struct {
+	GUID         string `json:"guid"`
+	ESPPartUUID  string `json:"espPartUUID"`
+	RootPartUUID string `json:"rootPartUUID"`
+	VarPartUUID  string `json:"varPartUUID"`
+}
+
+func writeManifest(path string, m *Manifest) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".manifest-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing the manifest: %w", err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func gosourceLookup(name string) (gosource.Recipe, error) { return gosource.Lookup(name) }

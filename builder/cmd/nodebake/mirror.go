@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nodebake/nodebake/builder/build"
+	"github.com/nodebake/nodebake/layers/gosource"
+	"github.com/nodebake/nodebake/layers/mirror"
+	"github.com/nodebake/nodebake/layers/oci"
+)
+
+func runMirror(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 || args[0] != "build" {
+		fmt.Fprintln(e.stdout, "Usage: nodebake mirror build -d DIR SPEC.yaml")
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return nil
+		}
+		return usagef("want the subcommand build")
+	}
+	fs := newFlags(e, "mirror build", "SPEC.yaml",
+		"Build every component of a spec from source through the Go module proxy and write its\n"+
+			"release artifact into DIR, laid out like the upstream release sites (DIR/HOST/PATH).\n"+
+			"Serve DIR over HTTP and set sources.mirror to use it; the checksums are printed as YAML.")
+	dir := fs.String("d", "mirror", "mirror `DIR`")
+	cacheDir := fs.String("cache", "", "cache `DIR`")
+	if err := parse(e, fs, args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("want exactly one spec file")
+	}
+	s, err := loadSpec(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	c, err := openCache(*cacheDir)
+	if err != nil {
+		return err
+	}
+	p := newProgress(e, false)
+	arts, err := mirror.Write(ctx, s, *dir, build.BuildFromSource(s, build.Options{Cache: c, Go: gosource.Builder{Log: p.goLog()}, Progress: p.event}))
+	if err != nil {
+		return &sourceError{err}
+	}
+	fmt.Fprintln(e.stdout, "components:")
+	for _, a := range arts {
+		fmt.Fprintf(e.stdout, "  %s:\n    version: %s\n    from: release\n    sha256:\n      %s: %s\n", a.Component, a.Version, s.Arch, a.SHA256)
+	}
+	return nil
+}
+
+func runBase(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 || args[0] != "import" {
+		fmt.Fprintln(e.stdout, "Usage: nodebake base import [--arch ARCH] [--source-date-epoch N] ROOTFS.tar LAYOUT-DIR")
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return nil
+		}
+		return usagef("want the subcommand import")
+	}
+	fs := newFlags(e, "base import", "ROOTFS.tar LAYOUT-DIR",
+		"Turn a root filesystem tar (as mmdebstrap writes it) into a one-layer OCI image layout\n"+
+			"that a spec names as base.image: oci:LAYOUT-DIR. The same tar gives the same digest.")
+	arch := fs.String("arch", "amd64", "image `ARCH`itecture")
+	epoch := fs.Int64("source-date-epoch", 0, "the image's creation time, seconds since the epoch")
+	if err := parse(e, fs, args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return usagef("want ROOTFS.tar and LAYOUT-DIR")
+	}
+	img, err := oci.ImageFromRootfsTar(fs.Arg(0), time.Unix(*epoch, 0).UTC(), *arch)
+	if err != nil {
+		return &inputError{err}
+	}
+	if err := oci.WriteLayout(fs.Arg(1), img, nil); err != nil {
+		return err
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "oci:%s@%s\n", fs.Arg(1), d)
+	return nil
+}

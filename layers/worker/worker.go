@@ -1,0 +1,307 @@
+// Package worker renders the configuration layer of a worker image from a
+// spec: containerd's config, the systemd units of containerd, kubelet and
+// kube-proxy, the kernel modules and sysctls a worker needs, the mounts of
+// the read-only root (fstab, tmpfiles), the templates the first-boot step
+// completes per node, and the spec's extra files.
+package worker
+
+import (
+	"archive/tar"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/nodebake/nodebake/builder/rootfs"
+	"github.com/nodebake/nodebake/builder/spec"
+)
+
+// Paths inside the image that other parts of nodebake rely on.
+const (
+	LibDir                  = "/usr/lib/nodebake"
+	FirstbootBinary         = LibDir + "/nodebake-firstboot"
+	FirstbootFacts          = LibDir + "/firstboot.json"
+	KubeletConfigTemplate   = LibDir + "/kubelet-config.json"
+	KubeProxyConfigTemplate = LibDir + "/kube-proxy-config.json"
+	ImageInfo               = LibDir + "/image.json"
+	NodeReadyMarker         = "/run/nodebake/node-ready"
+	SystemdUnitDir          = "/etc/systemd/system"
+	ContainerdConfig        = "/etc/containerd/config.toml"
+	CNIConfDir              = "/etc/cni/net.d"
+	CNIConfDirTarget        = "/var/lib/cni/net.d"
+)
+
+// Facts are what the first-boot step needs to know about the image.
+type Facts struct {
+	ServiceCIDR             string `json:"serviceCIDR"`
+	ClusterCIDR             string `json:"clusterCIDR"`
+	PodNetwork              string `json:"podNetwork"`
+	KubeletConfigTemplate   string `json:"kubeletConfigTemplate"`
+	KubeProxyConfigTemplate string `json:"kubeProxyConfigTemplate"`
+	KubernetesVersion       string `json:"kubernetesVersion"`
+}
+
+// Render returns the configuration entries of the image described by s,
+// which must be defaulted and valid.
+func Render(s *spec.Spec) ([]rootfs.Entry, error) {
+	var out []rootfs.Entry
+	add := func(e ...rootfs.Entry) { out = append(out, e...) }
+	text := func(p string, mode int64, content string) { add(rootfs.File(p, mode, []byte(content))) }
+
+	// containerd, runc, CNI and crictl.
+	text(ContainerdConfig, 0o644, containerdConfig(s))
+	text("/etc/crictl.yaml", 0o644, crictlConfig)
+	add(rootfs.Symlink(CNIConfDir, "../../var/lib/cni/net.d"))
+
+	// Units.
+	text(SystemdUnitDir+"/containerd.service", 0o644, containerdUnit)
+	text(SystemdUnitDir+"/kubelet.service", 0o600, kubeletUnit(s.KubeletFlags()))
+	text(SystemdUnitDir+"/kube-proxy.service", 0o600, kubeProxyUnit(s.KubeProxyFlags()))
+	for _, u := range []string{"containerd.service", "kubelet.service", "kube-proxy.service"} {
+		add(rootfs.Symlink(SystemdUnitDir+"/multi-user.target.wants/"+u, "../"+u))
+	}
+	// systemd-networkd configures the NICs (DHCP) and, from the first-boot
+	// step's output, wg0.
+	add(rootfs.Symlink(SystemdUnitDir+"/multi-user.target.wants/systemd-networkd.service", "/usr/lib/systemd/system/systemd-networkd.service"))
+	add(rootfs.Symlink(SystemdUnitDir+"/sockets.target.wants/systemd-networkd.socket", "/usr/lib/systemd/system/systemd-networkd.socket"))
+	text("/etc/systemd/network/80-nodebake-dhcp.network", 0o644, dhcpNetwork)
+
+	// Kernel modules and sysctls.
+	text("/etc/modules-load.d/nodebake.conf", 0o644, modulesLoad)
+	text("/etc/sysctl.d/90-nodebake.conf", 0o644, sysctls)
+
+	// The read-only root: /var on its own partition, formatted on first
+	// boot; state directories created by tmpfiles; an empty machine-id so
+	// systemd derives one at boot; no swap.
+	text("/etc/fstab", 0o644, fstab)
+	text("/etc/tmpfiles.d/nodebake.conf", 0o644, tmpfiles)
+	text("/etc/machine-id", 0o444, "")
+	text("/etc/hostname", 0o644, "localhost\n")
+	text("/etc/resolv.conf", 0o644, "# DNS for host processes: add nameserver lines through the spec's files.\n")
+
+	// Templates and facts for the first-boot step.
+	kc, err := s.KubeletConfigJSON()
+	if err != nil {
+		return nil, fmt.Errorf("rendering the kubelet configuration: %w", err)
+	}
+	kp, err := s.KubeProxyConfigJSON()
+	if err != nil {
+		return nil, fmt.Errorf("rendering the kube-proxy configuration: %w", err)
+	}
+	text(KubeletConfigTemplate, 0o644, string(kc))
+	text(KubeProxyConfigTemplate, 0o644, string(kp))
+	facts, err := json.MarshalIndent(Facts{
+		ServiceCIDR:             s.Kubernetes.ServiceCIDR,
+		ClusterCIDR:             s.Kubernetes.ClusterCIDR,
+		PodNetwork:              string(s.Kubernetes.PodNetwork),
+		KubeletConfigTemplate:   KubeletConfigTemplate,
+		KubeProxyConfigTemplate: KubeProxyConfigTemplate,
+		KubernetesVersion:       s.Kubernetes.Version,
+	}, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	text(FirstbootFacts, 0o644, string(facts)+"\n")
+
+	files, err := ExtraFiles(s)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, files...), nil
+}
+
+// ExtraFiles returns the entries of the spec's files list.
+func ExtraFiles(s *spec.Spec) ([]rootfs.Entry, error) {
+	var out []rootfs.Entry
+	for i, f := range s.Files {
+		field := fmt.Sprintf("files[%d]", i)
+		var e rootfs.Entry
+		switch {
+		case f.Content != nil:
+			e = rootfs.File(f.Path, 0o644, []byte(*f.Content))
+		case f.Source != "":
+			p := s.ResolvePath(f.Source)
+			fi, err := os.Stat(p)
+			if err != nil {
+				return nil, fmt.Errorf("%s.source: %w", field, err)
+			}
+			if !fi.Mode().IsRegular() {
+				return nil, fmt.Errorf("%s.source: %s is not a regular file", field, p)
+			}
+			e = rootfs.Entry{Path: f.Path, Type: tar.TypeReg, Mode: 0o644, Size: fi.Size(),
+				Open: func() (io.ReadCloser, error) { return os.Open(p) }}
+		case f.Link != "":
+			e = rootfs.Symlink(f.Path, f.Link)
+		case f.Directory:
+			e = rootfs.Dir(f.Path, 0o755)
+		default:
+			return nil, fmt.Errorf("%s: no content, source, link or directory", field)
+		}
+		if f.Mode != "" && e.Type != tar.TypeSymlink {
+			m, err := strconv.ParseInt(f.Mode, 8, 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s.mode: %w", field, err)
+			}
+			e.Mode = m
+		}
+		e.UID, e.GID = f.UID, f.GID
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func containerdConfig(s *spec.Spec) string {
+	systemd := s.Containerd.SystemdCgroup == nil || *s.Containerd.SystemdCgroup
+	return fmt.Sprintf(`# Generated by nodebake. containerd 2.x configuration, version 3.
+version = 3
+root = "/var/lib/containerd"
+state = "/run/containerd"
+
+[grpc]
+  address = "/run/containerd/containerd.sock"
+
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = %q
+
+[plugins."io.containerd.cri.v1.runtime"]
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        BinaryName = "/usr/local/sbin/runc"
+        SystemdCgroup = %t
+
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["/opt/cni/bin"]
+    conf_dir = "/etc/cni/net.d"
+`, s.Containerd.SandboxImage, systemd)
+}
+
+const crictlConfig = `runtime-endpoint: unix:///run/containerd/containerd.sock
+image-endpoint: unix:///run/containerd/containerd.sock
+timeout: 10
+`
+
+// containerdUnit follows upstream's containerd.service.
+const containerdUnit = `[Unit]
+Description=containerd container runtime
+Documentation=https://containerd.io
+After=network.target local-fs.target systemd-modules-load.service
+
+[Service]
+ExecStart=/usr/local/bin/containerd
+Type=notify
+Delegate=yes
+KillMode=process
+Restart=always
+RestartSec=5
+LimitNPROC=infinity
+LimitCORE=infinity
+TasksMax=infinity
+OOMScoreAdjust=-999
+
+[Install]
+WantedBy=multi-user.target
+`
+
+func execLine(binary string, flags []string, extra string) string {
+	var b strings.Builder
+	b.WriteString("ExecStart=" + binary)
+	for _, f := range flags {
+		b.WriteString(" \\\n  " + f)
+	}
+	if extra != "" {
+		b.WriteString(" \\\n  " + extra)
+	}
+	return b.String()
+}
+
+// kubeletUnit waits for the first-boot step: without node configuration
+// its start condition is unmet and it stays inactive (never crash-loops).
+func kubeletUnit(flags []string) string {
+	return `[Unit]
+Description=Kubernetes Kubelet
+Documentation=https://kubernetes.io/docs/reference/command-line-tools-reference/kubelet/
+After=containerd.service nodebake-firstboot.service
+Requires=containerd.service
+Wants=nodebake-firstboot.service
+ConditionPathExists=` + NodeReadyMarker + `
+
+[Service]
+EnvironmentFile=-/run/nodebake/kubelet.env
+` + execLine("/usr/local/bin/kubelet", flags, "$KUBELET_NODE_ARGS") + `
+Restart=on-failure
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+`
+}
+
+func kubeProxyUnit(flags []string) string {
+	return `[Unit]
+Description=Kubernetes Kube Proxy
+Documentation=https://kubernetes.io/docs/reference/command-line-tools-reference/kube-proxy/
+After=network.target nodebake-firstboot.service systemd-modules-load.service
+Wants=nodebake-firstboot.service
+ConditionPathExists=` + NodeReadyMarker + `
+
+[Service]
+` + execLine("/usr/local/bin/kube-proxy", flags, "") + `
+Restart=on-failure
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+`
+}
+
+const dhcpNetwork = `[Match]
+Name=en* eth*
+
+[Network]
+DHCP=yes
+`
+
+const modulesLoad = `# Kernel modules a Kubernetes worker needs (nodebake).
+overlay
+br_netfilter
+ip_vs
+ip_vs_rr
+ip_vs_wrr
+ip_vs_sh
+nf_conntrack
+wireguard
+`
+
+const sysctls = `# Sysctls a Kubernetes worker needs (nodebake).
+net.ipv4.ip_forward = 1
+net.bridge.bridge-nf-call-iptables = 1
+net.bridge.bridge-nf-call-ip6tables = 1
+`
+
+const fstab = `# /var lives on its own GPT partition (PARTLABEL var), formatted on first
+# boot by systemd-makefs and grown to the partition by systemd-growfs.
+# The root file system is read-only squashfs, mounted by the initrd.
+PARTLABEL=var  /var  ext4  defaults,noatime,x-systemd.makefs,x-systemd.growfs  0  2
+`
+
+const tmpfiles = `# State directories of a nodebake worker, on the persistent /var.
+d /var/lib/kubelet               0700 root root -
+d /var/lib/kubelet/volumeplugins 0700 root root -
+d /var/lib/kube-proxy            0700 root root -
+d /var/lib/kubernetes            0700 root root -
+d /var/lib/containerd            0711 root root -
+d /var/lib/cni                   0755 root root -
+d /var/lib/cni/net.d             0755 root root -
+d /var/log/pods                  0755 root root -
+d /run/nodebake                  0755 root root -
+`

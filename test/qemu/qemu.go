@@ -1,0 +1,662 @@
+// Package qemu starts and controls an x86_64 QEMU guest booting a disk
+// image through UEFI (OVMF), for the real-world tests of nodebake images.
+//
+// The guest's first serial port (ttyS0, the console) and second serial port
+// (ttyS1, where test probes write their reports) go to files that WaitFor
+// polls. The guest's user network is restricted: nothing leaves the host,
+// and host services are reachable only through explicit forwards.
+//
+// The image under test is never modified: it is attached through a qcow2
+// overlay in the VM's work directory unless Config.Direct is set.
+package qemu
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Environment variables that change how guests run.
+const (
+	// EnvAccel forces the accelerator: "kvm" or "tcg".
+	EnvAccel = "NODEBAKE_QEMU_ACCEL"
+	// EnvKeep set to 1 keeps a VM's work directory (logs, overlay,
+	// firmware variables) after Close.
+	EnvKeep = "NODEBAKE_KEEP_VM"
+)
+
+// Accelerators.
+const (
+	AccelKVM = "kvm"
+	AccelTCG = "tcg"
+)
+
+// Serial names one of the guest's serial ports.
+type Serial int
+
+// The serial ports.
+const (
+	// Console is ttyS0, the kernel and systemd console.
+	Console Serial = iota
+	// Report is ttyS1, where probes write their findings.
+	Report
+)
+
+func (s Serial) String() string {
+	switch s {
+	case Console:
+		return "console"
+	case Report:
+		return "report"
+	}
+	return "serial" + strconv.Itoa(int(s))
+}
+
+// Config describes a guest.
+type Config struct {
+	// Disk is the boot disk, a raw image. It is attached through a qcow2
+	// overlay unless Direct is set.
+	Disk string
+	// Direct attaches Disk itself, so the guest's writes change it.
+	Direct bool
+	// ExtraDisks are further disks (config drives, ...), attached directly
+	// as virtio-blk in order; ".qcow2" files as qcow2, others as raw.
+	ExtraDisks []string
+	// Memory is the guest memory in MiB (default 2048).
+	Memory int
+	// CPUs is the number of virtual CPUs (default 2).
+	CPUs int
+	// UUID is the VM's SMBIOS UUID; systemd derives a stable machine id
+	// from it. Empty lets QEMU choose.
+	UUID string
+	// FwCfg maps fw_cfg names (opt/io.systemd.credentials/NAME) to files.
+	FwCfg map[string]string
+	// SMBIOS are -smbios values ("type=11,value=io.systemd.credential:K=V").
+	SMBIOS []string
+	// UserNet are options appended to the restricted user network
+	// ("hostfwd=tcp:127.0.0.1:2222-:22", "guestfwd=tcp:10.0.2.100:6443-tcp:127.0.0.1:6443").
+	UserNet []string
+	// NetDevs are further -netdev values without an id, each attached as
+	// its own virtio-net NIC ("socket,listen=127.0.0.1:5000"). Keep them on
+	// 127.0.0.1. With a UUID the NICs get MAC addresses derived from it.
+	NetDevs []string
+	// Dir is where the VM's work directory is created (default: the
+	// system temporary directory).
+	Dir string
+	// NoReboot makes a guest reboot end QEMU instead of restarting.
+	NoReboot bool
+	// Accel is "kvm" or "tcg"; default Accel().
+	Accel string
+	// Binary is the QEMU program (default qemu-system-x86_64).
+	Binary string
+	// Firmware is the OVMF code and variables template; found by
+	// FindFirmware when empty.
+	Firmware Firmware
+}
+
+// Firmware is a pair of OVMF pflash images.
+type Firmware struct {
+	Code, Vars string
+}
+
+// VM is a running guest.
+type VM struct {
+	// StartedAt is when the QEMU process was started.
+	StartedAt time.Time
+
+	dir     string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	waitErr error
+	qmp     string
+	keep    bool
+	files   [2]string
+	stderr  string
+	closeMu sync.Once
+}
+
+// Accel returns the accelerator to use: $NODEBAKE_QEMU_ACCEL when it is
+// "kvm" or "tcg"; else "kvm" when /dev/kvm opens read-write and the host
+// CPU has hardware virtualization (vmx or svm), else "tcg". A paravirtual
+// /dev/kvm without vmx/svm is not enough: OVMF dies on it.
+func Accel() string {
+	cpuinfo, _ := os.ReadFile("/proc/cpuinfo")
+	return detectAccel(os.Getenv(EnvAccel), kvmUsable("/dev/kvm"), cpuinfo)
+}
+
+func kvmUsable(dev string) bool {
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
+
+func detectAccel(override string, kvmOpens bool, cpuinfo []byte) string {
+	switch override {
+	case AccelKVM, AccelTCG:
+		return override
+	}
+	if kvmOpens && hasVirtFlag(cpuinfo) {
+		return AccelKVM
+	}
+	return AccelTCG
+}
+
+// hasVirtFlag reports whether a flags line of /proc/cpuinfo lists vmx or svm.
+func hasVirtFlag(cpuinfo []byte) bool {
+	sc := bufio.NewScanner(strings.NewReader(string(cpuinfo)))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok || strings.TrimSpace(k) != "flags" {
+			continue
+		}
+		for _, f := range strings.Fields(v) {
+			if f == "vmx" || f == "svm" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// FindFirmware looks for OVMF in dir (usually /usr/share/OVMF): the 4M
+// images first, then the older 2M names.
+func FindFirmware(dir string) (Firmware, error) {
+	for _, suffix := range []string{"_4M.fd", ".fd"} {
+		fw := Firmware{Code: filepath.Join(dir, "OVMF_CODE"+suffix), Vars: filepath.Join(dir, "OVMF_VARS"+suffix)}
+		if fileExists(fw.Code) && fileExists(fw.Vars) {
+			return fw, nil
+		}
+	}
+	return Firmware{}, fmt.Errorf("finding OVMF firmware: no OVMF_CODE_4M.fd/OVMF_VARS_4M.fd or OVMF_CODE.fd/OVMF_VARS.fd in %s (Debian package ovmf)", dir)
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// withDefaults checks c and fills in its defaults.
+func (c Config) withDefaults() (Config, error) {
+	if c.Disk == "" {
+		return c, errors.New("qemu config: no disk")
+	}
+	if c.Memory == 0 {
+		c.Memory = 2048
+	}
+	if c.CPUs == 0 {
+		c.CPUs = 2
+	}
+	if c.Memory < 0 || c.CPUs < 0 {
+		return c, fmt.Errorf("qemu config: memory %d MiB and cpus %d must be positive", c.Memory, c.CPUs)
+	}
+	if c.Binary == "" {
+		c.Binary = "qemu-system-x86_64"
+	}
+	if c.Accel == "" {
+		if v := os.Getenv(EnvAccel); v != "" && v != AccelKVM && v != AccelTCG {
+			return c, fmt.Errorf("qemu config: %s=%q: want %q or %q", EnvAccel, v, AccelKVM, AccelTCG)
+		}
+		c.Accel = Accel()
+	}
+	if c.Accel != AccelKVM && c.Accel != AccelTCG {
+		return c, fmt.Errorf("qemu config: accel %q: want %q or %q", c.Accel, AccelKVM, AccelTCG)
+	}
+	for _, nd := range c.NetDevs {
+		if strings.Contains(","+nd, ",id=") {
+			return c, fmt.Errorf("qemu config: netdev %q: leave out the id, it is assigned", nd)
+		}
+	}
+	return c, nil
+}
+
+// paths are the files of a VM's work directory.
+type paths struct {
+	disk    string // the disk to attach (overlay or the image)
+	diskFmt string
+	vars    string // the per-VM copy of the OVMF variables
+	console string
+	report  string
+	qmp     string
+}
+
+func newPaths(dir string, c Config) paths {
+	p := paths{
+		disk:    filepath.Join(dir, "disk.qcow2"),
+		diskFmt: "qcow2",
+		vars:    filepath.Join(dir, "OVMF_VARS.fd"),
+		console: filepath.Join(dir, "console.log"),
+		report:  filepath.Join(dir, "report.log"),
+		qmp:     filepath.Join(dir, "qmp.sock"),
+	}
+	if c.Direct {
+		p.disk, p.diskFmt = c.Disk, "raw"
+	}
+	return p
+}
+
+// optPath escapes a path for a QEMU option value (commas double).
+func optPath(p string) string { return strings.ReplaceAll(p, ",", ",,") }
+
+// args returns QEMU's command line (without the program) for c, which must
+// have its defaults.
+func (c Config) args(p paths) []string {
+	a := []string{
+		"-nodefaults", "-no-user-config", "-display", "none",
+		"-machine", "q35",
+		"-m", strconv.Itoa(c.Memory),
+		"-smp", strconv.Itoa(c.CPUs),
+	}
+	if c.Accel == AccelKVM {
+		a = append(a, "-enable-kvm", "-cpu", "host")
+	} else {
+		a = append(a, "-accel", "tcg", "-cpu", "max")
+	}
+	a = append(a,
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+optPath(c.Firmware.Code),
+		"-drive", "if=pflash,format=raw,unit=1,file="+optPath(p.vars),
+	)
+	if c.UUID != "" {
+		a = append(a, "-uuid", c.UUID)
+	}
+	a = append(a,
+		"-drive", "if=none,id=disk0,format="+p.diskFmt+",file="+optPath(p.disk),
+		"-device", "virtio-blk-pci,drive=disk0,bootindex=0",
+	)
+	for i, d := range c.ExtraDisks {
+		format := "raw"
+		if strings.HasSuffix(d, ".qcow2") {
+			format = "qcow2"
+		}
+		id := "disk" + strconv.Itoa(i+1)
+		a = append(a,
+			"-drive", "if=none,id="+id+",format="+format+",file="+optPath(d),
+			"-device", "virtio-blk-pci,drive="+id,
+		)
+	}
+	user := strings.Join(append([]string{"user", "id=n0", "restrict=on"}, c.UserNet...), ",")
+	a = append(a, "-netdev", user, "-device", "virtio-net-pci,netdev=n0")
+	for i, nd := range c.NetDevs {
+		id := "n" + strconv.Itoa(i+1)
+		dev := "virtio-net-pci,netdev=" + id
+		if c.UUID != "" {
+			dev += ",mac=" + deriveMAC(c.UUID, i+1)
+		}
+		a = append(a, "-netdev", nd+",id="+id, "-device", dev)
+	}
+	names := make([]string, 0, len(c.FwCfg))
+	for n := range c.FwCfg {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		a = append(a, "-fw_cfg", "name="+n+",file="+optPath(c.FwCfg[n]))
+	}
+	for _, s := range c.SMBIOS {
+		a = append(a, "-smbios", s)
+	}
+	a = append(a,
+		"-device", "virtio-rng-pci",
+		"-serial", "file:"+p.console,
+		"-serial", "file:"+p.report,
+		"-qmp", "unix:"+optPath(p.qmp)+",server=on,wait=off",
+	)
+	if c.NoReboot {
+		a = append(a, "-no-reboot")
+	}
+	return a
+}
+
+// deriveMAC returns a locally administered MAC for NIC n of the VM with
+// the given UUID, in QEMU's 52:54:00 range.
+func deriveMAC(uuid string, n int) string {
+	h := sha256.Sum256([]byte(uuid + "/" + strconv.Itoa(n)))
+	return fmt.Sprintf("52:54:00:%02x:%02x:%02x", h[0], h[1], h[2])
+}
+
+// Start boots a guest. The VM runs until it powers off, Kill or Close is
+// called, or ctx is done. Close it when finished.
+func Start(ctx context.Context, cfg Config) (*VM, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	disk, err := filepath.Abs(c.Disk)
+	if err != nil {
+		return nil, fmt.Errorf("locating disk %s: %w", c.Disk, err)
+	}
+	if !fileExists(disk) {
+		return nil, fmt.Errorf("starting qemu: disk %s is not a regular file", c.Disk)
+	}
+	c.Disk = disk
+	if c.Firmware == (Firmware{}) {
+		if c.Firmware, err = FindFirmware("/usr/share/OVMF"); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := exec.LookPath(c.Binary); err != nil {
+		return nil, fmt.Errorf("starting qemu: %w", err)
+	}
+	if c.Dir != "" {
+		if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+			return nil, fmt.Errorf("creating the VM directory: %w", err)
+		}
+	}
+	dir, err := os.MkdirTemp(c.Dir, "nodebake-vm-")
+	if err != nil {
+		return nil, fmt.Errorf("creating the VM directory: %w", err)
+	}
+	vm := &VM{dir: dir, keep: os.Getenv(EnvKeep) == "1", done: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			vm.removeDir()
+		}
+	}()
+	p := newPaths(dir, c)
+	vm.files = [2]string{p.console, p.report}
+	vm.qmp = p.qmp
+	vm.stderr = filepath.Join(dir, "qemu.stderr")
+	if err := copyFile(c.Firmware.Vars, p.vars); err != nil {
+		return nil, fmt.Errorf("copying the OVMF variables: %w", err)
+	}
+	if !c.Direct {
+		out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-b", c.Disk, "-F", "raw", p.disk).CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("creating the disk overlay: %w: %s", err, bytesTrim(out))
+		}
+	}
+	for _, f := range vm.files {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", f, err)
+		}
+	}
+	stderr, err := os.Create(vm.stderr)
+	if err != nil {
+		return nil, fmt.Errorf("creating the QEMU log: %w", err)
+	}
+	defer stderr.Close()
+	cmd := exec.CommandContext(ctx, c.Binary, c.args(p)...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting qemu: %w", err)
+	}
+	vm.StartedAt = time.Now()
+	vm.cmd = cmd
+	go func() {
+		vm.waitErr = cmd.Wait()
+		close(vm.done)
+	}()
+	ok = true
+	return vm, nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+func bytesTrim(b []byte) string { return strings.TrimSpace(string(b)) }
+
+// Dir returns the VM's work directory (console.log, report.log, qemu.stderr).
+func (vm *VM) Dir() string { return vm.dir }
+
+// Path returns the file a serial port is written to.
+func (vm *VM) Path(which Serial) string {
+	if which < 0 || int(which) >= len(vm.files) {
+		return ""
+	}
+	return vm.files[which]
+}
+
+// ConsoleLog returns everything the guest wrote to its console so far.
+func (vm *VM) ConsoleLog() string { return vm.read(Console) }
+
+// ReportLog returns everything the guest wrote to its report port so far.
+func (vm *VM) ReportLog() string { return vm.read(Report) }
+
+func (vm *VM) read(which Serial) string {
+	b, _ := os.ReadFile(vm.Path(which))
+	return string(b)
+}
+
+// Exited reports whether QEMU has ended.
+func (vm *VM) Exited() bool {
+	select {
+	case <-vm.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Wait waits for QEMU to end (a guest poweroff ends it) and returns its
+// exit error, nil on a clean exit.
+func (vm *VM) Wait() error {
+	<-vm.done
+	if vm.waitErr != nil {
+		return fmt.Errorf("qemu: %w%s", vm.waitErr, vm.stderrTail())
+	}
+	return nil
+}
+
+// WaitExit waits at most timeout for QEMU to end.
+func (vm *VM) WaitExit(ctx context.Context, timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-vm.done:
+		return vm.Wait()
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for qemu to exit: %w\n%s", ctx.Err(), vm.ConsoleTail(40))
+	case <-t.C:
+		return fmt.Errorf("waiting for qemu to exit: still running after %s\n%s", timeout, vm.ConsoleTail(40))
+	}
+}
+
+// Kill ends QEMU at once.
+func (vm *VM) Kill() {
+	if vm.cmd != nil && vm.cmd.Process != nil && !vm.Exited() {
+		vm.cmd.Process.Kill()
+	}
+	<-vm.done
+}
+
+// Close kills QEMU if it still runs and removes the work directory, unless
+// NODEBAKE_KEEP_VM=1.
+func (vm *VM) Close() error {
+	vm.Kill()
+	vm.closeMu.Do(vm.removeDir)
+	return nil
+}
+
+func (vm *VM) removeDir() {
+	if !vm.keep {
+		os.RemoveAll(vm.dir)
+	}
+}
+
+// Match is a match of WaitForFrom.
+type Match struct {
+	// Text is the matched text; Groups the submatches.
+	Text   string
+	Groups []string
+	// Start and End are byte offsets in the log.
+	Start, End int
+	// SeenAt is when the poll found it (within the poll interval of the
+	// guest writing it).
+	SeenAt time.Time
+}
+
+// pollInterval is how often WaitFor reads the log.
+const pollInterval = 100 * time.Millisecond
+
+// WaitFor waits at most timeout for re to match the log of a serial port
+// and returns the match. It fails early when QEMU exits; errors carry the
+// last 40 lines of the console.
+func (vm *VM) WaitFor(ctx context.Context, which Serial, re *regexp.Regexp, timeout time.Duration) (string, error) {
+	m, err := vm.WaitForFrom(ctx, which, 0, re, timeout)
+	return m.Text, err
+}
+
+// WaitForFrom is WaitFor matching only at or after byte offset from, for
+// something that happens again (after a reboot, pass the previous End).
+func (vm *VM) WaitForFrom(ctx context.Context, which Serial, from int, re *regexp.Regexp, timeout time.Duration) (Match, error) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		exited := vm.Exited()
+		if m, ok := vm.match(which, from, re); ok {
+			return m, nil
+		}
+		if exited {
+			return Match{}, fmt.Errorf("waiting for %q on the %s: qemu exited (%v)%s\n%s", re, which, vm.waitErr, vm.stderrTail(), vm.ConsoleTail(40))
+		}
+		select {
+		case <-ctx.Done():
+			return Match{}, fmt.Errorf("waiting for %q on the %s: %w\n%s", re, which, ctx.Err(), vm.ConsoleTail(40))
+		case <-deadline.C:
+			return Match{}, fmt.Errorf("waiting for %q on the %s: not seen within %s\n%s", re, which, timeout, vm.ConsoleTail(40))
+		case <-tick.C:
+		case <-vm.done:
+		}
+	}
+}
+
+func (vm *VM) match(which Serial, from int, re *regexp.Regexp) (Match, bool) {
+	log := vm.read(which)
+	if from > len(log) {
+		return Match{}, false
+	}
+	loc := re.FindStringSubmatchIndex(log[from:])
+	if loc == nil {
+		return Match{}, false
+	}
+	m := Match{Text: log[from+loc[0] : from+loc[1]], Start: from + loc[0], End: from + loc[1], SeenAt: time.Now()}
+	for i := 2; i+1 < len(loc); i += 2 {
+		g := ""
+		if loc[i] >= 0 {
+			g = log[from+loc[i] : from+loc[i+1]]
+		}
+		m.Groups = append(m.Groups, g)
+	}
+	return m, true
+}
+
+// ConsoleTail returns the last n lines of the console log, framed for an
+// error message.
+func (vm *VM) ConsoleTail(n int) string {
+	return "--- last lines of the console (" + vm.Path(Console) + ") ---\n" + lastLines(vm.ConsoleLog(), n)
+}
+
+func (vm *VM) stderrTail() string {
+	b, _ := os.ReadFile(vm.stderr)
+	if s := lastLines(string(b), 10); s != "" {
+		return "; qemu said: " + s
+	}
+	return ""
+}
+
+// lastLines returns the last n lines of s, with carriage returns and other
+// control characters except newlines and tabs removed.
+func lastLines(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' || r >= ' ' && r != 0x7f {
+			return r
+		}
+		return -1
+	}, s)
+	s = strings.TrimRight(s, "\n")
+	if s == "" {
+		return ""
+	}
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Powerdown asks the guest to shut down (an ACPI power button press)
+// through QMP.
+func (vm *VM) Powerdown(ctx context.Context) error {
+	return vm.qmpCommand(ctx, "system_powerdown")
+}
+
+// qmpCommand runs one argument-less QMP command.
+func (vm *VM) qmpCommand(ctx context.Context, command string) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", vm.qmp)
+	if err != nil {
+		return fmt.Errorf("connecting to qmp: %w", err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	} else {
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+	}
+	dec := json.NewDecoder(conn)
+	var greeting map[string]any
+	if err := dec.Decode(&greeting); err != nil {
+		return fmt.Errorf("reading the qmp greeting: %w", err)
+	}
+	for _, c := range []string{"qmp_capabilities", command} {
+		if err := json.NewEncoder(conn).Encode(map[string]string{"execute": c}); err != nil {
+			return fmt.Errorf("sending qmp %s: %w", c, err)
+		}
+		for {
+			var resp struct {
+				Return json.RawMessage `json:"return"`
+				Error  *struct {
+					Desc string `json:"desc"`
+				} `json:"error"`
+				Event string `json:"event"`
+			}
+			if err := dec.Decode(&resp); err != nil {
+				return fmt.Errorf("reading the qmp %s reply: %w", c, err)
+			}
+			if resp.Event != "" {
+				continue
+			}
+			if resp.Error != nil {
+				return fmt.Errorf("qmp %s: %s", c, resp.Error.Desc)
+			}
+			break
+		}
+	}
+	return nil
+}

@@ -1,0 +1,407 @@
+package qemu
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func requireTool(t *testing.T, name string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		if os.Getenv("NODEBAKE_REQUIRE_TOOLS") == "1" {
+			t.Fatalf("%s is required (NODEBAKE_REQUIRE_TOOLS=1): %v", name, err)
+		}
+		t.Skipf("%s not installed: %v", name, err)
+	}
+}
+
+func TestDetectAccel(t *testing.T) {
+	intel := []byte("processor\t: 0\nflags\t\t: fpu vme de pse vmx sse2\n")
+	amd := []byte("processor\t: 0\nflags\t\t: fpu svm lm\n")
+	none := []byte("processor\t: 0\nflags\t\t: fpu vme hypervisor lm\nvmx flags\t: vnmi\n")
+	tests := []struct {
+		name     string
+		override string
+		kvm      bool
+		cpuinfo  []byte
+		want     string
+	}{
+		{"kvm with vmx", "", true, intel, AccelKVM},
+		{"kvm with svm", "", true, amd, AccelKVM},
+		{"paravirtual kvm without vmx/svm", "", true, none, AccelTCG},
+		{"no /dev/kvm", "", false, intel, AccelTCG},
+		{"no cpuinfo", "", true, nil, AccelTCG},
+		{"override tcg", "tcg", true, intel, AccelTCG},
+		{"override kvm", "kvm", false, none, AccelKVM},
+		{"unknown override is ignored", "hvf", false, intel, AccelTCG},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := detectAccel(tt.override, tt.kvm, tt.cpuinfo); got != tt.want {
+				t.Errorf("detectAccel(%q, %v) = %q, want %q", tt.override, tt.kvm, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAccelOverride(t *testing.T) {
+	for _, v := range []string{AccelKVM, AccelTCG} {
+		t.Setenv(EnvAccel, v)
+		if got := Accel(); got != v {
+			t.Errorf("Accel() with %s=%s = %q", EnvAccel, v, got)
+		}
+	}
+	t.Setenv(EnvAccel, "bogus")
+	if _, err := (Config{Disk: "x.raw"}).withDefaults(); err == nil || !strings.Contains(err.Error(), EnvAccel) {
+		t.Errorf("withDefaults with %s=bogus: err = %v, want one naming the variable", EnvAccel, err)
+	}
+}
+
+func TestWithDefaults(t *testing.T) {
+	t.Setenv(EnvAccel, "tcg")
+	c, err := Config{Disk: "x.raw"}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Memory != 2048 || c.CPUs != 2 || c.Binary != "qemu-system-x86_64" || c.Accel != AccelTCG {
+		t.Errorf("defaults = memory %d, cpus %d, binary %q, accel %q", c.Memory, c.CPUs, c.Binary, c.Accel)
+	}
+	bad := []struct {
+		name string
+		c    Config
+		want string
+	}{
+		{"no disk", Config{}, "no disk"},
+		{"negative memory", Config{Disk: "x", Memory: -1}, "positive"},
+		{"bad accel", Config{Disk: "x", Accel: "hvf"}, `accel "hvf"`},
+		{"netdev with id", Config{Disk: "x", NetDevs: []string{"socket,id=a,listen=127.0.0.1:1"}}, "leave out the id"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := tt.c.withDefaults(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// pairs returns the values following each occurrence of flag in args.
+func pairs(args []string, flag string) []string {
+	var out []string
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == flag {
+			out = append(out, args[i+1])
+		}
+	}
+	return out
+}
+
+func TestArgs(t *testing.T) {
+	fw := Firmware{Code: "/fw/CODE.fd", Vars: "/fw/VARS.fd"}
+	base := Config{Disk: "/img/w.raw", Memory: 1024, CPUs: 1, Accel: AccelTCG, Firmware: fw}
+	tests := []struct {
+		name   string
+		config func(c *Config)
+		check  func(t *testing.T, args []string)
+	}{
+		{"tcg", nil, func(t *testing.T, a []string) {
+			joined := strings.Join(a, " ")
+			for _, want := range []string{
+				"-nodefaults", "-no-user-config", "-display none", "-accel tcg -cpu max", "-m 1024", "-smp 1",
+				"-drive if=pflash,format=raw,unit=0,readonly=on,file=/fw/CODE.fd",
+				"-drive if=pflash,format=raw,unit=1,file=/vm/OVMF_VARS.fd",
+				"-drive if=none,id=disk0,format=qcow2,file=/vm/disk.qcow2",
+				"-device virtio-blk-pci,drive=disk0,bootindex=0",
+				"-netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0",
+				"-device virtio-rng-pci",
+				"-serial file:/vm/console.log -serial file:/vm/report.log",
+			} {
+				if !strings.Contains(joined, want) {
+					t.Errorf("args lack %q:\n%s", want, joined)
+				}
+			}
+			for _, unwanted := range []string{"-enable-kvm", "-no-reboot", "-uuid", "-fw_cfg", "-smbios"} {
+				if slices.Contains(a, unwanted) {
+					t.Errorf("args have %s:\n%s", unwanted, joined)
+				}
+			}
+		}},
+		{"kvm", func(c *Config) { c.Accel = AccelKVM }, func(t *testing.T, a []string) {
+			joined := strings.Join(a, " ")
+			if !strings.Contains(joined, "-enable-kvm -cpu host") || strings.Contains(joined, "tcg") {
+				t.Errorf("kvm args wrong:\n%s", joined)
+			}
+		}},
+		{"direct disk", func(c *Config) { c.Direct = true }, func(t *testing.T, a []string) {
+			if d := pairs(a, "-drive"); !slices.Contains(d, "if=none,id=disk0,format=raw,file=/img/w.raw") {
+				t.Errorf("drives = %q", d)
+			}
+		}},
+		{"everything", func(c *Config) {
+			c.UUID = "8f9ae2cc-6b4e-4f0b-9f53-0c3f1f2b7d10"
+			c.NoReboot = true
+			c.ExtraDisks = []string{"/cfg/a,b.img", "/cfg/c.qcow2"}
+			c.FwCfg = map[string]string{"opt/io.systemd.credentials/z": "/c/z", "opt/io.systemd.credentials/a": "/c/a"}
+			c.SMBIOS = []string{"type=11,value=io.systemd.credential:x=y"}
+			c.UserNet = []string{"guestfwd=tcp:10.0.2.100:6443-tcp:127.0.0.1:6443"}
+			c.NetDevs = []string{"socket,listen=127.0.0.1:5000", "socket,connect=127.0.0.1:5001"}
+		}, func(t *testing.T, a []string) {
+			check := func(flag string, want []string) {
+				t.Helper()
+				if got := pairs(a, flag); !slices.Equal(got, want) {
+					t.Errorf("%s = %q, want %q", flag, got, want)
+				}
+			}
+			check("-uuid", []string{"8f9ae2cc-6b4e-4f0b-9f53-0c3f1f2b7d10"})
+			check("-fw_cfg", []string{"name=opt/io.systemd.credentials/a,file=/c/a", "name=opt/io.systemd.credentials/z,file=/c/z"})
+			check("-smbios", []string{"type=11,value=io.systemd.credential:x=y"})
+			check("-netdev", []string{
+				"user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:6443-tcp:127.0.0.1:6443",
+				"socket,listen=127.0.0.1:5000,id=n1",
+				"socket,connect=127.0.0.1:5001,id=n2",
+			})
+			drives := pairs(a, "-drive")
+			for _, want := range []string{"if=none,id=disk1,format=raw,file=/cfg/a,,b.img", "if=none,id=disk2,format=qcow2,file=/cfg/c.qcow2"} {
+				if !slices.Contains(drives, want) {
+					t.Errorf("drives %q lack %q", drives, want)
+				}
+			}
+			devs := pairs(a, "-device")
+			mac1, mac2 := deriveMAC(c0UUID, 1), deriveMAC(c0UUID, 2)
+			for _, want := range []string{"virtio-blk-pci,drive=disk1", "virtio-blk-pci,drive=disk2",
+				"virtio-net-pci,netdev=n1,mac=" + mac1, "virtio-net-pci,netdev=n2,mac=" + mac2} {
+				if !slices.Contains(devs, want) {
+					t.Errorf("devices %q lack %q", devs, want)
+				}
+			}
+			if !slices.Contains(a, "-no-reboot") {
+				t.Error("no -no-reboot")
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base
+			if tt.config != nil {
+				tt.config(&c)
+			}
+			tt.check(t, c.args(newPaths("/vm", c)))
+		})
+	}
+}
+
+const c0UUID = "8f9ae2cc-6b4e-4f0b-9f53-0c3f1f2b7d10"
+
+func TestDeriveMAC(t *testing.T) {
+	re := regexp.MustCompile(`^52:54:00(:[0-9a-f]{2}){3}$`)
+	a, b := deriveMAC(c0UUID, 1), deriveMAC(c0UUID, 2)
+	if !re.MatchString(a) || !re.MatchString(b) || a == b {
+		t.Errorf("MACs %q %q", a, b)
+	}
+	if deriveMAC(c0UUID, 1) != a {
+		t.Error("MAC is not stable")
+	}
+	if deriveMAC("other", 1) == a {
+		t.Error("different VMs share a MAC")
+	}
+}
+
+func TestFindFirmware(t *testing.T) {
+	touch := func(dir string, names ...string) {
+		for _, n := range names {
+			if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	d4 := t.TempDir()
+	touch(d4, "OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd", "OVMF_CODE.fd", "OVMF_VARS.fd")
+	d2 := t.TempDir()
+	touch(d2, "OVMF_CODE.fd", "OVMF_VARS.fd", "OVMF_CODE_4M.fd") // no 4M vars
+	tests := []struct {
+		dir  string
+		want string
+	}{
+		{d4, "OVMF_CODE_4M.fd"},
+		{d2, "OVMF_CODE.fd"},
+	}
+	for _, tt := range tests {
+		fw, err := FindFirmware(tt.dir)
+		if err != nil || filepath.Base(fw.Code) != tt.want {
+			t.Errorf("FindFirmware(%s) = %+v, %v; want %s", tt.dir, fw, err, tt.want)
+		}
+	}
+	if _, err := FindFirmware(t.TempDir()); err == nil || !strings.Contains(err.Error(), "ovmf") {
+		t.Errorf("FindFirmware(empty) err = %v", err)
+	}
+}
+
+func TestLastLines(t *testing.T) {
+	tests := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"a\r\nb\x1b[0m\nc\n\n", 2, "b[0m\nc"},
+		{"a\nb", 5, "a\nb"},
+		{"", 3, ""},
+	}
+	for _, tt := range tests {
+		if got := lastLines(tt.in, tt.n); got != tt.want {
+			t.Errorf("lastLines(%q, %d) = %q, want %q", tt.in, tt.n, got, tt.want)
+		}
+	}
+}
+
+// fakeVM is a VM without a process, whose logs the test writes.
+func fakeVM(t *testing.T) *VM {
+	dir := t.TempDir()
+	vm := &VM{dir: dir, done: make(chan struct{}), files: [2]string{filepath.Join(dir, "console.log"), filepath.Join(dir, "report.log")}}
+	for _, f := range vm.files {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return vm
+}
+
+func appendTo(t *testing.T, path, s string) {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer f.Close()
+	if _, err := f.WriteString(s); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestWaitFor(t *testing.T) {
+	ctx := context.Background()
+	vm := fakeVM(t)
+	go func() {
+		time.Sleep(150 * time.Millisecond)
+		appendTo(t, vm.Path(Report), "PROBE a=1\nPROBE reboot\n")
+		appendTo(t, vm.Path(Console), "boot one\nReached target multi-user.target\n")
+	}()
+	m, err := vm.WaitForFrom(ctx, Report, 0, regexp.MustCompile(`PROBE a=(\d+)`), 5*time.Second)
+	if err != nil || m.Text != "PROBE a=1" || !slices.Equal(m.Groups, []string{"1"}) {
+		t.Fatalf("WaitForFrom = %+v, %v", m, err)
+	}
+	first, err := vm.WaitForFrom(ctx, Console, 0, regexp.MustCompile(`Reached target multi-user`), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(150 * time.Millisecond)
+		appendTo(t, vm.Path(Console), "boot two\nReached target multi-user.target\n")
+	}()
+	second, err := vm.WaitForFrom(ctx, Console, first.End, regexp.MustCompile(`Reached target multi-user`), 5*time.Second)
+	if err != nil || second.Start <= first.Start {
+		t.Fatalf("second match = %+v, %v (first %+v)", second, err, first)
+	}
+	if s, err := vm.WaitFor(ctx, Report, regexp.MustCompile(`PROBE reboot`), time.Second); err != nil || s != "PROBE reboot" {
+		t.Errorf("WaitFor = %q, %v", s, err)
+	}
+
+	// A timeout names the pattern and shows the console.
+	_, err = vm.WaitFor(ctx, Report, regexp.MustCompile(`PROBE done`), 300*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "PROBE done") || !strings.Contains(err.Error(), "boot two") {
+		t.Errorf("timeout error = %v", err)
+	}
+	if got := vm.ReportLog(); got != "PROBE a=1\nPROBE reboot\n" {
+		t.Errorf("ReportLog = %q", got)
+	}
+
+	// An exited QEMU ends the wait at once.
+	close(vm.done)
+	start := time.Now()
+	_, err = vm.WaitFor(ctx, Report, regexp.MustCompile(`never`), time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "qemu exited") || time.Since(start) > 5*time.Second {
+		t.Errorf("after exit: err = %v after %s", err, time.Since(start))
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	vm2 := fakeVM(t)
+	if _, err := vm2.WaitFor(cctx, Console, regexp.MustCompile(`x`), time.Minute); err == nil || !strings.Contains(err.Error(), "canceled") {
+		t.Errorf("cancelled: err = %v", err)
+	}
+}
+
+// TestStartFailsEarly checks Start's input errors without starting QEMU.
+func TestStartFailsEarly(t *testing.T) {
+	t.Setenv(EnvAccel, "tcg")
+	_, err := Start(context.Background(), Config{Disk: filepath.Join(t.TempDir(), "missing.raw")})
+	if err == nil || !strings.Contains(err.Error(), "missing.raw") {
+		t.Errorf("Start(missing disk) err = %v", err)
+	}
+}
+
+// TestStartOverlay starts a real QEMU on a blank disk (the firmware finds
+// nothing to boot) and checks that the image is attached through an overlay
+// and never written, that the serial files exist, and that Close cleans up.
+func TestStartOverlay(t *testing.T) {
+	requireTool(t, "qemu-system-x86_64")
+	requireTool(t, "qemu-img")
+	if _, err := FindFirmware("/usr/share/OVMF"); err != nil {
+		if os.Getenv("NODEBAKE_REQUIRE_TOOLS") == "1" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	t.Setenv(EnvKeep, "")
+	dir := t.TempDir()
+	img := filepath.Join(dir, "blank.raw")
+	if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.Stat(img)
+	ctx := context.Background()
+	vm, err := Start(ctx, Config{Disk: img, Dir: dir, Memory: 256, CPUs: 1, Accel: AccelTCG, UUID: c0UUID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	if vm.StartedAt.IsZero() {
+		t.Error("StartedAt not set")
+	}
+	for _, f := range []string{"disk.qcow2", "OVMF_VARS.fd", "console.log", "report.log"} {
+		if _, err := os.Stat(filepath.Join(vm.Dir(), f)); err != nil {
+			t.Error(err)
+		}
+	}
+	// QMP answers once QEMU is up; a powerdown request is accepted.
+	qctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	var qerr error
+	for qctx.Err() == nil {
+		if qerr = vm.Powerdown(qctx); qerr == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if qerr != nil {
+		t.Errorf("Powerdown: %v", qerr)
+	}
+	vm.Kill()
+	if !vm.Exited() {
+		t.Error("not exited after Kill")
+	}
+	wd := vm.Dir()
+	vm.Close()
+	if _, err := os.Stat(wd); !os.IsNotExist(err) {
+		t.Errorf("work directory left behind: %v", err)
+	}
+	after, _ := os.Stat(img)
+	if !after.ModTime().Equal(before.ModTime()) || after.Size() != before.Size() {
+		t.Error("the disk image was modified")
+	}
+}
