@@ -145,7 +145,7 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	dres, err := disk.Write(ctx, tmpImage, disk.Image{
 		Arch:       string(s.Arch),
 		Seed:       seed,
-		ModTime:    time.Unix(s.SourceDateEpoch, 0).UTC(),
+		ModTime:    fatTime(s.SourceDateEpoch),
 		ESPSize:    int64(s.Output.ESPSize),
 		VarSize:    int64(s.Output.VarSize),
 		Kernel:     boot.kernel,
@@ -262,4 +262,14 @@ func (o *Options) fetcher(s *spec.Spec) *fetch.Fetcher {
 		}))
 	}
 	return fetch.New(o.Cache, fo...)
+}
+
+// fatTime is the ESP's timestamp: the epoch, clamped to the FAT date range
+// (which starts in 1980).
+func fatTime(epoch int64) time.Time {
+	t := time.Unix(epoch, 0).UTC()
+	if min := time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC); t.Before(min) {
+		return min
+	}
+	return t
 }

@@ -241,7 +241,8 @@ type bootSet struct {
 // bootFiles finds the kernel, initrd and systemd-boot in the base.
 func bootFiles(b *rootfs.Base, arch spec.Arch) (bootSet, error) {
 	var bs bootSet
-	file := func(e rootfs.Entry) disk.File { return disk.File{Path: e.Path, Open: e.Open, Size: e.Size} }
+	// Paths are ESP paths; the disk writer places the boot loader itself.
+	file := func(espPath string, e rootfs.Entry) disk.File { return disk.File{Path: espPath, Open: e.Open, Size: e.Size} }
 	kernels := b.Glob("/boot/vmlinuz-*")
 	if len(kernels) != 1 {
 		return bs, fmt.Errorf("base.image: want exactly one /boot/vmlinuz-*, found %d", len(kernels))
@@ -262,7 +263,7 @@ func bootFiles(b *rootfs.Base, arch spec.Arch) (bootSet, error) {
 	if kernels[0].Type != tar.TypeReg {
 		return bs, fmt.Errorf("base.image: %s is not a regular file", kernels[0].Path)
 	}
-	bs.kernel, bs.initrd, bs.loader = file(kernels[0]), file(initrd), file(loader)
+	bs.kernel, bs.initrd, bs.loader = file("/vmlinuz", kernels[0]), file("/initrd.img", initrd), file("", loader)
 	return bs, nil
 }
 

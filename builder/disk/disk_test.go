@@ -349,7 +349,7 @@ func holeFrom(t *testing.T, p string, off int64) bool {
 	return errors.Is(err, syscall.ENXIO)
 }
 
-func needBlkid(t *testing.T) bool {
+func needBlkid(_ *testing.T) bool {
 	_, err := exec.LookPath("blkid")
 	return err == nil
 }

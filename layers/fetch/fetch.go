@@ -93,7 +93,9 @@ type Fetcher struct {
 // Option configures a Fetcher.
 type Option func(*Fetcher)
 
-// WithClient sets the HTTP client (default http.DefaultClient).
+// WithClient sets the HTTP client. The default is like http.DefaultClient
+// but gives up on a server that sends no response headers within 30s
+// (then retried); ctx bounds the whole download.
 func WithClient(c *http.Client) Option { return func(f *Fetcher) { f.client = c } }
 
 // WithRetries sets how many times a transient failure is retried (default 3).
@@ -114,7 +116,7 @@ func WithOffline(offline bool) Option { return func(f *Fetcher) { f.offline = of
 func New(c *cache.Cache, opts ...Option) *Fetcher {
 	f := &Fetcher{
 		cache:      c,
-		client:     http.DefaultClient,
+		client:     defaultClient(),
 		retries:    3,
 		backoff:    500 * time.Millisecond,
 		maxBackoff: 30 * time.Second,
@@ -123,6 +125,19 @@ func New(c *cache.Cache, opts ...Option) *Fetcher {
 		o(f)
 	}
 	return f
+}
+
+func defaultClient() *http.Client {
+	t := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          10,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+	}
+	return &http.Client{Transport: t}
 }
 
 // Fetch makes sure artifact a is in the cache and returns its path there.

@@ -291,7 +291,9 @@ func containsDigest(cs []candidate, h v1.Hash) bool {
 }
 
 // Flatten returns the image's filesystem as one tar stream with whiteouts
-// applied (upper layers first). The caller must close it.
+// applied (mutate.Extract). Entries come upper layer first, so a hardlink
+// may precede its target and a parent directory may be missing: normalise
+// the stream before writing a filesystem from it. The caller must close it.
 func Flatten(img v1.Image) io.ReadCloser {
 	return mutate.Extract(img)
 }

@@ -214,7 +214,7 @@ func literalOK(s string) bool {
 		if strings.Trim(l, " \t") == "" {
 			return false // whitespace-only lines
 		}
-		if first && (l[0] == ' ' || l[0] == '\t') {
+		if l[0] == '\t' || (first && l[0] == ' ') {
 			return false // would change the detected indentation
 		}
 		first = false

@@ -561,6 +561,7 @@ func (p *parser) literal(r string, l line, ind int) (*Node, error) {
 	n := -1 // content indentation
 	maxLeading := 0
 	var lines []string // content lines; "" for an empty line
+	lastLine := -1     // index of the last non-empty content line
 	for ; p.pos < len(p.lines); p.pos++ {
 		ln := p.lines[p.pos]
 		if strings.Trim(ln.raw, " ") == "" {
@@ -569,6 +570,7 @@ func (p *parser) literal(r string, l line, ind int) (*Node, error) {
 				lines = append(lines, "")
 			} else if len(ln.raw) > n {
 				lines = append(lines, ln.raw[n:])
+				lastLine = p.pos
 			} else {
 				lines = append(lines, "")
 			}
@@ -589,7 +591,11 @@ func (p *parser) literal(r string, l line, ind int) (*Node, error) {
 		if strings.Trim(ln.raw, " \t") == "" {
 			return nil, errAt(ln, "whitespace-only lines with tabs are not supported in block scalars")
 		}
+		if ln.raw[n] == '\t' {
+			return nil, errAt(ln, "block scalar lines starting with a tab are not supported")
+		}
 		lines = append(lines, ln.raw[n:])
+		lastLine = p.pos
 	}
 	last := -1
 	for i, s := range lines {
@@ -600,7 +606,8 @@ func (p *parser) literal(r string, l line, ind int) (*Node, error) {
 	v := ""
 	if last >= 0 {
 		v = strings.Join(lines[:last+1], "\n")
-		if !strip {
+		// Clip keeps the last line break, if the document has one.
+		if !strip && lastLine < len(p.lines)-1 {
 			v += "\n"
 		}
 	}
