@@ -242,7 +242,9 @@ type bootSet struct {
 func bootFiles(b *rootfs.Base, arch spec.Arch) (bootSet, error) {
 	var bs bootSet
 	// Paths are ESP paths; the disk writer places the boot loader itself.
-	file := func(espPath string, e rootfs.Entry) disk.File { return disk.File{Path: espPath, Open: e.Open, Size: e.Size} }
+	file := func(espPath string, e rootfs.Entry) disk.File {
+		return disk.File{Path: espPath, Open: e.Open, Size: e.Size}
+	}
 	kernels := b.Glob("/boot/vmlinuz-*")
 	if len(kernels) != 1 {
 		return bs, fmt.Errorf("base.image: want exactly one /boot/vmlinuz-*, found %d", len(kernels))
