@@ -118,6 +118,11 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	preloads, images, err := preloadImages(ctx, s, &opts)
+	if err != nil {
+		return nil, err
+	}
+	overlay = append(overlay, images...)
 	cfg, err := configLayer(s, opts.FirstbootBinary, specHash, comps, baseInfo)
 	if err != nil {
 		return nil, err
@@ -176,6 +181,7 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 		Image:         ImageInfo{File: filepath.Base(finalImage), SHA256: imageSum, Size: dres.Size, RootFilesystemSize: rootSize},
 		Base:          baseInfo,
 		Components:    comps,
+		Images:        preloads,
 		Disk:          DiskInfo{GUID: dres.DiskGUID, RootPartUUID: dres.RootPartUUID, VarPartUUID: dres.VarPartUUID, ESPPartUUID: dres.ESPPartUUID},
 		KernelRelease: boot.release,
 	}

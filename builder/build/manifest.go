@@ -18,6 +18,7 @@ type Manifest struct {
 	Base          BaseInfo        `json:"base"`
 	KernelRelease string          `json:"kernelRelease"`
 	Components    []ComponentInfo `json:"components"`
+	Images        []PreloadInfo   `json:"images,omitempty"`
 	Disk          DiskInfo        `json:"disk"`
 }
 

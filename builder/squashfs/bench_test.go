@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -129,6 +130,15 @@ func BenchmarkWrite(b *testing.B) {
 	}
 }
 
+// cpuTime returns the user+system CPU time this process used so far.
+func cpuTime(t testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // TestCompareMksquashfs times Write against mksquashfs on the same tree with
 // the same compression (zstd level 3, 128 KiB blocks, 2 workers). The tree
 // is NODEBAKE_BENCH_TAR when set, otherwise ~300 MB of Go toolchain files.
@@ -166,20 +176,25 @@ func TestCompareMksquashfs(t *testing.T) {
 	run(t, tarTool, "--xattrs", "--xattrs-include=*", "--same-owner", "-xpf", tarPath, "-C", tree)
 
 	ours, theirs := filepath.Join(tmp, "ours.sqfs"), filepath.Join(tmp, "mksquashfs.sqfs")
-	var oursTimes, theirTimes []time.Duration
+	var oursTimes, theirTimes, oursCPU, theirCPU []time.Duration
 	var oursSize, theirSize int64
 	for range 2 {
 		os.Remove(theirs)
 		start := time.Now()
-		run(t, mksquashfs, tree, theirs, "-comp", "zstd", "-Xcompression-level", "3", "-b", "131072",
+		cmd := exec.Command(mksquashfs, tree, theirs, "-comp", "zstd", "-Xcompression-level", "3", "-b", "131072",
 			"-processors", strconv.Itoa(workers), "-noappend", "-no-progress", "-quiet")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("mksquashfs: %v\n%s", err, out)
+		}
 		theirTimes = append(theirTimes, time.Since(start))
+		theirCPU = append(theirCPU, cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
 		st, err := os.Stat(theirs)
 		if err != nil {
 			t.Fatal(err)
 		}
 		theirSize = st.Size()
 
+		cpu0 := cpuTime(t)
 		start = time.Now()
 		in, err := os.Open(tarPath)
 		if err != nil {
@@ -199,12 +214,14 @@ func TestCompareMksquashfs(t *testing.T) {
 			t.Fatal(err)
 		}
 		oursTimes = append(oursTimes, time.Since(start))
+		oursCPU = append(oursCPU, cpuTime(t)-cpu0)
 	}
-	best := func(d []time.Duration) time.Duration { return min(d[0], d[1]) }
-	report := fmt.Sprintf("squashfs benchmark (%d workers): ours %v (runs %v) %d bytes; mksquashfs %v (runs %v) %d bytes; time ours/mksquashfs %.2f, size ours/mksquashfs %.3f",
-		workers, best(oursTimes).Round(time.Millisecond), oursTimes, oursSize,
-		best(theirTimes).Round(time.Millisecond), theirTimes, theirSize,
-		best(oursTimes).Seconds()/best(theirTimes).Seconds(), float64(oursSize)/float64(theirSize))
+	best := func(d []time.Duration) time.Duration { return min(d[0], d[1]).Round(time.Millisecond) }
+	report := fmt.Sprintf("squashfs benchmark (%d workers): wall ours %v mksquashfs %v (ratio %.2f); cpu ours %v mksquashfs %v (ratio %.2f); size ours %d mksquashfs %d (ratio %.3f); runs: ours %v %v, mksquashfs %v %v",
+		workers, best(oursTimes), best(theirTimes), best(oursTimes).Seconds()/best(theirTimes).Seconds(),
+		best(oursCPU), best(theirCPU), best(oursCPU).Seconds()/best(theirCPU).Seconds(),
+		oursSize, theirSize, float64(oursSize)/float64(theirSize),
+		oursTimes, oursCPU, theirTimes, theirCPU)
 	t.Log(report)
 	fmt.Println(report)
 

@@ -3,8 +3,10 @@ package squashfs
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"sync"
 
@@ -48,6 +50,9 @@ type block struct {
 	file *fileData // data block of file, block number idx
 	idx  int
 	frag *fragment // or fragment block
+	// or, when rewind is set, no data: the writer moves back to the start
+	// of file, whose blocks duplicate an earlier file.
+	rewind bool
 
 	payload []byte // bytes to write: out, in or nothing (sparse)
 	size    uint32 // on-disk size word
@@ -70,11 +75,15 @@ type pipeline struct {
 	frags   []*fragment
 	cur     *block // fragment block being filled
 	curFrag *fragment
+	tail    []byte // tail end being read
+	sum     hash.Hash
+	files   map[contentKey]*fileData // first file with each content
 
 	// Owned by the writer goroutine until done is closed.
-	pos    uint64
-	wbuf   []byte
-	wstart uint64
+	pos       uint64
+	highWater uint64 // end of the furthest byte written, rewinds included
+	wbuf      []byte
+	wstart    uint64
 
 	mu  sync.Mutex
 	err error
@@ -93,6 +102,9 @@ func newPipeline(dst io.WriterAt, start int64, opts Options) (*pipeline, error) 
 		pos:       uint64(start),
 		wstart:    uint64(start),
 		wbuf:      make([]byte, 0, max(1<<20, 4*opts.BlockSize)),
+		tail:      make([]byte, opts.BlockSize),
+		sum:       sha256.New(),
+		files:     map[contentKey]*fileData{},
 	}
 	encs := make([]*zstd.Encoder, opts.Workers)
 	for i := range encs {
@@ -149,30 +161,61 @@ func (p *pipeline) submit(b *block) {
 	p.jobs <- b
 }
 
+// contentKey identifies file contents for duplicate detection.
+type contentKey struct {
+	size uint64
+	sum  [sha256.Size]byte
+}
+
 // addFile reads the contents of f from r: full blocks go to the compressors,
-// the tail end into the current fragment block.
-func (p *pipeline) addFile(ctx context.Context, f *fileData, r io.Reader) error {
+// the tail end into the current fragment block. When an earlier file had the
+// same contents it returns that file's data (the blocks just written are
+// taken back), otherwise f.
+func (p *pipeline) addFile(ctx context.Context, f *fileData, r io.Reader) (*fileData, error) {
+	if f.size == 0 {
+		return f, nil
+	}
 	bs := uint64(p.blockSize)
 	nfull := f.size / bs
 	tail := int(f.size % bs)
 	f.sizes = make([]uint32, nfull)
+	p.sum.Reset()
 	for i := range int(nfull) {
 		if err := p.failed(); err != nil {
-			return err
+			return nil, err
 		}
 		b, err := p.get(ctx)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if _, err := io.ReadFull(r, b.in); err != nil {
 			p.free <- b
-			return fmt.Errorf("reading file contents: %w", truncated(err))
+			return nil, fmt.Errorf("reading file contents: %w", truncated(err))
 		}
-		b.n, b.file, b.idx, b.frag = len(b.in), f, i, nil
+		p.sum.Write(b.in)
+		b.n, b.file, b.idx, b.frag, b.rewind = len(b.in), f, i, nil, false
 		p.submit(b)
 	}
+	if _, err := io.ReadFull(r, p.tail[:tail]); err != nil {
+		return nil, fmt.Errorf("reading file contents: %w", truncated(err))
+	}
+	p.sum.Write(p.tail[:tail])
+	key := contentKey{size: f.size}
+	p.sum.Sum(key.sum[:0])
+	if orig, ok := p.files[key]; ok {
+		if nfull > 0 {
+			b, err := p.get(ctx)
+			if err != nil {
+				return nil, err
+			}
+			b.n, b.file, b.frag, b.rewind = 0, f, nil, true
+			p.submit(b)
+		}
+		return orig, nil
+	}
+	p.files[key] = f
 	if tail == 0 {
-		return nil
+		return f, nil
 	}
 	if p.cur != nil && p.cur.n+tail > p.blockSize {
 		p.flushFragment()
@@ -180,18 +223,16 @@ func (p *pipeline) addFile(ctx context.Context, f *fileData, r io.Reader) error 
 	if p.cur == nil {
 		b, err := p.get(ctx)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		p.cur, p.curFrag = b, &fragment{}
-		b.n, b.file, b.frag = 0, nil, p.curFrag
+		b.n, b.file, b.frag, b.rewind = 0, nil, p.curFrag, false
 		p.frags = append(p.frags, p.curFrag)
 	}
-	if _, err := io.ReadFull(r, p.cur.in[p.cur.n:p.cur.n+tail]); err != nil {
-		return fmt.Errorf("reading file contents: %w", truncated(err))
-	}
+	copy(p.cur.in[p.cur.n:], p.tail[:tail])
 	f.frag, f.fragOf = p.curFrag, uint32(p.cur.n)
 	p.cur.n += tail
-	return nil
+	return f, nil
 }
 
 func truncated(err error) error {
@@ -225,6 +266,7 @@ func (p *pipeline) finish(ok bool) (uint64, error) {
 	p.workers.Wait()
 	close(p.results)
 	<-p.done
+	p.highWater = max(p.highWater, p.pos)
 	return p.pos, p.failed()
 }
 
@@ -234,6 +276,7 @@ func (p *pipeline) worker(enc *zstd.Encoder) {
 	for b := range p.jobs {
 		data := b.in[:b.n]
 		switch {
+		case b.rewind:
 		case b.frag == nil && bytes.Equal(data, p.zero[:b.n]):
 			b.payload, b.size = nil, 0
 		default:
@@ -276,9 +319,21 @@ func (p *pipeline) writer(ring int) {
 }
 
 func (p *pipeline) place(b *block) {
-	if b.frag != nil {
+	switch {
+	case b.rewind:
+		// The blocks of b.file, the last ones placed, duplicate an
+		// earlier file: write the next blocks over them.
+		p.highWater = max(p.highWater, p.pos)
+		start := b.file.start
+		if start >= p.wstart {
+			p.wbuf = p.wbuf[:start-p.wstart]
+		} else {
+			p.wbuf, p.wstart = p.wbuf[:0], start
+		}
+		p.pos = start
+	case b.frag != nil:
 		b.frag.start, b.frag.size = p.pos, b.size
-	} else {
+	default:
 		if b.idx == 0 {
 			b.file.start = p.pos
 		}
@@ -294,7 +349,7 @@ func (p *pipeline) place(b *block) {
 		p.wbuf = append(p.wbuf, b.payload...)
 		p.pos += uint64(len(b.payload))
 	}
-	b.payload, b.file, b.frag, b.n = nil, nil, nil, 0
+	b.payload, b.file, b.frag, b.n, b.rewind = nil, nil, nil, 0, false
 	p.free <- b
 }
 

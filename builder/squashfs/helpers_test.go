@@ -78,6 +78,8 @@ func testTree(bs int) []wantEntry {
 		{name: "bin/ping", typ: tar.TypeReg, mode: 0o755, mtime: testMtime, data: testData("text", 3000, 9),
 			xattrs: map[string]string{"security.capability": capNetRaw, "user.test": "hello"}},
 		{name: "bin/sh", typ: tar.TypeSymlink, mode: 0o777, mtime: testMtime, link: "busybox"},
+		{name: "bin/sh-hard", typ: tar.TypeLink, link: "bin/sh"},
+		{name: "dev/null-hard", typ: tar.TypeLink, link: "dev/null"},
 		{name: "bin/abs", typ: tar.TypeSymlink, mode: 0o777, mtime: testMtime, link: "/usr/lib/x/../y"},
 		{name: "d/", typ: tar.TypeDir, mode: 0o700, uid: 1000, gid: 1000, mtime: testMtime},
 		{name: "d/a", typ: tar.TypeReg, mode: 0o640, uid: 1000, gid: 1000, mtime: testMtime, data: []byte("hardlinked\n")},
@@ -98,6 +100,12 @@ func testTree(bs int) []wantEntry {
 		{name: "etc/dup", typ: tar.TypeReg, mode: 0o600, mtime: testMtime, data: []byte("second wins\n")},
 		{name: "/abs/file", typ: tar.TypeReg, mode: 0o644, mtime: testMtime, data: []byte("implicit parent\n")},
 		{name: "./dot/file", typ: tar.TypeReg, mode: 0o644, mtime: testMtime, data: []byte("dot slash\n")},
+		{name: "dup/", typ: tar.TypeDir, mode: 0o755, mtime: testMtime},
+		{name: "dup/3bs+17", typ: tar.TypeReg, mode: 0o700, uid: 1000, mtime: testMtime + 5, data: testData("text", 3*bs+17, 6)},
+		{name: "dup/random", typ: tar.TypeReg, mode: 0o644, mtime: testMtime, data: testData("random", 3*bs+17, 7)},
+		{name: "dup/one", typ: tar.TypeReg, mode: 0o644, mtime: testMtime, data: []byte("x")},
+		{name: "dup/bs", typ: tar.TypeReg, mode: 0o644, mtime: testMtime, data: testData("text", bs, 4)},
+		{name: "dup/zeros", typ: tar.TypeReg, mode: 0o644, mtime: testMtime, data: make([]byte, 2*bs+5)},
 		{name: "big/", typ: tar.TypeDir, mode: 0o755, mtime: testMtime},
 	}
 	for i := range 5000 {

@@ -105,5 +105,9 @@ func Write(ctx context.Context, dst io.WriterAt, src io.Reader, opts Options) (i
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	return writeTables(dst, root, p.frags, dataEnd, opts)
+	size, err := writeTables(dst, root, p.frags, dataEnd, p.highWater, opts)
+	if err != nil {
+		return 0, err
+	}
+	return size, nil
 }

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -467,6 +468,38 @@ func TestDeterministic(t *testing.T) {
 			first = m.b
 		} else if !bytes.Equal(first, m.b) {
 			t.Fatalf("Workers=%d: image differs from Workers=1", workers)
+		}
+	}
+}
+
+// TestDuplicateContents checks that a file repeating an earlier one shares
+// its blocks, and that the blocks written before the repetition was known
+// are cleared when they end up past the end of the filesystem.
+func TestDuplicateContents(t *testing.T) {
+	for _, bs := range []int{4096, DefaultBlockSize} {
+		orig := wantEntry{name: "a", typ: tar.TypeReg, mode: 0o644, data: testData("random", 3<<20+100, 11)}
+		dup := orig
+		dup.name = "b"
+		single, both := &memImage{}, &memImage{}
+		n1, err := Write(context.Background(), single, bytes.NewReader(makeTar(t, []wantEntry{orig})), Options{BlockSize: bs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n2, err := Write(context.Background(), both, bytes.NewReader(makeTar(t, []wantEntry{orig, dup})), Options{BlockSize: bs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The duplicate's blocks were written before it was known to be
+		// one, and ended past the tables: they become zero padding.
+		if n2 < 2*int64(len(orig.data)) || int64(len(both.b)) != n2 {
+			t.Fatalf("block size %d: image is %d bytes, wrote %d, want >= %d", bs, n2, len(both.b), 2*len(orig.data))
+		}
+		if pad := both.b[n1:]; !bytes.Equal(pad, make([]byte, len(pad))) {
+			t.Errorf("block size %d: padding is not zero", bs)
+		}
+		inodes := binary.LittleEndian.Uint64(single.b[64:])
+		if got := binary.LittleEndian.Uint64(both.b[64:]); got != inodes || !bytes.Equal(both.b[:inodes][superblockSize:], single.b[:inodes][superblockSize:]) {
+			t.Errorf("block size %d: data area with a duplicate differs from the one without", bs)
 		}
 	}
 }

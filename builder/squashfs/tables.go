@@ -15,6 +15,7 @@ const (
 
 	magic          = 0x73717368
 	zstdID         = 6
+	flagDuplicates = 0x0040
 	flagNoXattrs   = 0x0200
 	flagCompOpts   = 0x0400
 	invalidFrag    = 0xffffffff
@@ -40,8 +41,10 @@ type tableWriter struct {
 }
 
 // writeTables writes the metadata tables after the data area, then the
-// superblock, and returns the padded filesystem size.
-func writeTables(dst io.WriterAt, root *node, frags []*fragment, dataEnd uint64, opts Options) (int64, error) {
+// superblock, and returns the padded filesystem size. The padding also covers
+// whatever was written up to highWater (blocks of a duplicate file written
+// and taken back at the end of the data), so nothing stale is left behind.
+func writeTables(dst io.WriterAt, root *node, frags []*fragment, dataEnd, highWater uint64, opts Options) (int64, error) {
 	enc, err := newEncoder(opts)
 	if err != nil {
 		return 0, fmt.Errorf("creating zstd encoder: %w", err)
@@ -113,14 +116,20 @@ func writeTables(dst io.WriterAt, root *node, frags []*fragment, dataEnd uint64,
 		buf = append(buf, list...)
 	}
 	bytesUsed := dataEnd + uint64(len(buf))
-	size := (bytesUsed + padTo - 1) / padTo * padTo
-	buf = append(buf, make([]byte, size-bytesUsed)...)
+	size := (max(bytesUsed, highWater) + padTo - 1) / padTo * padTo
+	buf = append(buf, make([]byte, min(size-bytesUsed, 1<<20))...)
 	if _, err := dst.WriteAt(buf, int64(dataEnd)); err != nil {
 		return 0, fmt.Errorf("writing metadata tables at offset %d: %w", dataEnd, err)
 	}
+	zeros := buf[len(buf)-int(min(size-bytesUsed, 1<<20)):]
+	for off := dataEnd + uint64(len(buf)); off < size; off += uint64(len(zeros)) {
+		if _, err := dst.WriteAt(zeros[:min(uint64(len(zeros)), size-off)], int64(off)); err != nil {
+			return 0, fmt.Errorf("writing padding at offset %d: %w", off, err)
+		}
+	}
 
 	// Superblock and compression options.
-	var flags uint16
+	flags := uint16(flagDuplicates)
 	if len(t.xattrs) == 0 {
 		flags |= flagNoXattrs
 	}

@@ -246,8 +246,7 @@ func addEntry(ctx context.Context, root *node, hdr *tar.Header, tr io.Reader, p 
 			return fmt.Errorf("negative size %d", hdr.Size)
 		}
 		n.kind = kindFile
-		n.file = &fileData{size: uint64(hdr.Size)}
-		if err := p.addFile(ctx, n.file, tr); err != nil {
+		if n.file, err = p.addFile(ctx, &fileData{size: uint64(hdr.Size)}, tr); err != nil {
 			return err
 		}
 	case tar.TypeSymlink:

@@ -26,6 +26,7 @@ const (
 	KubeletConfigTemplate   = LibDir + "/kubelet-config.json"
 	KubeProxyConfigTemplate = LibDir + "/kube-proxy-config.json"
 	ImageInfo               = LibDir + "/image.json"
+	PreloadDir              = LibDir + "/images"
 	NodeReadyMarker         = "/run/nodebake/node-ready"
 	SystemdUnitDir          = "/etc/systemd/system"
 	ContainerdConfig        = "/etc/containerd/config.toml"
@@ -67,6 +68,11 @@ func Render(s *spec.Spec) ([]rootfs.Entry, error) {
 	add(rootfs.Symlink(SystemdUnitDir+"/multi-user.target.wants/systemd-networkd.service", "/usr/lib/systemd/system/systemd-networkd.service"))
 	add(rootfs.Symlink(SystemdUnitDir+"/sockets.target.wants/systemd-networkd.socket", "/usr/lib/systemd/system/systemd-networkd.socket"))
 	text("/etc/systemd/network/80-nodebake-dhcp.network", 0o644, dhcpNetwork)
+
+	if len(s.Images) > 0 {
+		text(SystemdUnitDir+"/nodebake-preload.service", 0o644, preloadUnit)
+		add(rootfs.Symlink(SystemdUnitDir+"/multi-user.target.wants/nodebake-preload.service", "../nodebake-preload.service"))
+	}
 
 	// Kernel modules and sysctls.
 	text("/etc/modules-load.d/nodebake.conf", 0o644, modulesLoad)
@@ -263,6 +269,23 @@ RestartSec=5
 WantedBy=multi-user.target
 `
 }
+
+// preloadUnit imports the baked image archives into containerd before the
+// kubelet starts; importing what is already there is harmless.
+const preloadUnit = `[Unit]
+Description=nodebake: import preloaded container images into containerd
+After=containerd.service
+Requires=containerd.service
+Before=kubelet.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'for f in ` + PreloadDir + `/*.tar; do /usr/local/bin/ctr --namespace k8s.io images import "$f" || exit 1; done'
+
+[Install]
+WantedBy=multi-user.target
+`
 
 const dhcpNetwork = `[Match]
 Name=en* eth*

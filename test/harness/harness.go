@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -225,7 +226,12 @@ func Mirror(t testing.TB, s *spec.Spec) (string, []mirror.Artifact) {
 	root := MirrorDir(t)
 	start := time.Now()
 	opts := build.Options{Cache: Cache(t), Go: gosource.Builder{Log: LogWriter(t, "go: ")}}
+	// Test binaries of several packages run at once; mirror.Write writes
+	// each artifact through the same temporary name, so one writer at a
+	// time. Artifacts are renamed into place: serving needs no lock.
+	unlock := lockFile(t, root+".lock")
 	arts, err := mirror.Write(context.Background(), s, root, build.BuildFromSource(s, opts))
+	unlock()
 	if err != nil {
 		t.Fatalf("writing the release mirror: %v", err)
 	}
@@ -302,4 +308,22 @@ func progressLogger(t testing.TB, start time.Time) func(build.Event) {
 			t.Logf("%8s [%s] %s", el, ev.Stage, ev.Message)
 		}
 	}
+}
+
+// lockFile takes an exclusive flock on path (created when missing),
+// waiting for other processes, and returns the function that releases it.
+func lockFile(t testing.TB, path string) func() {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatalf("locking %s: %v", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatalf("locking %s: %v", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("locking %s: %v", path, err)
+	}
+	return func() { f.Close() }
 }

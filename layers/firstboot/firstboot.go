@@ -1,0 +1,220 @@
+// Package firstboot is the first-boot program's library: it finds the
+// node's config (kernel command line, systemd credential or config drive),
+// validates it against the image's facts, and writes wg0 for
+// systemd-networkd, the certificates, kubeconfigs and per-node kubelet and
+// kube-proxy configs, all or nothing. Standard library only, so that the
+// program is a small static binary.
+package firstboot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
+	"github.com/nodebake/nodebake/layers/firstboot/strictyaml"
+)
+
+// Paths in the image, read or written by Run (under Options.Root).
+const (
+	// FactsPath is the image facts the image build bakes (JSON
+	// nodeconfig.ImageFacts).
+	FactsPath = "/usr/lib/nodebake/firstboot.json"
+	// ProgramPath is where the image build installs the program.
+	ProgramPath = "/usr/lib/nodebake/nodebake-firstboot"
+
+	StatusPath              = "/run/nodebake/status.json"
+	ReadyPath               = "/run/nodebake/node-ready"
+	KubeletEnvPath          = "/run/nodebake/kubelet.env"
+	NetdevPath              = "/run/systemd/network/50-nodebake-wg0.netdev"
+	NetworkPath             = "/run/systemd/network/50-nodebake-wg0.network"
+	CertDir                 = "/var/lib/kubernetes"
+	CACertPath              = CertDir + "/ca-k8s-apiserver.pem"
+	KubeletKubeconfigPath   = "/var/lib/kubelet/kubeconfig"
+	KubeletConfigPath       = "/var/lib/kubelet/kubelet-config.yaml"
+	KubeProxyKubeconfigPath = "/var/lib/kube-proxy/kubeconfig"
+	KubeProxyConfigPath     = "/var/lib/kube-proxy/kubeproxy-config.yaml"
+	CNIConfigPath           = "/var/lib/cni/net.d/10-nodebake-bridge.conflist"
+
+	// CmdlineParam names the node config's path on the kernel command line.
+	CmdlineParam = "nodebake.config"
+	// CredentialName is the systemd credential holding the node config.
+	CredentialName = "nodebake.node"
+	// SystemCredentialsDir is where systemd puts system credentials.
+	SystemCredentialsDir = "/run/credentials/@system"
+	// DriveLabel is the filesystem label of a config drive, which holds
+	// DriveFile at its root.
+	DriveLabel = "NODEBAKE"
+	DriveFile  = "node.yaml"
+
+	// NetworkGroup may read the wg0 .netdev (it holds the private key).
+	NetworkGroup = "systemd-network"
+)
+
+// NodeCertPath and NodeKeyPath are the kubelet's certificate and key.
+func NodeCertPath(node string) string { return CertDir + "/cert-" + node + ".pem" }
+
+// NodeKeyPath is the kubelet's private key.
+func NodeKeyPath(node string) string { return CertDir + "/cert-" + node + "-key.pem" }
+
+// Options configures Run.
+type Options struct {
+	// Root prefixes every path read and written; "" means "/".
+	Root string
+	// Now is the time certificates are checked at.
+	Now time.Time
+	// Elapsed, if set, gives the run time recorded in the status file.
+	Elapsed func() time.Duration
+	// CredentialsDir is $CREDENTIALS_DIRECTORY; SystemCredentialsDir is
+	// searched too.
+	CredentialsDir string
+	// DriveWait is how long to keep looking for a config drive when no
+	// other source is found (devices may still be appearing).
+	DriveWait time.Duration
+	// SetHostname, if set, sets the hostname to the node name.
+	SetHostname func(name string) error
+	// Chown makes written files owned by root (and the .netdev's group
+	// NetworkGroup from /etc/group); it needs privileges.
+	Chown bool
+}
+
+// Status is what Run reports, also written as JSON to StatusPath.
+type Status struct {
+	OK bool `json:"ok"`
+	// Source is where the node config came from, e.g.
+	// "config-drive /dev/vdb".
+	Source   string `json:"source,omitempty"`
+	NodeName string `json:"nodeName,omitempty"`
+	// Error and Field are the first problem; Problems lists them all.
+	Error          string               `json:"error,omitempty"`
+	Field          string               `json:"field,omitempty"`
+	Problems       []nodeconfig.Problem `json:"problems,omitempty"`
+	Files          []string             `json:"files,omitempty"`
+	DurationMicros int64                `json:"durationMicros"`
+}
+
+// Run does the first boot's work. On failure nothing of the new config is
+// left behind (only the status file), ReadyPath is absent and the error
+// is nodeconfig.Problems, whose first entry is the line to show.
+func Run(ctx context.Context, opts Options) (Status, error) {
+	if opts.Root == "" {
+		opts.Root = "/"
+	}
+	var st Status
+	err := run(ctx, opts, &st)
+	if err != nil {
+		st.Problems = asProblems(err)
+		st.Error, st.Field = st.Problems[0].Message, st.Problems[0].Field
+		st.Files = nil
+		err = nodeconfig.Problems(st.Problems)
+	} else {
+		st.OK = true
+	}
+	if opts.Elapsed != nil {
+		st.DurationMicros = opts.Elapsed().Microseconds()
+	}
+	if werr := writeStatus(opts, st); werr != nil {
+		p := nodeconfig.Problem{Field: "status", Message: werr.Error()}
+		if err == nil {
+			return st, nodeconfig.Problems{p}
+		}
+		return st, append(err.(nodeconfig.Problems), p)
+	}
+	return st, err
+}
+
+// fail wraps err as a problem with field.
+func fail(field string, err error) error {
+	return nodeconfig.Problems{{Field: field, Message: err.Error()}}
+}
+
+func asProblems(err error) []nodeconfig.Problem {
+	var probs nodeconfig.Problems
+	if errors.As(err, &probs) && len(probs) > 0 {
+		return probs
+	}
+	var se *strictyaml.SyntaxError
+	if errors.As(err, &se) {
+		return []nodeconfig.Problem{{Field: "config", Message: se.Msg, Line: se.Line}}
+	}
+	return []nodeconfig.Problem{{Field: "firstboot", Message: err.Error()}}
+}
+
+func run(ctx context.Context, opts Options, st *Status) error {
+	if err := os.Remove(filepath.Join(opts.Root, ReadyPath)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fail("status", fmt.Errorf("removing %s: %w", ReadyPath, err))
+	}
+	if err := os.MkdirAll(filepath.Join(opts.Root, filepath.Dir(StatusPath)), 0o755); err != nil {
+		return fail("status", fmt.Errorf("creating %s: %w", filepath.Dir(StatusPath), err))
+	}
+	facts, err := loadFacts(opts.Root)
+	if err != nil {
+		return fail("facts", err)
+	}
+	data, source, err := findConfig(ctx, opts)
+	if err != nil {
+		return fail("source", err)
+	}
+	st.Source = source
+	cfg, err := nodeconfig.Parse(data)
+	if err != nil {
+		return err
+	}
+	st.NodeName = cfg.NodeName
+	if err := nodeconfig.Validate(cfg, facts, opts.Now); err != nil {
+		return err
+	}
+	kubeletTmpl, err := os.ReadFile(filepath.Join(opts.Root, facts.KubeletConfigTemplate))
+	if err != nil {
+		return fail("facts", fmt.Errorf("reading the kubelet config template: %w", err))
+	}
+	proxyTmpl, err := os.ReadFile(filepath.Join(opts.Root, facts.KubeProxyConfigTemplate))
+	if err != nil {
+		return fail("facts", fmt.Errorf("reading the kube-proxy config template: %w", err))
+	}
+	files, err := Render(cfg, facts, kubeletTmpl, proxyTmpl)
+	if err != nil {
+		return fail("facts", err)
+	}
+	w := &writer{root: opts.Root, chown: opts.Chown}
+	if err := w.stage(files); err != nil {
+		return fail("write", err)
+	}
+	if opts.SetHostname != nil {
+		if err := opts.SetHostname(cfg.NodeName); err != nil {
+			w.abort()
+			return fail("nodeName", fmt.Errorf("setting the hostname: %w", err))
+		}
+	}
+	if err := w.commit(); err != nil {
+		return fail("write", err)
+	}
+	if facts.PodNetwork != nodeconfig.PodNetworkBridge {
+		if err := os.Remove(filepath.Join(opts.Root, CNIConfigPath)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fail("write", fmt.Errorf("removing %s: %w", CNIConfigPath, err))
+		}
+	}
+	for _, f := range files {
+		st.Files = append(st.Files, f.Path)
+	}
+	ready := &writer{root: opts.Root, chown: opts.Chown}
+	if err := ready.write([]File{{Path: ReadyPath, Mode: 0o644}}); err != nil {
+		return fail("status", err)
+	}
+	return nil
+}
+
+func loadFacts(root string) (nodeconfig.ImageFacts, error) {
+	b, err := os.ReadFile(filepath.Join(root, FactsPath))
+	if err != nil {
+		return nodeconfig.ImageFacts{}, fmt.Errorf("reading the image facts: %w", err)
+	}
+	f, err := nodeconfig.ParseImageFacts(b)
+	if err != nil {
+		return nodeconfig.ImageFacts{}, fmt.Errorf("%s: %w", FactsPath, err)
+	}
+	return f, nil
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Builds Packer from the Go module proxy into a cache directory keyed by
+# version, and prints the path of the binary. A binary already there is
+# reused.
+#
+#   plugin/scripts/build-packer.sh [VERSION] [DIR]
+#
+# VERSION defaults to $PACKER_VERSION, else v1.15.0; DIR defaults to
+# build/tools (relative to the repository root). The binary is
+# DIR/packer-VERSION/packer.
+#
+# Packer's go.mod replaces go-cty, so `go install packer@VERSION` is refused:
+# the build goes through a throw-away wrapper module that requires Packer
+# and repeats that replace.
+set -euo pipefail
+
+version="${1:-${PACKER_VERSION:-v1.15.0}}"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+dir="${2:-$root/build/tools}"
+out="$dir/packer-$version/packer"
+
+if [ -x "$out" ]; then
+	echo "$out"
+	exit 0
+fi
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+cat >"$work/go.mod" <<MOD
+module nodebake.invalid/packer-wrapper
+
+go 1.24.12
+
+require github.com/hashicorp/packer $version
+
+replace github.com/zclconf/go-cty => github.com/nywilken/go-cty v1.13.3
+MOD
+cat >"$work/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import _ "github.com/hashicorp/packer"
+GO
+echo "building packer $version (once; cached as $out)" >&2
+(
+	cd "$work"
+	GOFLAGS=-mod=mod go mod tidy >&2
+	mkdir -p "$(dirname "$out")"
+	CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$out.tmp" github.com/hashicorp/packer >&2
+)
+mv -f "$out.tmp" "$out"
+echo "$out"
