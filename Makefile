@@ -31,6 +31,7 @@ bin:
 
 base: bin
 	NODEBAKE=bin/nodebake scripts/build-base.sh
+	NODEBAKE=bin/nodebake scripts/build-pause.sh
 
 image: deps base
 	bin/nodebake build -o out images/worker.yaml

@@ -96,7 +96,6 @@ fi
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 recipe="$repo/images/base"
-script="$repo/scripts/build-base.sh"
 packages_file="$recipe/packages-$suite.txt"
 [ -f "$packages_file" ] || die "no package list for suite $suite: $packages_file"
 [ -f "$recipe/dpkg.cfg" ] || die "missing $recipe/dpkg.cfg"
@@ -181,6 +180,7 @@ apt_entries() {
 host_suite() {
 	local codename=""
 	if [ -r /etc/os-release ]; then
+		# shellcheck disable=SC1091 # the host's file
 		codename="$(. /etc/os-release && printf '%s' "${VERSION_CODENAME:-}")"
 	fi
 	printf '%s' "$codename"
@@ -269,7 +269,9 @@ build() {
 	trap 'rm -f "$tmp_tar" "$tmp_manifest" "$stamp_file.tmp"' EXIT
 	rm -f "$tmp_tar" "$tmp_manifest"
 
-	log "building $name from $mirror (${sources[*]#deb }) with SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH"
+	local s
+	for s in "${sources[@]}"; do log "source: ${s/"$signed"/}"; done
+	log "building $name with SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH; this takes several minutes"
 	local start=$SECONDS
 	# essential: Essential:yes packages only, so no apt; the package list comes
 	# on top, without Recommends. force-unsafe-io skips fsync while unpacking

@@ -14,11 +14,13 @@
 // and a single writer goroutine puts the compressed blocks into the image in
 // the order they were read (a sequence number per block and a small reorder
 // ring), so the layout never depends on which worker finished first. Only a
-// bounded number of block buffers exist (about 2×Workers+4 pairs of BlockSize
-// bytes), so memory does not grow with file size; what stays in memory is
+// bounded number of block buffers exist (2×Workers+4 pairs of BlockSize
+// bytes, plus a 1 MiB write buffer), so memory does not grow with file size;
+// what stays in memory is
 // metadata: one small record per inode, the block size list of every file
-// (4 bytes per block) and the names. The inode, directory, fragment, id and
-// xattr tables are built after the last tar entry.
+// (4 bytes per block), the names and a SHA-256 per distinct file. The inode,
+// directory, fragment, id and xattr tables are built after the last tar
+// entry.
 //
 // # Format choices
 //
@@ -38,8 +40,16 @@
 //   - Tail ends: the last partial block of every file (and every file smaller
 //     than a block) is packed into fragment blocks in tar order, like
 //     mksquashfs does by default. Fragment blocks are never sparse.
-//   - Duplicate file contents are not detected; hardlinks (tar TypeLink) share
-//     one inode whose link count is the number of names pointing at it.
+//   - Duplicate files are detected by size and SHA-256 of the contents (like
+//     mksquashfs, whose superblock flag 0x0040 is set): a file repeating an
+//     earlier one gets its own inode pointing at the earlier blocks and tail
+//     end. Its blocks have already been compressed and written when that is
+//     known, so the writer moves back and overwrites them; if they reached
+//     past the end of the finished filesystem, the zero padding covers them
+//     (the only case where the padding exceeds the next 4 KiB boundary).
+//     Hardlinks (tar TypeLink) share one inode whose link count is the number
+//     of names pointing at it; the attributes of a hardlink entry are those
+//     of its target.
 //   - Metadata (inodes, directories, lookup tables, xattrs) is packed in 8 KiB
 //     metadata blocks, zstd-compressed, raw when compression does not help.
 //   - Inode numbers are assigned in the order inodes are written to the inode

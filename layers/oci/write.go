@@ -202,3 +202,14 @@ func WriteTarball(path string, ref string, img v1.Image) error {
 	}
 	return nil
 }
+
+// WithEntrypoint returns img with its config's entrypoint set.
+func WithEntrypoint(img v1.Image, entrypoint []string) (v1.Image, error) {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading image config: %w", err)
+	}
+	cfg := cf.Config.DeepCopy()
+	cfg.Entrypoint = entrypoint
+	return mutate.Config(img, *cfg)
+}

@@ -4,7 +4,7 @@
 //	nodebake spec print SPEC.yaml          print the effective spec (defaults filled in)
 //	nodebake spec validate SPEC.yaml       check a spec, reporting every problem
 //	nodebake mirror build -d DIR SPEC.yaml build the spec's components from source into a release mirror
-//	nodebake base import TAR LAYOUT        turn a root filesystem tar into a base OCI layout
+//	nodebake image import TAR LAYOUT       turn a filesystem tar into an OCI image layout (base OS, preloaded images)
 //	nodebake version
 //
 // Exit codes: 0 success, 1 internal error, 2 invalid input (usage, spec,
@@ -51,7 +51,8 @@ func commands() []command {
 		{"build", "build the worker image a spec describes", runBuild},
 		{"spec", "print or validate a spec (print, validate)", runSpec},
 		{"mirror", "build a release mirror of a spec's components from source (build)", runMirror},
-		{"base", "manage base OS images (import)", runBase},
+		{"image", "make OCI image layouts from filesystem tars: base OS, preloaded images (import)", runImage},
+		{"base", "same as image (base import)", runImage},
 		{"node", "per-node configuration: assemble a node config, write a config drive (config, drive)", runNode},
 		{"version", "print the version", func(_ context.Context, e *env, _ []string) error {
 			fmt.Fprintln(e.stdout, "nodebake", version)

@@ -51,19 +51,21 @@ func runMirror(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-func runBase(ctx context.Context, e *env, args []string) error {
+func runImage(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || args[0] != "import" {
-		fmt.Fprintln(e.stdout, "Usage: nodebake base import [--arch ARCH] [--source-date-epoch N] ROOTFS.tar LAYOUT-DIR")
+		fmt.Fprintln(e.stdout, "Usage: nodebake image import [--arch ARCH] [--source-date-epoch N] [--entrypoint PATH] ROOTFS.tar LAYOUT-DIR")
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			return nil
 		}
 		return usagef("want the subcommand import")
 	}
-	fs := newFlags(e, "base import", "ROOTFS.tar LAYOUT-DIR",
-		"Turn a root filesystem tar (as mmdebstrap writes it) into a one-layer OCI image layout\n"+
-			"that a spec names as base.image: oci:LAYOUT-DIR. The same tar gives the same digest.")
+	fs := newFlags(e, "image import", "ROOTFS.tar LAYOUT-DIR",
+		"Turn a filesystem tar (a base OS as mmdebstrap writes it, or a container's files) into a\n"+
+			"one-layer OCI image layout that a spec names as oci:LAYOUT-DIR (base.image, images[].image).\n"+
+			"The same tar gives the same digest.")
 	arch := fs.String("arch", "amd64", "image `ARCH`itecture")
 	epoch := fs.Int64("source-date-epoch", 0, "the image's creation time, seconds since the epoch")
+	entrypoint := fs.String("entrypoint", "", "the container entrypoint `PATH` (for container images)")
 	if err := parse(e, fs, args[1:]); err != nil {
 		return err
 	}
@@ -73,6 +75,11 @@ func runBase(ctx context.Context, e *env, args []string) error {
 	img, err := oci.ImageFromRootfsTar(fs.Arg(0), time.Unix(*epoch, 0).UTC(), *arch)
 	if err != nil {
 		return &inputError{err}
+	}
+	if *entrypoint != "" {
+		if img, err = oci.WithEntrypoint(img, []string{*entrypoint}); err != nil {
+			return err
+		}
 	}
 	if err := oci.WriteLayout(fs.Arg(1), img, nil); err != nil {
 		return err
