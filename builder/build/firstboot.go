@@ -1,5 +1,31 @@
 package build
 
-import "github.com/nodebake/nodebake/builder/rootfs"
+import (
+	"io/fs"
+	"path"
 
-func firstbootUnits() ([]rootfs.Entry, error) { return nil, nil }
+	"github.com/nodebake/nodebake/builder/rootfs"
+	"github.com/nodebake/nodebake/layers/firstboot"
+	"github.com/nodebake/nodebake/layers/worker"
+)
+
+// firstbootUnits bakes the first-boot program's units, enabled where their
+// [Install] section says (sysinit.target).
+func firstbootUnits() ([]rootfs.Entry, error) {
+	var out []rootfs.Entry
+	err := fs.WalkDir(firstboot.Units(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(firstboot.Units(), p)
+		if err != nil {
+			return err
+		}
+		name := path.Base(p)
+		out = append(out,
+			rootfs.File(worker.SystemdUnitDir+"/"+name, 0o644, b),
+			rootfs.Symlink(worker.SystemdUnitDir+"/sysinit.target.wants/"+name, "../"+name))
+		return nil
+	})
+	return out, err
+}

@@ -15,12 +15,11 @@
 // the order they were read (a sequence number per block and a small reorder
 // ring), so the layout never depends on which worker finished first. Only a
 // bounded number of block buffers exist (2×Workers+4 pairs of BlockSize
-// bytes, plus a 1 MiB write buffer), so memory does not grow with file size;
-// what stays in memory is
-// metadata: one small record per inode, the block size list of every file
-// (4 bytes per block), the names and a SHA-256 per distinct file. The inode,
-// directory, fragment, id and xattr tables are built after the last tar
-// entry.
+// bytes, plus a write buffer of max(1 MiB, 4×BlockSize)), so memory does not
+// grow with file size; what stays in memory is metadata: one small record per
+// inode, the block size list of every file (4 bytes per block), the names and
+// a SHA-256 per distinct file. The inode, directory, fragment, id and xattr
+// tables are built after the last tar entry.
 //
 // # Format choices
 //

@@ -30,6 +30,11 @@ type Options struct {
 	// also the mtime of the root and of parent directories the tar stream
 	// does not describe. Every other inode's mtime comes from its tar header.
 	ModTime int64
+	// DroppedXattr, when not nil, is called for every xattr that squashfs
+	// cannot store and Write therefore leaves out, like mksquashfs does:
+	// those outside the user., trusted. and security. name spaces, such as
+	// the POSIX ACLs in system.posix_acl_access. entry is the tar name.
+	DroppedXattr func(entry, name string)
 }
 
 // OptionError reports an invalid field of Options.

@@ -220,6 +220,10 @@ func (t *tableWriter) writeDir(d *node, parent uint32) {
 		} else if !c.written {
 			t.writeInode(c)
 		}
+		if c.ref>>16 > math.MaxUint32 {
+			t.fail(errors.New("inode table larger than 4 GiB"))
+			return
+		}
 		ents = append(ents, dirEntry{name: name, ref: c.ref, ino: c.ino, typ: c.kind.basicType()})
 	}
 	delete(t.names, d)

@@ -112,7 +112,7 @@ func ingest(ctx context.Context, src io.Reader, p *pipeline, opts Options) (*nod
 		if hdr.Typeflag == tar.TypeXGlobalHeader {
 			continue
 		}
-		if err := addEntry(ctx, root, hdr, tr, p, modTime); err != nil {
+		if err := addEntry(ctx, root, hdr, tr, p, opts); err != nil {
 			var ee *EntryError
 			if errors.As(err, &ee) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 				return nil, err
@@ -202,7 +202,8 @@ func clampTime(t int64) uint32 {
 	return uint32(t)
 }
 
-func addEntry(ctx context.Context, root *node, hdr *tar.Header, tr io.Reader, p *pipeline, modTime uint32) error {
+func addEntry(ctx context.Context, root *node, hdr *tar.Header, tr io.Reader, p *pipeline, opts Options) error {
+	modTime := uint32(opts.ModTime)
 	name, err := cleanName(hdr.Name)
 	if err != nil {
 		return err
@@ -216,7 +217,12 @@ func addEntry(ctx context.Context, root *node, hdr *tar.Header, tr io.Reader, p 
 		gid:   uint32(hdr.Gid),
 		mtime: clampTime(hdr.ModTime.Unix()),
 	}
-	if n.xattrs, n.nxattr, err = encodeXattrs(hdr.PAXRecords); err != nil {
+	dropped := func(name string) {
+		if opts.DroppedXattr != nil {
+			opts.DroppedXattr(hdr.Name, name)
+		}
+	}
+	if n.xattrs, n.nxattr, err = encodeXattrs(hdr.PAXRecords, dropped); err != nil {
 		return err
 	}
 

@@ -3,7 +3,6 @@ package squashfs
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"math"
 	"sort"
 	"strings"
@@ -25,8 +24,9 @@ func xattrPrefix(name string) (int, string) {
 
 // encodeXattrs turns the xattrs found in PAX records into the squashfs
 // key/value pair encoding (inline values), sorted by name. It returns "" and
-// 0 when there are none.
-func encodeXattrs(pax map[string]string) (string, uint32, error) {
+// 0 when there are none. Names in name spaces squashfs cannot store are
+// passed to dropped and left out.
+func encodeXattrs(pax map[string]string, dropped func(name string)) (string, uint32, error) {
 	var names []string
 	for k := range pax {
 		if strings.HasPrefix(k, paxXattrPrefix) {
@@ -38,11 +38,14 @@ func encodeXattrs(pax map[string]string) (string, uint32, error) {
 	}
 	sort.Strings(names)
 	var b []byte
+	var count uint32
 	for _, name := range names {
 		typ, key := xattrPrefix(name)
 		if typ < 0 {
-			return "", 0, fmt.Errorf("xattr %q: squashfs only stores user., trusted. and security. xattrs", name)
+			dropped(name)
+			continue
 		}
+		count++
 		val := pax[paxXattrPrefix+name]
 		if len(key) > math.MaxUint16 || len(val) > math.MaxInt32 {
 			return "", 0, errors.New("xattr too large")
@@ -53,5 +56,5 @@ func encodeXattrs(pax map[string]string) (string, uint32, error) {
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(val)))
 		b = append(b, val...)
 	}
-	return string(b), uint32(len(names)), nil
+	return string(b), count, nil
 }

@@ -1,12 +1,14 @@
 package firstboot
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"syscall"
 )
 
 // writer writes files atomically as a set: stage writes every file to a
@@ -67,6 +69,9 @@ func (w *writer) stageOne(f File) (err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", filepath.Dir(f.Path), err)
 	}
+	if w.unchanged(final, f) {
+		return nil // nothing to do: saves an fsync on every later boot
+	}
 	// Leftovers of an interrupted run.
 	if old, _ := filepath.Glob(filepath.Join(dir, "."+base+".tmp-*")); len(old) > 0 {
 		for _, o := range old {
@@ -102,6 +107,24 @@ func (w *writer) stageOne(f File) (err error) {
 		return fmt.Errorf("writing %s: %w", f.Path, err)
 	}
 	return nil
+}
+
+// unchanged reports whether final already has f's content, mode and
+// (when chowning) owner.
+func (w *writer) unchanged(final string, f File) bool {
+	info, err := os.Lstat(final)
+	if err != nil || !info.Mode().IsRegular() || info.Mode().Perm() != f.Mode.Perm() || info.Size() != int64(len(f.Data)) {
+		return false
+	}
+	if w.chown {
+		gid, err := w.gid(f.Group)
+		st, ok := info.Sys().(*syscall.Stat_t)
+		if err != nil || !ok || st.Uid != 0 || int(st.Gid) != gid {
+			return false
+		}
+	}
+	data, err := os.ReadFile(final)
+	return err == nil && bytes.Equal(data, f.Data)
 }
 
 // commit renames every staged file into place and syncs their directories.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -202,11 +201,7 @@ func (b Builder) wrapperModule(ctx context.Context, work string, r Recipe, versi
 	for _, rep := range up.Replace {
 		newPath, newVersion := rep.New.Path, rep.New.Version
 		if modfile.IsDirectoryPath(newPath) {
-			pv, err := publishedVersion(version)
-			if err != nil {
-				return nil, fmt.Errorf("replace of %s points into the module tree: %w", rep.Old.Path, err)
-			}
-			newPath, newVersion = rep.Old.Path, pv
+			newPath, newVersion = rep.Old.Path, publishedVersion(r.Module, version)
 		}
 		if err := w.AddReplace(rep.Old.Path, rep.Old.Version, newPath, newVersion); err != nil {
 			return nil, err
@@ -216,11 +211,13 @@ func (b Builder) wrapperModule(ctx context.Context, work string, r Recipe, versi
 	return w.Format()
 }
 
-// publishedVersion maps a Kubernetes release version (v1.35.4) to the version
-// its staging modules are published at (v0.35.4).
-func publishedVersion(version string) (string, error) {
-	if !strings.HasPrefix(version, "v1.") {
-		return "", errors.New("only Kubernetes-style v1.Y.Z versions map to published staging modules")
+// publishedVersion is the version at which the modules a repository
+// replaces with its own directories are published: Kubernetes publishes
+// its staging modules of release v1.35.4 as v0.35.4; multi-module
+// repositories such as etcd tag every module with the release version.
+func publishedVersion(module, version string) string {
+	if module == "k8s.io/kubernetes" && strings.HasPrefix(version, "v1.") {
+		return "v0." + strings.TrimPrefix(version, "v1.")
 	}
-	return "v0." + strings.TrimPrefix(version, "v1."), nil
+	return version
 }

@@ -243,6 +243,8 @@ ConditionPathExists=` + NodeReadyMarker + `
 
 [Service]
 EnvironmentFile=-/run/nodebake/kubelet.env
+# The kubelet binds to the node's wg0 address: wait until wg0 has it.
+ExecStartPre=` + waitWG0 + `
 ` + execLine("/usr/local/bin/kubelet", flags, "$KUBELET_NODE_ARGS") + `
 Restart=on-failure
 RestartSec=5
@@ -261,6 +263,7 @@ Wants=nodebake-firstboot.service
 ConditionPathExists=` + NodeReadyMarker + `
 
 [Service]
+ExecStartPre=` + waitWG0 + `
 ` + execLine("/usr/local/bin/kube-proxy", flags, "") + `
 Restart=on-failure
 RestartSec=5
@@ -287,11 +290,19 @@ ExecStart=/bin/sh -c 'for f in ` + PreloadDir + `/*.tar; do /usr/local/bin/ctr -
 WantedBy=multi-user.target
 `
 
+// waitWG0 waits until systemd-networkd has configured wg0.
+const waitWG0 = "/usr/lib/systemd/systemd-networkd-wait-online --interface=wg0:routable --timeout=120"
+
+// dhcpNetwork configures the uplinks; the hostname is the node name the
+// first-boot step sets, never the DHCP server's.
 const dhcpNetwork = `[Match]
 Name=en* eth*
 
 [Network]
 DHCP=yes
+
+[DHCPv4]
+UseHostname=no
 `
 
 const modulesLoad = `# Kernel modules a Kubernetes worker needs (nodebake).

@@ -183,16 +183,21 @@ func parseListing(out string) map[string]listEntry {
 
 // baseFacts are what the image's base OS layout says about special files.
 type baseFacts struct {
-	// setuid maps setuid/setgid regular files to their mode bits.
-	setuid map[string]int64
-	// caps are regular files with a security.capability xattr (raw value).
-	caps map[string]string
-	// xattrFiles counts entries with any xattr.
-	xattrFiles int
+	// setuid maps setuid/setgid regular files to their permission bits
+	// and owner.
+	setuid map[string]baseFile
+	// xattrs maps entries with extended attributes (file capabilities,
+	// ACLs) to them: name -> raw value.
+	xattrs map[string]map[string]string
+}
+
+type baseFile struct {
+	mode  int64
+	owner string
 }
 
 // scanBase reads the flattened base OS layout and records its setuid files
-// and file capabilities: the expectations for the image.
+// and extended attributes: the expectations for the image.
 func scanBase(t *testing.T, dir string) baseFacts {
 	t.Helper()
 	p, err := layout.FromPath(dir)
@@ -213,7 +218,7 @@ func scanBase(t *testing.T, dir string) baseFacts {
 	}
 	rc := mutate.Extract(img)
 	defer rc.Close()
-	f := baseFacts{setuid: map[string]int64{}, caps: map[string]string{}}
+	f := baseFacts{setuid: map[string]baseFile{}, xattrs: map[string]map[string]string{}}
 	tr := tar.NewReader(rc)
 	for {
 		h, err := tr.Next()
@@ -224,21 +229,19 @@ func scanBase(t *testing.T, dir string) baseFacts {
 			t.Fatalf("reading the base layout: %v", err)
 		}
 		name := "/" + strings.TrimPrefix(strings.TrimPrefix(h.Name, "./"), "/")
-		name = strings.TrimSuffix(name, "/")
-		hasX := false
+		if name != "/" {
+			name = strings.TrimSuffix(name, "/")
+		}
 		for k, v := range h.PAXRecords {
-			if strings.HasPrefix(k, "SCHILY.xattr.") {
-				hasX = true
-				if k == "SCHILY.xattr.security.capability" && h.Typeflag == tar.TypeReg {
-					f.caps[name] = v
+			if x, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+				if f.xattrs[name] == nil {
+					f.xattrs[name] = map[string]string{}
 				}
+				f.xattrs[name][x] = v
 			}
 		}
-		if hasX {
-			f.xattrFiles++
-		}
 		if h.Typeflag == tar.TypeReg && h.Mode&0o6000 != 0 {
-			f.setuid[name] = h.Mode & 0o7777
+			f.setuid[name] = baseFile{mode: h.Mode & 0o7777, owner: fmt.Sprintf("%d/%d", h.Uid, h.Gid)}
 		}
 	}
 	return f
@@ -364,7 +367,13 @@ func checkImage(t *testing.T, res *build.Result) {
 		}
 
 		base := scanBase(t, harness.BaseLayout(t))
-		t.Logf("base: %d setuid/setgid files, %d files with capabilities, %d entries with xattrs", len(base.setuid), len(base.caps), base.xattrFiles)
+		caps := 0
+		for _, x := range base.xattrs {
+			if _, ok := x["security.capability"]; ok {
+				caps++
+			}
+		}
+		t.Logf("base: %d setuid/setgid files, %d entries with xattrs, %d with file capabilities", len(base.setuid), len(base.xattrs), caps)
 		if len(base.setuid) == 0 {
 			t.Error("the base has no setuid file: nothing to check setuid bits with")
 		}
@@ -374,42 +383,55 @@ func checkImage(t *testing.T, res *build.Result) {
 				t.Errorf("setuid %s of the base is missing from the image", p)
 				continue
 			}
-			if want := "-" + modeString(base.setuid[p]); e.Mode != want {
-				t.Errorf("%s: mode %s, want %s as in the base", p, e.Mode, want)
+			b := base.setuid[p]
+			if want := "-" + modeString(b.mode); e.Mode != want || e.Owner != b.owner {
+				t.Errorf("%s: %s %s, want %s %s as in the base", p, e.Mode, e.Owner, want, b.owner)
 			} else {
 				t.Logf("kept %s %s %s", e.Mode, e.Owner, p)
 			}
 		}
 
-		if len(base.caps) == 0 {
+		if caps == 0 {
 			t.Logf("NOT VERIFIED: the base has no file with a security.capability xattr, so keeping file capabilities cannot be checked on this image")
+		}
+		if len(base.xattrs) == 0 {
+			t.Logf("NOT VERIFIED: the base has no extended attributes at all")
 			return
 		}
 		if os.Geteuid() != 0 {
-			t.Logf("NOT VERIFIED: extracting files with security.* xattrs needs root")
+			t.Logf("NOT VERIFIED: extracting entries with system.* and security.* xattrs needs root")
 			return
 		}
-		dest := filepath.Join(work, "x")
-		for _, p := range slices.Sorted(maps.Keys(base.caps)) {
-			os.RemoveAll(dest)
-			run(t, "unsquashfs", "-o", off, "-d", dest, "-n", "-xattrs", img, strings.TrimPrefix(p, "/"))
-			got, err := getxattr(filepath.Join(dest, p), "security.capability")
-			if err != nil {
-				t.Errorf("%s: reading security.capability from the image: %v", p, err)
+		for i, p := range slices.Sorted(maps.Keys(base.xattrs)) {
+			if _, ok := ls[p]; !ok {
+				t.Logf("%s (with xattrs in the base) is not in the root filesystem", p)
 				continue
 			}
-			if got != base.caps[p] {
-				t.Errorf("%s: security.capability %x, want %x as in the base", p, got, base.caps[p])
-			} else {
-				t.Logf("kept security.capability of %s (%x)", p, got)
+			dest := filepath.Join(work, "x"+strconv.Itoa(i))
+			run(t, "unsquashfs", "-o", off, "-d", dest, "-n", "-xattrs", img, strings.TrimPrefix(p, "/"))
+			for _, name := range slices.Sorted(maps.Keys(base.xattrs[p])) {
+				got, err := getxattr(filepath.Join(dest, p), name)
+				if err != nil {
+					t.Errorf("%s: reading %s from the image: %v", p, name, err)
+					continue
+				}
+				if want := base.xattrs[p][name]; got != want {
+					t.Errorf("%s: %s = %x, want %x as in the base", p, name, got, want)
+				} else {
+					t.Logf("kept xattr %s of %s (%x)", name, p, got)
+				}
 			}
 		}
 	})
 }
 
 func getxattr(path, name string) (string, error) {
-	buf := make([]byte, 256)
-	n, err := unix.Lgetxattr(path, name, buf)
+	n, err := unix.Lgetxattr(path, name, nil)
+	if err != nil {
+		return "", fmt.Errorf("getxattr %s: %w", name, err)
+	}
+	buf := make([]byte, n)
+	n, err = unix.Lgetxattr(path, name, buf)
 	if err != nil {
 		return "", fmt.Errorf("getxattr %s: %w", name, err)
 	}

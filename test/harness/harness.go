@@ -225,7 +225,7 @@ func Mirror(t testing.TB, s *spec.Spec) (string, []mirror.Artifact) {
 	t.Helper()
 	root := MirrorDir(t)
 	start := time.Now()
-	opts := build.Options{Cache: Cache(t), Go: gosource.Builder{Log: LogWriter(t, "go: ")}}
+	opts := build.Options{Cache: Cache(t), Go: gosource.Builder{Log: LogWriter(t, "")}}
 	// Test binaries of several packages run at once; mirror.Write writes
 	// each artifact through the same temporary name, so one writer at a
 	// time. Artifacts are renamed into place: serving needs no lock.
@@ -280,7 +280,7 @@ func BuildImage(t testing.TB, s *spec.Spec, outDir string) *build.Result {
 		OutputDir:       outDir,
 		Cache:           Cache(t),
 		FirstbootBinary: fb,
-		Go:              gosource.Builder{Log: LogWriter(t, "go: ")},
+		Go:              gosource.Builder{Log: LogWriter(t, "")},
 		Progress:        progressLogger(t, start),
 	})
 	if err != nil {

@@ -1,0 +1,45 @@
+package gosource
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestPublishedVersion(t *testing.T) {
+	for _, tc := range []struct{ module, version, want string }{
+		{"k8s.io/kubernetes", "v1.35.4", "v0.35.4"},
+		{"go.etcd.io/etcd/server/v3", "v3.6.6", "v3.6.6"},
+	} {
+		if got := publishedVersion(tc.module, tc.version); got != tc.want {
+			t.Errorf("publishedVersion(%s, %s) = %s, want %s", tc.module, tc.version, got, tc.want)
+		}
+	}
+}
+
+func TestKubernetesLDFlags(t *testing.T) {
+	f := strings.Join(kubernetesLDFlags("v1.35.4"), " ")
+	for _, want := range []string{
+		"-X k8s.io/component-base/version.gitVersion=v1.35.4",
+		"-X k8s.io/client-go/pkg/version.gitMinor=35",
+		"-X k8s.io/component-base/version.gitTreeState=clean",
+	} {
+		if !strings.Contains(f, want) {
+			t.Errorf("ldflags lack %q: %s", want, f)
+		}
+	}
+}
+
+func TestLookup(t *testing.T) {
+	for _, c := range []string{"kubelet", "kube-proxy", "kubectl", "kube-apiserver", "containerd", "runc", "cni-plugins", "etcd"} {
+		r, err := Lookup(c)
+		if err != nil || len(r.Binaries) == 0 {
+			t.Errorf("Lookup(%s) = %+v, %v", c, r, err)
+		}
+	}
+	if _, err := Lookup("nope"); err == nil || !strings.Contains(err.Error(), "known:") {
+		t.Errorf("Lookup(nope) error = %v", err)
+	}
+	if err := (Builder{}).Build(t.Context(), Recipes()["runc"], "1.3.4", "amd64", t.TempDir()); err == nil || !strings.Contains(err.Error(), "not a semantic version") {
+		t.Errorf("bad version error = %v", err)
+	}
+}

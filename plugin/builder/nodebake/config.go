@@ -1,0 +1,227 @@
+//go:generate packer-sdc mapstructure-to-hcl2 -type Config,BaseConfig,KubernetesConfig,ComponentsConfig,ComponentConfig,SourcesConfig,AgentConfig,ContainerdConfig,ImageConfig,FileConfig,OutputConfig
+//go:generate sh ../../scripts/struct-markdown.sh
+
+package nodebake
+
+import (
+	"github.com/hashicorp/packer-plugin-sdk/common"
+	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
+)
+
+// Config is the configuration of a nodebake source. Besides the build
+// settings (spec_file, output_directory, cache_dir, firstboot_binary,
+// offline), it mirrors the worker image spec section by section with
+// snake_case names: every field of a nodebake YAML spec can be set here,
+// and a value set here overrides the one read from spec_file.
+type Config struct {
+	common.PackerConfig `mapstructure:",squash"`
+
+	// A YAML worker image spec (the format `nodebake build` reads) to start
+	// from. Values set in this source override the file's; `file` and
+	// `image` blocks are added to the file's lists. Relative paths inside the
+	// spec (base image layouts, file sources) resolve against the spec
+	// file's directory; without spec_file they resolve against the
+	// directory Packer runs in.
+	SpecFile string `mapstructure:"spec_file"`
+	// The directory the image (`NAME.raw`) and its manifest
+	// (`NAME.manifest.json`) are written to. It is created when missing.
+	// Existing outputs of the same name are only replaced with `packer build
+	// -force`. Defaults to `output-BUILDNAME`.
+	OutputDirectory string `mapstructure:"output_directory"`
+	// The content-addressed cache of downloads, built components and
+	// normalized base images. Defaults to `$NODEBAKE_CACHE`, else the user's
+	// cache directory plus `nodebake` (the same cache as `nodebake build`).
+	CacheDir string `mapstructure:"cache_dir"`
+	// The `nodebake-firstboot` program baked into the image. When unset,
+	// the plugin looks next to its own executable, then on `PATH`. A plugin
+	// installed with `packer plugins install` lives in Packer's plugin
+	// directory, so usually this is found on `PATH` or set here.
+	FirstbootBinary string `mapstructure:"firstboot_binary"`
+	// Use only what the cache holds: never download.
+	Offline bool `mapstructure:"offline"`
+
+	// The image name (a DNS label); it names the output files. Spec:
+	// `name`, default `worker`.
+	Name string `mapstructure:"name"`
+	// The target architecture, `amd64` or `arm64`. Spec: `arch`, default
+	// `amd64`.
+	Arch string `mapstructure:"arch"`
+	// The fixed timestamp (seconds since the Unix epoch) of every file and
+	// filesystem in the image. Spec: `sourceDateEpoch`, default 0.
+	SourceDateEpoch *int64 `mapstructure:"source_date_epoch"`
+	// The base operating system image. Spec: `base`.
+	Base BaseConfig `mapstructure:"base"`
+	// Cluster-wide settings. Spec: `kubernetes`.
+	Kubernetes KubernetesConfig `mapstructure:"kubernetes"`
+	// The components baked into the image, one block per component:
+	// `containerd`, `runc`, `cni_plugins`, `kubelet`, `kube_proxy`,
+	// `kubectl`. Spec: `components`.
+	Components ComponentsConfig `mapstructure:"components"`
+	// Where downloads come from. Spec: `sources`.
+	Sources SourcesConfig `mapstructure:"sources"`
+	// The kubelet's flags and KubeletConfiguration. Spec: `kubelet`.
+	Kubelet AgentConfig `mapstructure:"kubelet"`
+	// kube-proxy's flags and KubeProxyConfiguration. Spec: `kubeProxy`.
+	KubeProxy AgentConfig `mapstructure:"kube_proxy"`
+	// containerd settings. Spec: `containerd`.
+	Containerd ContainerdConfig `mapstructure:"containerd"`
+	// A container image preloaded into containerd's store; repeat the
+	// block for more. Spec: `images[]`.
+	Images []ImageConfig `mapstructure:"image"`
+	// An extra file, directory or symlink baked into the image; repeat the
+	// block for more. Spec: `files[]`.
+	Files []FileConfig `mapstructure:"file"`
+	// What the build writes. Spec: `output`.
+	Output OutputConfig `mapstructure:"output"`
+
+	ctx interpolate.Context
+}
+
+// BaseConfig is the base operating system image.
+type BaseConfig struct {
+	// `oci:DIR` or `oci:DIR@sha256:HEX` (an OCI image layout directory),
+	// `tarball:FILE` (a docker or OCI image tarball) or a registry reference.
+	// Spec: `base.image`.
+	Image string `mapstructure:"image"`
+	// Pins the image manifest digest (`sha256:HEX`). Spec: `base.digest`.
+	Digest string `mapstructure:"digest"`
+}
+
+// KubernetesConfig holds cluster-wide settings.
+type KubernetesConfig struct {
+	// The Kubernetes version, `vMAJOR.MINOR.PATCH`; kubelet, kube-proxy and
+	// kubectl default to it. Spec: `kubernetes.version`.
+	Version string `mapstructure:"version"`
+	// The service network. Spec: `kubernetes.serviceCIDR`, default
+	// `10.32.0.0/16`.
+	ServiceCIDR string `mapstructure:"service_cidr"`
+	// The pod network. Spec: `kubernetes.clusterCIDR`, default
+	// `10.200.0.0/16`.
+	ClusterCIDR string `mapstructure:"cluster_cidr"`
+	// `none` (a network add-on installs the CNI configuration) or `bridge`
+	// (a bridge + host-local configuration on the node's pod CIDR). Spec:
+	// `kubernetes.podNetwork`, default `none`.
+	PodNetwork string `mapstructure:"pod_network"`
+}
+
+// ComponentsConfig holds one block per component.
+type ComponentsConfig struct {
+	// containerd (and its runc shim). Spec: `components.containerd`.
+	Containerd ComponentConfig `mapstructure:"containerd"`
+	// runc. Spec: `components.runc`.
+	Runc ComponentConfig `mapstructure:"runc"`
+	// The CNI plugins. Spec: `components.cniPlugins`.
+	CNIPlugins ComponentConfig `mapstructure:"cni_plugins"`
+	// The kubelet. Spec: `components.kubelet`.
+	Kubelet ComponentConfig `mapstructure:"kubelet"`
+	// kube-proxy. Spec: `components.kubeProxy`.
+	KubeProxy ComponentConfig `mapstructure:"kube_proxy"`
+	// kubectl. Spec: `components.kubectl`.
+	Kubectl ComponentConfig `mapstructure:"kubectl"`
+}
+
+// ComponentConfig is one versioned component.
+type ComponentConfig struct {
+	// The component version, `vMAJOR.MINOR.PATCH`. Spec: `version`.
+	Version string `mapstructure:"version"`
+	// Where the files come from: `release` (the upstream release artifact,
+	// pinned by checksum), `go` (built from source through the Go module
+	// proxy) or `oci` (an OCI image). Spec: `from`, default `release`.
+	From string `mapstructure:"from"`
+	// Overrides the release artifact URL (`from = "release"` only);
+	// `{version}` and `{arch}` are substituted. Spec: `url`.
+	URL string `mapstructure:"url"`
+	// The OCI image holding the files (`from = "oci"` only). Spec: `image`.
+	Image string `mapstructure:"image"`
+	// The release artifact's sha256 per architecture, e.g. `{ amd64 =
+	// "..." }`. Spec: `sha256`.
+	SHA256 map[string]string `mapstructure:"sha256"`
+	// The release artifact's sha512 per architecture. Spec: `sha512`.
+	SHA512 map[string]string `mapstructure:"sha512"`
+}
+
+// SourcesConfig configures downloads.
+type SourcesConfig struct {
+	// A base URL: an upstream URL `https://HOST/PATH` is fetched from
+	// `MIRROR/HOST/PATH` instead. Spec: `sources.mirror`.
+	Mirror string `mapstructure:"mirror"`
+	// How often a failed download is retried (0 to 10). Spec:
+	// `sources.retries`, default 3.
+	Retries *int `mapstructure:"retries"`
+}
+
+// AgentConfig configures the kubelet or kube-proxy.
+type AgentConfig struct {
+	// Command-line flags (name without dashes = value), merged over the
+	// defaults. Spec: `settings`.
+	Settings map[string]string `mapstructure:"settings"`
+	// Default flags to remove (names without dashes). Spec: a `settings`
+	// key with a null value.
+	RemoveSettings []string `mapstructure:"remove_settings"`
+	// Configuration fields (KubeletConfiguration or KubeProxyConfiguration)
+	// as a JSON object, deep-merged over the defaults: objects merge key by
+	// key, lists and scalars replace, and null removes a key. Write it with
+	// `jsonencode({ ... })`. Spec: `config`.
+	ConfigJSON string `mapstructure:"config_json"`
+}
+
+// ContainerdConfig configures containerd.
+type ContainerdConfig struct {
+	// Makes runc use the systemd cgroup driver. Spec:
+	// `containerd.systemdCgroup`, default true.
+	SystemdCgroup *bool `mapstructure:"systemd_cgroup"`
+	// The pause image reference. Spec: `containerd.sandboxImage`, default
+	// `registry.k8s.io/pause:3.10.1`.
+	SandboxImage string `mapstructure:"sandbox_image"`
+}
+
+// ImageConfig is a container image preloaded into the image's containerd
+// store.
+type ImageConfig struct {
+	// The name the image is stored under (`name:tag`). Spec: `ref`.
+	Ref string `mapstructure:"ref" required:"true"`
+	// Where the image comes from: `oci:DIR`, `tarball:FILE` or a registry
+	// reference. Spec: `image`.
+	Image string `mapstructure:"image" required:"true"`
+	// Pins the manifest digest (`sha256:HEX`). Spec: `digest`.
+	Digest string `mapstructure:"digest"`
+}
+
+// FileConfig is an extra file, directory or symlink. Exactly one of
+// content, source, link and directory is set.
+type FileConfig struct {
+	// The absolute, clean path in the image. Spec: `path`.
+	Path string `mapstructure:"path" required:"true"`
+	// The file's content. Spec: `content`.
+	Content *string `mapstructure:"content"`
+	// A local file to copy. Spec: `source`.
+	Source string `mapstructure:"source"`
+	// Makes the entry a symlink to this target. Spec: `link`.
+	Link string `mapstructure:"link"`
+	// Makes the entry a directory. Spec: `directory`.
+	Directory bool `mapstructure:"directory"`
+	// An octal mode string (`"0644"`). Defaults: 0644 for files, 0755 for
+	// directories, 0777 for links. Spec: `mode`.
+	Mode string `mapstructure:"mode"`
+	// The owner's user id. Spec: `uid`.
+	UID int `mapstructure:"uid"`
+	// The owner's group id. Spec: `gid`.
+	GID int `mapstructure:"gid"`
+}
+
+// OutputConfig configures what the build writes.
+type OutputConfig struct {
+	// The output formats; only `raw` today. Spec: `output.formats`,
+	// default `["raw"]`.
+	Formats []string `mapstructure:"formats"`
+	// The EFI system partition size, in bytes or with a KiB, MiB, GiB or
+	// TiB suffix. Spec: `output.espSize`, default `256MiB`.
+	ESPSize string `mapstructure:"esp_size"`
+	// The /var partition size. Spec: `output.varSize`, default `1GiB`.
+	VarSize string `mapstructure:"var_size"`
+	// The zstd level of the root filesystem (1 to 22). Spec:
+	// `output.rootCompressionLevel`, default 3.
+	RootCompressionLevel *int `mapstructure:"root_compression_level"`
+	// Extra kernel command-line arguments. Spec: `output.kernelArgs`.
+	KernelArgs []string `mapstructure:"kernel_args"`
+}

@@ -1,0 +1,139 @@
+package nodebake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/packer-plugin-sdk/multistep"
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+
+	"github.com/nodebake/nodebake/builder/build"
+	"github.com/nodebake/nodebake/layers/cache"
+	"github.com/nodebake/nodebake/layers/gosource"
+)
+
+// State bag keys.
+const (
+	statePlan   = "nodebake_plan"
+	stateResult = "nodebake_result"
+)
+
+// halt records err in the state bag, says it, and halts the run.
+func halt(state multistep.StateBag, err error) multistep.StepAction {
+	state.Put("error", err)
+	state.Get("ui").(packersdk.Ui).Error(err.Error())
+	return multistep.ActionHalt
+}
+
+// stepResolve puts the prepared plan in the state bag and says what will
+// be built.
+type stepResolve struct {
+	config *Config
+	plan   *plan
+}
+
+func (s *stepResolve) Run(_ context.Context, state multistep.StateBag) multistep.StepAction {
+	ui := state.Get("ui").(packersdk.Ui)
+	p := s.plan
+	ui.Say(fmt.Sprintf("Resolving the spec: %s (%s), Kubernetes %s, spec hash %s",
+		p.spec.Name, p.spec.Arch, p.spec.Kubernetes.Version, p.specHash))
+	for _, c := range p.spec.NamedComponents() {
+		ui.Message(fmt.Sprintf("%s %s (from %s)", c.Name, c.Version, c.From))
+	}
+	ui.Message("first-boot program: " + p.firstboot)
+	ui.Message("cache: " + p.cacheDir)
+	state.Put(statePlan, p)
+	state.Put("generated_data", plannedData(p))
+	return multistep.ActionContinue
+}
+
+func (s *stepResolve) Cleanup(multistep.StateBag) {}
+
+// stepBuild runs the builder library's pipeline (resolve, fetch, compose,
+// disk, output), forwarding its progress to Packer's UI.
+type stepBuild struct{}
+
+func (s *stepBuild) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
+	ui := state.Get("ui").(packersdk.Ui)
+	cfg := state.Get("config").(*Config)
+	p := state.Get(statePlan).(*plan)
+
+	if !cfg.PackerForce {
+		for _, f := range outputFiles(p) {
+			if _, err := os.Stat(f); err == nil {
+				return halt(state, fmt.Errorf("output_directory: %s already exists: remove it or run packer build -force", f))
+			}
+		}
+	}
+	c, err := cache.Open(p.cacheDir)
+	if err != nil {
+		return halt(state, fmt.Errorf("cache_dir: %w", err))
+	}
+	pr := newProgress(ui)
+	defer pr.close()
+	res, err := build.Build(ctx, p.spec, build.Options{
+		OutputDir:       p.outputDir,
+		Cache:           c,
+		FirstbootBinary: p.firstboot,
+		Offline:         cfg.Offline,
+		Go:              gosource.Builder{Log: pr.writer("go: ")},
+		Progress:        pr.event,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("build cancelled: %w", err)
+		}
+		return halt(state, err)
+	}
+	state.Put(stateResult, res)
+	return multistep.ActionContinue
+}
+
+// Cleanup removes the outputs of a build that was cancelled or halted after
+// it wrote them. A failed build.Build leaves nothing itself.
+func (s *stepBuild) Cleanup(state multistep.StateBag) {
+	_, cancelled := state.GetOk(multistep.StateCancelled)
+	_, halted := state.GetOk(multistep.StateHalted)
+	if !cancelled && !halted {
+		return
+	}
+	r, ok := state.GetOk(stateResult)
+	if !ok {
+		return
+	}
+	res := r.(*build.Result)
+	ui := state.Get("ui").(packersdk.Ui)
+	for _, f := range []string{res.ImagePath, res.ManifestPath} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			ui.Error(fmt.Sprintf("removing %s: %v", f, err))
+		}
+	}
+	state.Remove(stateResult)
+}
+
+// outputFiles are the files a build writes.
+func outputFiles(p *plan) []string {
+	return []string{
+		filepath.Join(p.outputDir, p.spec.Name+".raw"),
+		filepath.Join(p.outputDir, p.spec.Name+".manifest.json"),
+	}
+}
+
+// stepOutputs makes the artifact of a finished build.
+type stepOutputs struct{}
+
+func (s *stepOutputs) Run(_ context.Context, state multistep.StateBag) multistep.StepAction {
+	ui := state.Get("ui").(packersdk.Ui)
+	p := state.Get(statePlan).(*plan)
+	res := state.Get(stateResult).(*build.Result)
+	a := newArtifact(p, res)
+	state.Put("generated_data", a.generated)
+	state.Put("artifact", a)
+	ui.Say(fmt.Sprintf("Built %s (sha256 %s)", a.ImagePath, a.SHA256))
+	return multistep.ActionContinue
+}
+
+func (s *stepOutputs) Cleanup(multistep.StateBag) {}
