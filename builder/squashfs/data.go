@@ -35,6 +35,7 @@ func newEncoder(opts Options) (*zstd.Encoder, error) {
 
 // fragment is one fragment block; the writer goroutine fills start and size.
 type fragment struct {
+	index uint32 // in the fragment table
 	start uint64
 	size  uint32
 }
@@ -225,7 +226,7 @@ func (p *pipeline) addFile(ctx context.Context, f *fileData, r io.Reader) (*file
 		if err != nil {
 			return nil, err
 		}
-		p.cur, p.curFrag = b, &fragment{}
+		p.cur, p.curFrag = b, &fragment{index: uint32(len(p.frags))}
 		b.n, b.file, b.frag, b.rewind = 0, nil, p.curFrag, false
 		p.frags = append(p.frags, p.curFrag)
 	}

@@ -82,7 +82,9 @@ func (o Options) withDefaults() (Options, error) {
 
 // Write reads a tar stream and writes a squashfs filesystem to dst starting at
 // offset 0. It returns the filesystem size in bytes, padded with zeros to a
-// multiple of 4 KiB like mksquashfs.
+// multiple of 4 KiB like mksquashfs; Write writes nothing past that size.
+// A tar entry that cannot be stored gives an *EntryError naming it, invalid
+// options an *OptionError.
 func Write(ctx context.Context, dst io.WriterAt, src io.Reader, opts Options) (int64, error) {
 	if dst == nil || src == nil {
 		return 0, errors.New("squashfs: nil destination or source")
@@ -110,9 +112,5 @@ func Write(ctx context.Context, dst io.WriterAt, src io.Reader, opts Options) (i
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	size, err := writeTables(dst, root, p.frags, dataEnd, p.highWater, opts)
-	if err != nil {
-		return 0, err
-	}
-	return size, nil
+	return writeTables(dst, root, p.frags, dataEnd, p.highWater, opts)
 }

@@ -34,7 +34,6 @@ type tableWriter struct {
 	idIdx  map[uint32]uint16
 	xattrs []*node // first node with each distinct xattr set, by xattr id
 	xIdx   map[string]uint32
-	frags  map[*fragment]uint32
 	count  uint32 // inodes
 	names  map[*node][]string
 	err    error
@@ -56,11 +55,7 @@ func writeTables(dst io.WriterAt, root *node, frags []*fragment, dataEnd, highWa
 		dirs:   newMetaWriter(enc),
 		idIdx:  map[uint32]uint16{},
 		xIdx:   map[string]uint32{},
-		frags:  make(map[*fragment]uint32, len(frags)),
 		names:  map[*node][]string{},
-	}
-	for i, f := range frags {
-		t.frags[f] = uint32(i)
 	}
 	t.number(root)
 	t.writeDir(root, t.count+1)
@@ -356,7 +351,7 @@ func (t *tableWriter) writeInode(n *node) {
 		f := n.file
 		frag, fragOf := uint32(invalidFrag), uint32(0)
 		if f.frag != nil {
-			frag, fragOf = t.frags[f.frag], f.fragOf
+			frag, fragOf = f.frag.index, f.fragOf
 		}
 		if ext || n.nlink > 1 || f.sparse > 0 || f.size > math.MaxUint32 || f.start > math.MaxUint32 {
 			sparse := f.sparse

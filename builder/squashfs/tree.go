@@ -125,17 +125,9 @@ func ingest(ctx context.Context, src io.Reader, p *pipeline, opts Options) (*nod
 // cleanName turns a tar name into a slash-separated relative path; "" is the
 // root directory.
 func cleanName(name string) (string, error) {
-	for {
-		switch {
-		case strings.HasPrefix(name, "./"):
-			name = name[2:]
-		case strings.HasPrefix(name, "/"):
-			name = name[1:]
-		default:
-			goto stripped
-		}
+	for strings.HasPrefix(name, "./") || strings.HasPrefix(name, "/") {
+		name = strings.TrimPrefix(strings.TrimPrefix(name, "/"), "./")
 	}
-stripped:
 	name = strings.TrimRight(name, "/")
 	if name == "" || name == "." {
 		return "", nil

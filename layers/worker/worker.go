@@ -68,6 +68,9 @@ func Render(s *spec.Spec) ([]rootfs.Entry, error) {
 	add(rootfs.Symlink(SystemdUnitDir+"/multi-user.target.wants/systemd-networkd.service", "/usr/lib/systemd/system/systemd-networkd.service"))
 	add(rootfs.Symlink(SystemdUnitDir+"/sockets.target.wants/systemd-networkd.socket", "/usr/lib/systemd/system/systemd-networkd.socket"))
 	text("/etc/systemd/network/80-nodebake-dhcp.network", 0o644, dhcpNetwork)
+	// Per-machine network configuration (a static underlay address, say)
+	// may come as systemd credentials network.network.NAME and friends.
+	add(rootfs.Symlink(SystemdUnitDir+"/sysinit.target.wants/systemd-network-generator.service", "/usr/lib/systemd/system/systemd-network-generator.service"))
 
 	if len(s.Images) > 0 {
 		text(SystemdUnitDir+"/nodebake-preload.service", 0o644, preloadUnit)

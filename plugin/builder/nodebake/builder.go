@@ -12,7 +12,6 @@ import (
 
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
-	"github.com/hashicorp/packer-plugin-sdk/multistep/commonsteps"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 
@@ -174,13 +173,11 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 
 	steps := []multistep.Step{
 		&stepResolve{config: &b.config, plan: b.plan},
-		// There is no machine: provisioners that need one fail here,
-		// before any work, with ErrNoMachine; shell-local ones run.
-		&commonsteps.StepProvision{Comm: noMachine{}},
+		&stepProvision{},
 		&stepBuild{},
 		&stepOutputs{},
 	}
-	b.runner = commonsteps.NewRunnerWithPauseFn(steps, b.config.PackerConfig, ui, state)
+	b.runner = &multistep.BasicRunner{Steps: steps}
 	b.runner.Run(ctx, state)
 
 	if err, ok := state.GetOk("error"); ok {

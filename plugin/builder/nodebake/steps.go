@@ -52,6 +52,25 @@ func (s *stepResolve) Run(_ context.Context, state multistep.StateBag) multistep
 
 func (s *stepResolve) Cleanup(multistep.StateBag) {}
 
+// stepProvision runs the provision hook with a communicator that refuses
+// every operation, since there is no machine: provisioners that run on the
+// Packer host (shell-local, breakpoint) work, and the others fail here,
+// before any work is done, with ErrNoMachine. They see the generated data
+// known before the build (paths, versions).
+type stepProvision struct{}
+
+func (s *stepProvision) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
+	hook := state.Get("hook").(packersdk.Hook)
+	ui := state.Get("ui").(packersdk.Ui)
+	data := state.Get("generated_data")
+	if err := hook.Run(ctx, packersdk.HookProvision, ui, noMachine{}, data); err != nil {
+		return halt(state, fmt.Errorf("provisioning: %w", err))
+	}
+	return multistep.ActionContinue
+}
+
+func (s *stepProvision) Cleanup(multistep.StateBag) {}
+
 // stepBuild runs the builder library's pipeline (resolve, fetch, compose,
 // disk, output), forwarding its progress to Packer's UI.
 type stepBuild struct{}
