@@ -43,26 +43,64 @@ func Load(path string) (*Spec, error) {
 
 // LoadAndValidate loads the spec at path, fills in its defaults and
 // validates it: the result is the effective spec, ready to build.
+//
+// Every problem is reported at once: structural ones (unknown fields,
+// wrong types) together with those validation finds in the rest.
 func LoadAndValidate(path string) (*Spec, error) {
-	s, err := Load(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading spec: %w", err)
 	}
-	s.Default()
-	if err := s.Validate(); err != nil {
+	s, perr := parse(data)
+	if s == nil {
 		var ve *ValidationError
-		if errors.As(err, &ve) {
+		if errors.As(perr, &ve) {
 			ve.File = path
 		}
-		return nil, err
+		return nil, perr
 	}
-	return s, nil
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("locating spec %s: %w", path, err)
+	}
+	s.Dir = filepath.Dir(abs)
+	s.Default()
+	verr := s.Validate()
+	if perr == nil && verr == nil {
+		return s, nil
+	}
+	merged := &ValidationError{File: path}
+	seen := map[FieldError]bool{}
+	for _, e := range []error{perr, verr} {
+		var ve *ValidationError
+		if errors.As(e, &ve) {
+			for _, fe := range ve.Errors {
+				if !seen[fe] {
+					seen[fe] = true
+					merged.Errors = append(merged.Errors, fe)
+				}
+			}
+		} else if e != nil {
+			return nil, e
+		}
+	}
+	return nil, merged
 }
 
 // Parse decodes a spec strictly: unknown fields, duplicate keys and values
 // of the wrong type are errors, reported all at once as a *ValidationError
 // naming each field path and line. It does not apply defaults.
 func Parse(data []byte) (*Spec, error) {
+	s, err := parse(data)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// parse is Parse, but on structural errors (unknown fields, wrong types) it
+// also returns a leniently decoded spec when one can be had.
+func parse(data []byte) (*Spec, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -88,7 +126,13 @@ func Parse(data []byte) (*Spec, error) {
 	}
 	checkNode(&errs, "", root, reflect.TypeFor[Spec](), 0)
 	if len(errs) > 0 {
-		return nil, errs.err()
+		// Decode what can be decoded, so the caller can report the
+		// problems of the rest (see LoadAndValidate) along with these.
+		var lenient Spec
+		if yaml.Unmarshal(data, &lenient) != nil {
+			return nil, errs.err()
+		}
+		return &lenient, errs.err()
 	}
 
 	var s Spec

@@ -47,7 +47,7 @@ func TestBoot(t *testing.T) {
 	figure(t, "image build (library, warm components): %s; %d MiB disk, %d MiB root filesystem",
 		time.Since(start).Round(100*time.Millisecond), res.Manifest.Image.Size>>20, res.Manifest.Image.RootFilesystemSize>>20)
 
-	t.Run("image", func(t *testing.T) { checkImage(t, res) })
+	t.Run("image", func(t *testing.T) { checkImage(t, res, harness.BaseLayout(t)) })
 
 	ctx := t.Context()
 	accel := qemu.Accel()
@@ -100,7 +100,7 @@ func TestBoot(t *testing.T) {
 		t.Fatalf("want 2 boots in the probe report, got %d:\n%s", len(boots), report)
 	}
 	for i, b := range boots {
-		t.Logf("boot %d: %s", i+1, b["analyze"])
+		t.Logf("boot %d: %s; critical chain: %s; slowest units: %s", i+1, b["analyze"], b["critical-chain"], b["blame"])
 		checkBoot(t, i+1, b, s.Kubernetes.Version)
 	}
 	first, last := boots[0], boots[1]
@@ -113,8 +113,12 @@ func TestBoot(t *testing.T) {
 	if first["bootid"] == last["bootid"] {
 		t.Errorf("both boots have boot id %s: the guest did not reboot", first["bootid"])
 	}
-	if first["machine-id"] != last["machine-id"] {
-		t.Logf("machine id changed across the reboot: %s -> %s", first["machine-id"], last["machine-id"])
+	// systemd derives the machine id from the VM's UUID.
+	wantID := strings.ReplaceAll(vmUUID, "-", "")
+	for i, b := range boots {
+		if b["machine-id"] != wantID {
+			t.Errorf("boot %d: machine id %q, want %s (from the VM UUID)", i+1, b["machine-id"], wantID)
+		}
 	}
 }
 

@@ -80,6 +80,8 @@ else
 	p status=absent
 fi
 p analyze=$(systemd-analyze 2>&1 | head -n 1)
+p critical-chain=$(systemd-analyze critical-chain --no-pager multi-user.target 2>&1 | tail -n +3 | sed 's/^[^a-zA-Z0-9]*//' | head -n 12 | tr '\n' ';')
+p blame=$(systemd-analyze blame --no-pager 2>&1 | head -n 8 | sed 's/^ *//' | tr '\n' ';')
 
 marker=/var/lib/nodebake-probe/marker
 if [ -f "$marker" ]; then
