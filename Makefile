@@ -13,7 +13,8 @@ export CGO_ENABLED := 0
 
 # Debian packages the build and the tests use.
 DEBS := mmdebstrap squashfs-tools gdisk dosfstools mtools e2fsprogs qemu-system-x86 \
-        ovmf qemu-utils libseccomp-dev gcc zstd openssl wireguard-tools attr
+        ovmf qemu-utils libseccomp-dev gcc libc6-dev zstd openssl wireguard-tools attr \
+        squashfs-tools-ng genisoimage util-linux mount tar git ca-certificates
 
 .PHONY: all deps bin base image test test-fast test-slow vet clean
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"golang.org/x/mod/modfile"
+	"golang.org/x/mod/module"
 	"golang.org/x/mod/semver"
 )
 
@@ -202,6 +203,11 @@ func (b Builder) wrapperModule(ctx context.Context, work string, r Recipe, versi
 		newPath, newVersion := rep.New.Path, rep.New.Version
 		if modfile.IsDirectoryPath(newPath) {
 			newPath, newVersion = rep.Old.Path, publishedVersion(r.Module, version)
+			if module.CheckPathMajor(newVersion, newPath) != nil {
+				// Not a published module at this version: a guard such as
+				// etcd's "=> ./FORBIDDEN_DEPENDENCY"; it is no dependency.
+				continue
+			}
 		}
 		if err := w.AddReplace(rep.Old.Path, rep.Old.Version, newPath, newVersion); err != nil {
 			return nil, err
