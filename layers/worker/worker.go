@@ -87,6 +87,9 @@ func Render(s *spec.Spec) ([]rootfs.Entry, error) {
 	text("/etc/fstab", 0o644, fstab)
 	text("/etc/tmpfiles.d/nodebake.conf", 0o644, tmpfiles)
 	text("/etc/machine-id", 0o444, "")
+	// The ESP's mount point: systemd's gpt-auto generator mounts it at /efi
+	// on demand; the read-only root cannot create it at boot.
+	add(rootfs.Dir("/efi", 0o700))
 	text("/etc/hostname", 0o644, "localhost\n")
 	text("/etc/resolv.conf", 0o644, "# DNS for host processes: add nameserver lines through the spec's files.\n")
 
