@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -243,9 +244,9 @@ func Mirror(t testing.TB, s *spec.Spec) (string, []mirror.Artifact) {
 
 // WorkerSpec loads images/worker.yaml, pins its components to release
 // artifacts served by a local mirror (the production download path, each
-// checked against its checksum), adds files, and validates the result. The
-// base image path is made absolute so that the spec can be dumped and
-// built from anywhere.
+// checked against its checksum), adds files, and validates the result.
+// Local paths (OCI layouts, tarballs, file sources) are made absolute, so
+// that the spec can be dumped and built from anywhere.
 func WorkerSpec(t testing.TB, extraFiles ...spec.File) *spec.Spec {
 	t.Helper()
 	root := RepoRoot(t)
@@ -259,8 +260,16 @@ func WorkerSpec(t testing.TB, extraFiles ...spec.File) *spec.Spec {
 	if err != nil {
 		t.Fatalf("pinning the components to the mirror: %v", err)
 	}
-	if rel, ok := strings.CutPrefix(p.Base.Image, "oci:"); ok && !filepath.IsAbs(rel) {
-		p.Base.Image = "oci:" + filepath.Join(s.Dir, rel)
+	p.Base.Image = absImage(s, p.Base.Image)
+	p.Images = slices.Clone(p.Images)
+	for i := range p.Images {
+		p.Images[i].Image = absImage(s, p.Images[i].Image)
+	}
+	p.Files = slices.Clone(p.Files)
+	for i := range p.Files {
+		if p.Files[i].Source != "" {
+			p.Files[i].Source = s.ResolvePath(p.Files[i].Source)
+		}
 	}
 	p.Files = append(p.Files, extraFiles...)
 	p.Default()
@@ -326,4 +335,18 @@ func lockFile(t testing.TB, path string) func() {
 		t.Fatalf("locking %s: %v", path, err)
 	}
 	return func() { f.Close() }
+}
+
+// absImage makes the path of an oci: or tarball: image source absolute,
+// resolved against the spec's directory.
+func absImage(s *spec.Spec, src string) string {
+	is, err := spec.ParseImageSource(src)
+	if err != nil || is.Kind == spec.ImageRegistry {
+		return src
+	}
+	out := string(is.Kind) + ":" + s.ResolvePath(is.Path)
+	if is.Kind == spec.ImageOCILayout && is.Digest != "" {
+		out += "@" + is.Digest
+	}
+	return out
 }

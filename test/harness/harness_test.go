@@ -99,3 +99,20 @@ func TestMirror(t *testing.T) {
 		t.Logf("%s %s: %s, %d MiB", a.Component, a.Version, a.Path, n>>20)
 	}
 }
+
+func TestAbsImage(t *testing.T) {
+	s := &spec.Spec{Dir: "/repo/images"}
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	tests := []struct{ in, want string }{
+		{"oci:../build/base/trixie-amd64", "oci:/repo/build/base/trixie-amd64"},
+		{"oci:../build/images/pause@" + digest, "oci:/repo/build/images/pause@" + digest},
+		{"oci:/abs/layout", "oci:/abs/layout"},
+		{"tarball:img.tar", "tarball:/repo/images/img.tar"},
+		{"registry.k8s.io/pause:3.10.1", "registry.k8s.io/pause:3.10.1"},
+	}
+	for _, tt := range tests {
+		if got := absImage(s, tt.in); got != tt.want {
+			t.Errorf("absImage(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
