@@ -20,6 +20,8 @@ DEBS := mmdebstrap squashfs-tools gdisk dosfstools mtools e2fsprogs qemu-system-
 
 all: bin
 
+include plugin/Makefile.inc
+
 deps:
 	@if [ "$$(id -u)" != 0 ]; then echo "make deps installs Debian packages and needs root" >&2; exit 1; fi
 	apt-get update -qq
@@ -41,12 +43,13 @@ vet:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed" >&2; exit 1; }
 	$(GO) vet ./...
 
-test-fast: vet
+test-fast: vet plugin-check-generated plugin-test plugin-check
 	$(GO) test -count=1 ./...
 
 test-slow: base
 	mkdir -p build
-	NODEBAKE_SLOW=1 NODEBAKE_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 85m -v ./test/... 2>&1 | tee build/test-slow.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+\S+_test.go)' ; exit $${PIPESTATUS[0]}
+	NODEBAKE_SLOW=1 NODEBAKE_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 70m -v ./test/... 2>&1 | tee build/test-slow.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+\S+_test.go)' ; exit $${PIPESTATUS[0]}
+	$(MAKE) plugin-acc
 
 test: deps bin
 	NODEBAKE_REQUIRE_TOOLS=1 $(MAKE) test-fast

@@ -119,26 +119,68 @@ func (c *Config) prepare(workDir string, fb firstbootLookup) (*plan, []error) {
 }
 
 // effectiveSpec returns the defaulted, validated spec of the
-// configuration. Each problem is its own error, naming the configuration
-// field.
+// configuration. It reports every problem at once, each as its own error
+// naming the configuration field: values that could not be taken, and
+// then whatever Validate finds in the rest.
 func (c *Config) effectiveSpec(workDir string) (*spec.Spec, error) {
-	s, err := c.Spec(workDir)
-	if err == nil {
-		s.Default()
-		err = s.Validate()
+	s, bad, err := c.overlay(workDir)
+	if err != nil {
+		var ve *spec.ValidationError
+		if !errors.As(err, &ve) {
+			return nil, err
+		}
+		// The spec file itself is invalid: its problems, with its name.
+		errs := make([]error, 0, len(ve.Errors))
+		for _, fe := range ve.Errors {
+			errs = append(errs, c.fieldError(ve.File, fe))
+		}
+		return nil, &packersdk.MultiError{Errors: errs}
 	}
-	if err == nil {
+	s.Default()
+	var problems []spec.FieldError
+	problems = append(problems, bad...)
+	if err := s.Validate(); err != nil {
+		var ve *spec.ValidationError
+		if !errors.As(err, &ve) {
+			return nil, err
+		}
+		problems = append(problems, ve.Errors...)
+	}
+	if len(problems) == 0 {
 		return s, nil
 	}
-	var ve *spec.ValidationError
-	if !errors.As(err, &ve) {
-		return nil, err
-	}
-	errs := make([]error, 0, len(ve.Errors))
-	for _, fe := range ve.Errors {
-		errs = append(errs, c.fieldError(ve.File, fe))
+	inFile := c.specFileProblems()
+	errs := make([]error, 0, len(problems))
+	for _, fe := range problems {
+		if inFile[fe] {
+			errs = append(errs, c.fieldError(c.SpecFile, fe))
+			continue
+		}
+		errs = append(errs, c.fieldError("", fe))
 	}
 	return nil, &packersdk.MultiError{Errors: errs}
+}
+
+// specFileProblems returns the problems the spec file has on its own, to
+// tell them from those the configuration brings.
+func (c *Config) specFileProblems() map[spec.FieldError]bool {
+	if c.SpecFile == "" {
+		return nil
+	}
+	s, err := spec.Load(c.SpecFile)
+	if err != nil {
+		return nil
+	}
+	s.Default()
+	var ve *spec.ValidationError
+	if !errors.As(s.Validate(), &ve) {
+		return nil
+	}
+	out := make(map[spec.FieldError]bool, len(ve.Errors))
+	for _, fe := range ve.Errors {
+		out[fe] = true
+	}
+	return out
 }
 
 // fieldError names the configuration field of a spec problem. A problem
@@ -172,7 +214,7 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 	state.Put("ui", ui)
 
 	steps := []multistep.Step{
-		&stepResolve{config: &b.config, plan: b.plan},
+		&stepResolve{plan: b.plan},
 		&stepProvision{},
 		&stepBuild{},
 		&stepOutputs{},

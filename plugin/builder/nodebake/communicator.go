@@ -17,13 +17,23 @@ var ErrNoMachine = errors.New("the nodebake builder boots no machine, so provisi
 	"and use shell-local provisioners or post-processors for work on the Packer host")
 
 // noMachine is the communicator handed to provisioners: it refuses
-// everything with ErrNoMachine.
-type noMachine struct{}
+// everything with ErrNoMachine, and calls refused (when set) first, so the
+// builder can stop a provisioner that would retry for minutes.
+type noMachine struct {
+	refused func()
+}
 
 var _ packersdk.Communicator = noMachine{}
 
-func (noMachine) Start(context.Context, *packersdk.RemoteCmd) error { return ErrNoMachine }
-func (noMachine) Upload(string, io.Reader, *os.FileInfo) error       { return ErrNoMachine }
-func (noMachine) UploadDir(string, string, []string) error           { return ErrNoMachine }
-func (noMachine) Download(string, io.Writer) error                   { return ErrNoMachine }
-func (noMachine) DownloadDir(string, string, []string) error         { return ErrNoMachine }
+func (m noMachine) refuse() error {
+	if m.refused != nil {
+		m.refused()
+	}
+	return ErrNoMachine
+}
+
+func (m noMachine) Start(context.Context, *packersdk.RemoteCmd) error { return m.refuse() }
+func (m noMachine) Upload(string, io.Reader, *os.FileInfo) error      { return m.refuse() }
+func (m noMachine) UploadDir(string, string, []string) error          { return m.refuse() }
+func (m noMachine) Download(string, io.Writer) error                  { return m.refuse() }
+func (m noMachine) DownloadDir(string, string, []string) error        { return m.refuse() }

@@ -1,7 +1,6 @@
 package nodebake
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,11 +18,26 @@ import (
 // come back as a *spec.ValidationError whose paths are configuration
 // (snake_case) paths.
 func (c *Config) Spec(workDir string) (*spec.Spec, error) {
+	s, errs, err := c.overlay(workDir)
+	if err != nil {
+		return nil, err
+	}
+	if len(errs) > 0 {
+		return nil, &spec.ValidationError{Errors: errs}
+	}
+	return s, nil
+}
+
+// overlay lays the configuration over the spec file (or an empty spec)
+// and returns the result together with the values it could not take (bad
+// JSON, bad sizes), which it leaves out. err is set when the spec file
+// cannot be loaded.
+func (c *Config) overlay(workDir string) (*spec.Spec, []spec.FieldError, error) {
 	s := &spec.Spec{APIVersion: spec.APIVersion, Kind: spec.Kind, Dir: workDir}
 	if c.SpecFile != "" {
 		loaded, err := spec.Load(c.SpecFile)
 		if err != nil {
-			return nil, fmt.Errorf("spec_file: %w", err)
+			return nil, nil, fmt.Errorf("spec_file: %w", err)
 		}
 		s = loaded
 	}
@@ -113,10 +127,7 @@ func (c *Config) Spec(workDir string) (*spec.Spec, error) {
 		o.KernelArgs = append([]string(nil), c.Output.KernelArgs...)
 	}
 
-	if len(errs) > 0 {
-		return nil, &spec.ValidationError{Errors: errs}
-	}
-	return s, nil
+	return s, errs, nil
 }
 
 type namedComponent struct {
@@ -280,14 +291,3 @@ func setString(dst *string, v string) {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-// jsonString is used by tests and docs: it renders v as compact JSON.
-func jsonString(v any) string {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return ""
-	}
-	return strings.TrimSpace(b.String())
-}

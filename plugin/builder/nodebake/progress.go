@@ -11,6 +11,9 @@ import (
 	"github.com/nodebake/nodebake/builder/build"
 )
 
+// detailIndent sets the lines of a stage off from its title.
+const detailIndent = "  "
+
 // stageTitles introduce each stage of the pipeline in the UI.
 var stageTitles = map[build.Stage]string{
 	build.StageResolve: "Resolving the base image",
@@ -21,8 +24,9 @@ var stageTitles = map[build.Stage]string{
 }
 
 // progress forwards build events to Packer's UI: one ui.Say when a stage
-// starts, its messages as ui.Message, and downloads as Packer progress
-// bars (ui.TrackProgress).
+// starts, then its messages, indented under it (ui.Message is deprecated
+// and Packer shows it like ui.Say), and downloads as Packer progress bars
+// (ui.TrackProgress).
 type progress struct {
 	mu        sync.Mutex
 	ui        packersdk.Ui
@@ -52,8 +56,8 @@ func (p *progress) event(ev build.Event) {
 		p.download(ev)
 		return
 	}
-	if ev.Message != "" {
-		p.ui.Message(ev.Message)
+	if ev.Message != "" && !strings.EqualFold(ev.Message, stageTitles[ev.Stage]) {
+		p.ui.Say(detailIndent + ev.Message)
 	}
 }
 
@@ -69,7 +73,7 @@ func (p *progress) download(ev build.Event) {
 	}
 	if d == nil {
 		if ev.Total < 0 && ev.Done == 0 {
-			p.ui.Message(ev.Artifact + ": from the cache")
+			p.ui.Say(detailIndent + ev.Artifact + ": from the cache")
 			return
 		}
 		d = &download{}
@@ -80,7 +84,7 @@ func (p *progress) download(ev build.Event) {
 	if ev.Total > 0 && ev.Done >= ev.Total {
 		d.close()
 		delete(p.downloads, ev.Artifact)
-		p.ui.Message(ev.Artifact + ": downloaded")
+		p.ui.Say(detailIndent + ev.Artifact + ": downloaded")
 	}
 }
 
@@ -98,8 +102,8 @@ func (p *progress) close() {
 	p.closeDownloads()
 }
 
-// writer returns a writer that says each line written to it as a
-// ui.Message, prefixed.
+// writer returns a writer that says each line written to it, indented and
+// prefixed.
 func (p *progress) writer(prefix string) io.Writer {
 	return &lineWriter{ui: p.ui, prefix: prefix}
 }
@@ -162,7 +166,7 @@ func (w *lineWriter) Write(b []byte) (int, error) {
 			return len(b), nil
 		}
 		if line := strings.TrimRight(string(w.buf[:i]), "\r"); line != "" {
-			w.ui.Message(w.prefix + line)
+			w.ui.Say(detailIndent + w.prefix + line)
 		}
 		w.buf = w.buf[i+1:]
 	}

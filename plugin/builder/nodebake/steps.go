@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
@@ -31,8 +32,7 @@ func halt(state multistep.StateBag, err error) multistep.StepAction {
 // stepResolve puts the prepared plan in the state bag and says what will
 // be built.
 type stepResolve struct {
-	config *Config
-	plan   *plan
+	plan *plan
 }
 
 func (s *stepResolve) Run(_ context.Context, state multistep.StateBag) multistep.StepAction {
@@ -41,10 +41,10 @@ func (s *stepResolve) Run(_ context.Context, state multistep.StateBag) multistep
 	ui.Say(fmt.Sprintf("Resolving the spec: %s (%s), Kubernetes %s, spec hash %s",
 		p.spec.Name, p.spec.Arch, p.spec.Kubernetes.Version, p.specHash))
 	for _, c := range p.spec.NamedComponents() {
-		ui.Message(fmt.Sprintf("%s %s (from %s)", c.Name, c.Version, c.From))
+		ui.Say(fmt.Sprintf("%s%s %s (from %s)", detailIndent, c.Name, c.Version, c.From))
 	}
-	ui.Message("first-boot program: " + p.firstboot)
-	ui.Message("cache: " + p.cacheDir)
+	ui.Say(detailIndent + "first-boot program: " + p.firstboot)
+	ui.Say(detailIndent + "cache: " + p.cacheDir)
 	state.Put(statePlan, p)
 	state.Put("generated_data", plannedData(p))
 	return multistep.ActionContinue
@@ -56,14 +56,28 @@ func (s *stepResolve) Cleanup(multistep.StateBag) {}
 // every operation, since there is no machine: provisioners that run on the
 // Packer host (shell-local, breakpoint) work, and the others fail here,
 // before any work is done, with ErrNoMachine. They see the generated data
-// known before the build (paths, versions).
+// known before the build (paths, versions). The first refusal cancels the
+// hook: provisioners retry a failed upload for minutes
+// (start_retry_timeout), and no retry can succeed.
 type stepProvision struct{}
 
 func (s *stepProvision) Run(ctx context.Context, state multistep.StateBag) multistep.StepAction {
 	hook := state.Get("hook").(packersdk.Hook)
 	ui := state.Get("ui").(packersdk.Ui)
 	data := state.Get("generated_data")
-	if err := hook.Run(ctx, packersdk.HookProvision, ui, noMachine{}, data); err != nil {
+
+	hookCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var refused atomic.Bool
+	comm := noMachine{refused: func() {
+		refused.Store(true)
+		cancel()
+	}}
+	err := hook.Run(hookCtx, packersdk.HookProvision, ui, comm, data)
+	if refused.Load() {
+		return halt(state, fmt.Errorf("provisioning: %w", ErrNoMachine))
+	}
+	if err != nil {
 		return halt(state, fmt.Errorf("provisioning: %w", err))
 	}
 	return multistep.ActionContinue

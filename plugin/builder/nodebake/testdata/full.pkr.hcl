@@ -59,6 +59,7 @@ kubelet {
     evictionHard   = { "memory.available" = "200Mi" }
     featureGates   = { KubeletTracing = true }
     maxPods        = 200
+    cgroupDriver   = "cgroupfs"
   })
 }
 

@@ -1,0 +1,132 @@
+package nodebake
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nodebake/nodebake/builder/build"
+	"github.com/nodebake/nodebake/builder/spec"
+)
+
+// testPlan returns the plan of a build into dir.
+func testPlan(t *testing.T, dir string) *plan {
+	t.Helper()
+	c := &Config{OutputDirectory: dir, Base: BaseConfig{Image: "oci:base"}, Kubernetes: KubernetesConfig{Version: "v1.35.4"}}
+	s, err := c.Spec(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Default()
+	return &plan{spec: s, specHash: strings.Repeat("ab", 32), outputDir: dir, firstboot: "/fb", cacheDir: filepath.Join(dir, "cache")}
+}
+
+// testResult writes the files of a finished build into dir.
+func testResult(t *testing.T, dir string) *build.Result {
+	t.Helper()
+	res := &build.Result{
+		ImagePath:    filepath.Join(dir, "worker.raw"),
+		ManifestPath: filepath.Join(dir, "worker.manifest.json"),
+		Manifest: build.Manifest{
+			Name: "worker", Arch: "amd64", SpecHash: strings.Repeat("ab", 32), KernelRelease: "6.12.0-amd64",
+			Image: build.ImageInfo{File: "worker.raw", SHA256: strings.Repeat("0f", 32), Size: 3 << 30},
+			Base:  build.BaseInfo{Image: "oci:base", Digest: "sha256:" + strings.Repeat("1", 64)},
+			Components: []build.ComponentInfo{
+				{Name: "containerd", Version: "v2.2.0"}, {Name: "kube-proxy", Version: "v1.35.4"},
+				{Name: "cni-plugins", Version: "v1.8.0"},
+			},
+		},
+	}
+	for _, f := range []string{res.ImagePath, res.ManifestPath} {
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return res
+}
+
+func TestArtifact(t *testing.T) {
+	dir := t.TempDir()
+	a := newArtifact(testPlan(t, dir), testResult(t, dir))
+
+	if a.BuilderId() != BuilderID {
+		t.Errorf("BuilderId = %q", a.BuilderId())
+	}
+	if got := a.Files(); len(got) != 2 || got[0] != filepath.Join(dir, "worker.raw") || got[1] != filepath.Join(dir, "worker.manifest.json") {
+		t.Errorf("Files = %v, want the image and the manifest", got)
+	}
+	if a.Id() != strings.Repeat("0f", 32) {
+		t.Errorf("Id = %q, want the image sha256", a.Id())
+	}
+	for _, w := range []string{"worker.raw", "amd64", "3072 MiB", strings.Repeat("0f", 32), "containerd v2.2.0"} {
+		if !strings.Contains(a.String(), w) {
+			t.Errorf("String() = %q, lacks %q", a.String(), w)
+		}
+	}
+	if a.State("other") != nil {
+		t.Error("State(other) is not nil")
+	}
+	gd, ok := a.State("generated_data").(map[string]any)
+	if !ok {
+		t.Fatalf("State(generated_data) = %T", a.State("generated_data"))
+	}
+	want := map[string]string{
+		DataImagePath:       filepath.Join(dir, "worker.raw"),
+		DataManifestPath:    filepath.Join(dir, "worker.manifest.json"),
+		DataOutputDirectory: dir,
+		DataImageSHA256:     strings.Repeat("0f", 32),
+		DataSpecHash:        strings.Repeat("ab", 32),
+		DataName:            "worker",
+		DataArch:            "amd64",
+		DataKubernetes:      "v1.35.4",
+		DataBaseDigest:      "sha256:" + strings.Repeat("1", 64),
+		DataKernelRelease:   "6.12.0-amd64",
+		"ContainerdVersion": "v2.2.0",
+		"KubeProxyVersion":  "v1.35.4",
+		"CniPluginsVersion": "v1.8.0",
+		"KubeletVersion":    "v1.35.4",
+	}
+	for k, v := range want {
+		if gd[k] != v {
+			t.Errorf("generated_data[%s] = %v, want %q", k, gd[k], v)
+		}
+	}
+	for _, k := range GeneratedDataKeys() {
+		if _, ok := gd[k].(string); !ok {
+			t.Errorf("generated_data[%s] = %#v, want a string", k, gd[k])
+		}
+	}
+
+	if err := a.Destroy(); err != nil {
+		t.Fatalf("Destroy: %v", err)
+	}
+	for _, f := range a.Files() {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still there after Destroy: %v", f, err)
+		}
+	}
+	if err := a.Destroy(); err != nil {
+		t.Errorf("second Destroy: %v", err)
+	}
+}
+
+func TestPlannedData(t *testing.T) {
+	dir := t.TempDir()
+	d := plannedData(testPlan(t, dir))
+	if d[DataImagePath] != filepath.Join(dir, "worker.raw") || d[DataImageSHA256] != "" || d["KubectlVersion"] != "v1.35.4" {
+		t.Errorf("planned data: %v", d)
+	}
+}
+
+func TestComponentDataKeys(t *testing.T) {
+	var got []string
+	for _, n := range spec.ComponentNames() {
+		got = append(got, componentDataKey(n))
+	}
+	want := "ContainerdVersion RuncVersion CniPluginsVersion KubeletVersion KubeProxyVersion KubectlVersion"
+	if strings.Join(got, " ") != want {
+		t.Errorf("component keys %v, want %s", got, want)
+	}
+}

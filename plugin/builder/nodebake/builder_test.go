@@ -1,0 +1,286 @@
+package nodebake
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+)
+
+// validHCL is the smallest valid source body: components built from
+// source need no checksums.
+const validHCL = `
+base { image = "oci:base" }
+kubernetes { version = "v1.35.4" }
+components {
+  containerd {
+    version = "v2.2.0"
+    from    = "go"
+  }
+  runc {
+    version = "v1.3.4"
+    from    = "go"
+  }
+  cni_plugins {
+    version = "v1.8.0"
+    from    = "go"
+  }
+  kubelet { from = "go" }
+  kube_proxy { from = "go" }
+  kubectl { from = "go" }
+}
+`
+
+// newTestBuilder returns a builder whose first-boot lookup sees only dir
+// (as the plugin's directory) and path (as PATH).
+func newTestBuilder(exeDir string, path []string) *Builder {
+	return &Builder{firstboot: firstbootLookup{
+		executable: func() (string, error) { return filepath.Join(exeDir, "packer-plugin-nodebake"), nil },
+		lookPath: func(name string) (string, error) {
+			for _, d := range path {
+				p := filepath.Join(d, name)
+				if checkProgram(p) == nil {
+					return p, nil
+				}
+			}
+			return "", errors.New("not found")
+		},
+	}}
+}
+
+func TestPrepareDefaults(t *testing.T) {
+	exeDir := t.TempDir()
+	fb := fakeProgram(t, exeDir, FirstbootName)
+	cacheDir := filepath.Join(t.TempDir(), "cache")
+	t.Setenv("NODEBAKE_CACHE", cacheDir)
+
+	b := newTestBuilder(exeDir, nil)
+	generated, warnings, err := b.Prepare(builderVars("worker"), decodeHCL(t, "source.pkr.hcl", validHCL))
+	if err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	if len(warnings) > 0 {
+		t.Errorf("warnings: %v", warnings)
+	}
+	if !slices.Equal(generated, GeneratedDataKeys()) {
+		t.Errorf("generated data keys = %v, want %v", generated, GeneratedDataKeys())
+	}
+	c, p := b.config, b.plan
+	for _, chk := range []struct{ field, got, want string }{
+		{"output_directory", c.OutputDirectory, "output-worker"},
+		{"cache_dir", c.CacheDir, cacheDir},
+		{"plan output directory", p.outputDir, "output-worker"},
+		{"plan cache", p.cacheDir, cacheDir},
+		{"plan first-boot program", p.firstboot, fb},
+		{"spec name", p.spec.Name, "worker"},
+		{"spec arch", string(p.spec.Arch), "amd64"},
+		{"kubelet version", p.spec.Components.Kubelet.Version, "v1.35.4"},
+		{"service CIDR", p.spec.Kubernetes.ServiceCIDR, "10.32.0.0/16"},
+		{"esp size", p.spec.Output.ESPSize.String(), "256MiB"},
+	} {
+		if chk.got != chk.want {
+			t.Errorf("%s = %q, want %q", chk.field, chk.got, chk.want)
+		}
+	}
+	if len(p.specHash) != 64 {
+		t.Errorf("spec hash %q", p.specHash)
+	}
+	wd, _ := os.Getwd()
+	if p.spec.Dir != wd {
+		t.Errorf("spec Dir = %q, want the working directory %q", p.spec.Dir, wd)
+	}
+}
+
+func TestPrepareDefaultCacheDir(t *testing.T) {
+	exeDir := t.TempDir()
+	fakeProgram(t, exeDir, FirstbootName)
+	t.Setenv("NODEBAKE_CACHE", "")
+	home := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", home)
+	b := newTestBuilder(exeDir, nil)
+	if _, _, err := b.Prepare(builderVars(""), decodeHCL(t, "source.pkr.hcl", validHCL)); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	if want := filepath.Join(home, "nodebake"); b.config.CacheDir != want {
+		t.Errorf("cache_dir = %q, want %q", b.config.CacheDir, want)
+	}
+	if b.config.OutputDirectory != "output-nodebake" {
+		t.Errorf("output_directory without a build name = %q", b.config.OutputDirectory)
+	}
+}
+
+func TestPrepareKeepsSetValues(t *testing.T) {
+	dir := t.TempDir()
+	fb := fakeProgram(t, dir, "my-firstboot")
+	b := newTestBuilder(t.TempDir(), nil)
+	hcl := validHCL + `
+output_directory = "` + filepath.Join(dir, "out") + `"
+cache_dir        = "` + filepath.Join(dir, "cache") + `"
+firstboot_binary = "` + fb + `"
+offline          = true
+`
+	if _, _, err := b.Prepare(builderVars("worker"), decodeHCL(t, "source.pkr.hcl", hcl)); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	p := b.plan
+	if p.outputDir != filepath.Join(dir, "out") || p.cacheDir != filepath.Join(dir, "cache") || p.firstboot != fb || !b.config.Offline {
+		t.Errorf("set values not kept: %+v offline=%v", p, b.config.Offline)
+	}
+}
+
+// TestPrepareReportsEveryError checks that one Prepare reports every
+// problem, each naming its configuration field.
+func TestPrepareReportsEveryError(t *testing.T) {
+	t.Setenv("NODEBAKE_CACHE", t.TempDir())
+	b := newTestBuilder(t.TempDir(), nil) // no first-boot program anywhere
+	hcl := validHCL + `
+name = "Not_A_Label"
+kubernetes { service_cidr = "nonsense" }
+kubelet {
+  config_json = jsonencode({ maxPods = "many", bogus = 1 })
+}
+kube_proxy { config_json = "not json" }
+output {
+  esp_size               = "huge"
+  root_compression_level = 99
+}
+file {
+  path    = "relative/path"
+  content = "x"
+}
+`
+	// kubernetes appears twice: the second block must be refused by HCL,
+	// so merge it into the first instead.
+	hcl = strings.Replace(hcl, `kubernetes { version = "v1.35.4" }`, `kubernetes {
+  version      = "v1.35.4"
+  service_cidr = "nonsense"
+}`, 1)
+	hcl = strings.Replace(hcl, "kubernetes { service_cidr = \"nonsense\" }\n", "", 1)
+
+	_, _, err := b.Prepare(builderVars("worker"), decodeHCL(t, "source.pkr.hcl", hcl))
+	var me *packersdk.MultiError
+	if !errors.As(err, &me) {
+		t.Fatalf("Prepare error = %v, want a *packer.MultiError", err)
+	}
+	want := []string{
+		"firstboot_binary: ",
+		"name: invalid name",
+		"kubernetes.service_cidr: ",
+		"kubelet.config_json.maxPods: ",
+		"kubelet.config_json.bogus: unknown field",
+		"kube_proxy.config_json: invalid JSON",
+		"output.esp_size: invalid size",
+		"output.root_compression_level: ",
+		"file[0].path: ",
+	}
+	var got []string
+	for _, e := range me.Errors {
+		got = append(got, e.Error())
+	}
+	for _, w := range want {
+		if !slices.ContainsFunc(got, func(g string) bool { return strings.HasPrefix(g, w) }) {
+			t.Errorf("no error starting with %q", w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d errors, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
+	}
+	if b.plan != nil {
+		t.Error("a failed Prepare left a plan")
+	}
+}
+
+func TestPrepareSpecFile(t *testing.T) {
+	exeDir := t.TempDir()
+	fakeProgram(t, exeDir, FirstbootName)
+	t.Setenv("NODEBAKE_CACHE", t.TempDir())
+	specFile := filepath.Join("testdata", "full.yaml")
+	tests := []struct {
+		name    string
+		hcl     string
+		wantErr []string
+	}{{
+		name: "valid file",
+		hcl:  `spec_file = "` + specFile + `"`,
+	}, {
+		name:    "an override the file's values do not allow",
+		hcl:     `spec_file = "` + specFile + "\"\nkubernetes { cluster_cidr = \"10.96.0.0/16\" }",
+		wantErr: []string{"kubernetes.cluster_cidr: ", "(spec field kubernetes.clusterCIDR)"},
+	}, {
+		name:    "a missing file",
+		hcl:     `spec_file = "testdata/missing.yaml"`,
+		wantErr: []string{"spec_file: reading spec: ", "missing.yaml"},
+	}, {
+		name:    "an invalid file names the file and the spec field",
+		hcl:     `spec_file = "testdata/invalid.yaml"`,
+		wantErr: []string{"spec_file testdata/invalid.yaml: kubernetes.serviceCIDR: "},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newTestBuilder(exeDir, nil)
+			_, _, err := b.Prepare(builderVars("worker"), decodeHCL(t, "source.pkr.hcl", tt.hcl))
+			if len(tt.wantErr) == 0 {
+				if err != nil {
+					t.Fatalf("Prepare: %v", err)
+				}
+				if b.plan.spec.Name != "worker-arm" {
+					t.Errorf("name = %q, want the file's", b.plan.spec.Name)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Prepare succeeded")
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestFirstbootLookup(t *testing.T) {
+	exeDir, pathDir, other := t.TempDir(), t.TempDir(), t.TempDir()
+	next := fakeProgram(t, exeDir, FirstbootName)
+	onPath := fakeProgram(t, pathDir, FirstbootName)
+	configured := fakeProgram(t, other, "fb")
+	notExec := filepath.Join(other, "not-exec")
+	if err := os.WriteFile(notExec, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	empty := t.TempDir()
+	tests := []struct {
+		name       string
+		exeDir     string
+		path       []string
+		configured string
+		want       string
+		wantErr    string
+	}{
+		{"configured wins", exeDir, []string{pathDir}, configured, configured, ""},
+		{"next to the plugin before PATH", exeDir, []string{pathDir}, "", next, ""},
+		{"PATH for an installed plugin", empty, []string{pathDir}, "", onPath, ""},
+		{"nowhere", empty, nil, "", "", "firstboot_binary: the nodebake-firstboot program was not found"},
+		{"configured but missing", exeDir, nil, filepath.Join(other, "nope"), "", "firstboot_binary: stat "},
+		{"configured but not executable", exeDir, nil, notExec, "", "is not executable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := newTestBuilder(tt.exeDir, tt.path).firstboot.find(tt.configured)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("find = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}

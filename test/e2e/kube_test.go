@@ -1,0 +1,247 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// node is the part of a Node object the test reads.
+type node struct {
+	Metadata struct {
+		Name string `json:"name"`
+	} `json:"metadata"`
+	Status struct {
+		Conditions []struct {
+			Type    string `json:"type"`
+			Status  string `json:"status"`
+			Reason  string `json:"reason"`
+			Message string `json:"message"`
+		} `json:"conditions"`
+		Addresses []struct {
+			Type    string `json:"type"`
+			Address string `json:"address"`
+		} `json:"addresses"`
+		NodeInfo struct {
+			KubeletVersion   string `json:"kubeletVersion"`
+			KubeProxyVersion string `json:"kubeProxyVersion"`
+			BootID           string `json:"bootID"`
+			OSImage          string `json:"osImage"`
+			KernelVersion    string `json:"kernelVersion"`
+			ContainerRuntime string `json:"containerRuntimeVersion"`
+		} `json:"nodeInfo"`
+	} `json:"status"`
+}
+
+// ready reports whether the node's Ready condition is True.
+func (n node) ready() bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == "Ready" {
+			return c.Status == "True"
+		}
+	}
+	return false
+}
+
+// address returns the node's address of a type (InternalIP, Hostname).
+func (n node) address(typ string) string {
+	for _, a := range n.Status.Addresses {
+		if a.Type == typ {
+			return a.Address
+		}
+	}
+	return ""
+}
+
+// pod is the part of a Pod object the test reads.
+type pod struct {
+	Metadata struct {
+		Name   string            `json:"name"`
+		Labels map[string]string `json:"labels"`
+	} `json:"metadata"`
+	Spec struct {
+		NodeName string `json:"nodeName"`
+	} `json:"spec"`
+	Status struct {
+		Phase             string `json:"phase"`
+		PodIP             string `json:"podIP"`
+		Reason            string `json:"reason"`
+		Message           string `json:"message"`
+		ContainerStatuses []struct {
+			Ready        bool `json:"ready"`
+			RestartCount int  `json:"restartCount"`
+			State        struct {
+				Waiting *struct {
+					Reason  string `json:"reason"`
+					Message string `json:"message"`
+				} `json:"waiting"`
+				Terminated *struct {
+					ExitCode int    `json:"exitCode"`
+					Reason   string `json:"reason"`
+					Message  string `json:"message"`
+				} `json:"terminated"`
+			} `json:"state"`
+		} `json:"containerStatuses"`
+	} `json:"status"`
+}
+
+// ready reports whether the pod runs with every container ready.
+func (p pod) ready() bool {
+	if p.Status.Phase != "Running" || len(p.Status.ContainerStatuses) == 0 {
+		return false
+	}
+	for _, c := range p.Status.ContainerStatuses {
+		if !c.Ready {
+			return false
+		}
+	}
+	return true
+}
+
+// terminationMessage is the first container's termination message.
+func (p pod) terminationMessage() string {
+	for _, c := range p.Status.ContainerStatuses {
+		if c.State.Terminated != nil {
+			return c.State.Terminated.Message
+		}
+	}
+	return ""
+}
+
+// describe says where the pod is, in one line.
+func (p pod) describe() string {
+	s := fmt.Sprintf("%s on %q: %s", p.Metadata.Name, p.Spec.NodeName, p.Status.Phase)
+	if p.Status.Reason != "" {
+		s += " (" + p.Status.Reason + ")"
+	}
+	for _, c := range p.Status.ContainerStatuses {
+		switch {
+		case c.State.Waiting != nil:
+			s += fmt.Sprintf("; waiting: %s %s", c.State.Waiting.Reason, c.State.Waiting.Message)
+		case c.State.Terminated != nil:
+			s += fmt.Sprintf("; exit %d %s: %q", c.State.Terminated.ExitCode, c.State.Terminated.Reason, c.State.Terminated.Message)
+		}
+	}
+	return s
+}
+
+func (cp *controlPlane) nodes(ctx context.Context) ([]node, error) {
+	var l struct {
+		Items []node `json:"items"`
+	}
+	return l.Items, cp.getJSON(ctx, &l, "get", "nodes", "-o", "json")
+}
+
+func (cp *controlPlane) pod(ctx context.Context, name string) (pod, error) {
+	var p pod
+	return p, cp.getJSON(ctx, &p, "get", "pod", name, "-o", "json")
+}
+
+func (cp *controlPlane) pods(ctx context.Context, selector string) ([]pod, error) {
+	var l struct {
+		Items []pod `json:"items"`
+	}
+	return l.Items, cp.getJSON(ctx, &l, "get", "pods", "-l", selector, "-o", "json")
+}
+
+func (cp *controlPlane) getJSON(ctx context.Context, v any, args ...string) error {
+	out, err := cp.kubectl(ctx, "", args...)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		return fmt.Errorf("decoding kubectl %s: %w", strings.Join(args, " "), err)
+	}
+	return nil
+}
+
+// nodeNames returns the sorted names of the nodes.
+func nodeNames(ns []node) []string {
+	var names []string
+	for _, n := range ns {
+		names = append(names, n.Metadata.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// podSpec is a pod of the test image.
+type podSpec struct {
+	name     string
+	nodeName string // pins the pod, bypassing the scheduler
+	args     []string
+	// hostPath is mounted at the same path in the container.
+	hostPath string
+	readOnly bool
+}
+
+// webImage is the test image's reference in the nodes' containerd.
+const webImage = "nodebake.test/web:1"
+
+// manifest renders a one-shot pod as JSON.
+func (p podSpec) manifest() string {
+	c := map[string]any{
+		"name": "web", "image": webImage, "imagePullPolicy": "Never", "args": p.args,
+	}
+	spec := map[string]any{
+		"restartPolicy":                 "Never",
+		"nodeName":                      p.nodeName,
+		"automountServiceAccountToken":  false,
+		"enableServiceLinks":            false,
+		"terminationGracePeriodSeconds": 5,
+		"containers":                    []any{c},
+	}
+	if p.hostPath != "" {
+		typ := "DirectoryOrCreate"
+		if p.readOnly {
+			typ = "Directory"
+		}
+		spec["volumes"] = []any{map[string]any{"name": "host", "hostPath": map[string]any{"path": p.hostPath, "type": typ}}}
+		c["volumeMounts"] = []any{map[string]any{"name": "host", "mountPath": p.hostPath, "readOnly": p.readOnly}}
+	}
+	b, _ := json.Marshal(map[string]any{
+		"apiVersion": "v1", "kind": "Pod",
+		"metadata": map[string]any{"name": p.name, "labels": map[string]any{"app": "e2e-job"}},
+		"spec":     spec,
+	})
+	return string(b)
+}
+
+// webDeployment is two replicas of the test image's server, one per node.
+func webDeployment() string {
+	labels := map[string]any{"app": "web"}
+	b, _ := json.Marshal(map[string]any{
+		"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]any{"name": "web"},
+		"spec": map[string]any{
+			"replicas": 2,
+			"selector": map[string]any{"matchLabels": labels},
+			"template": map[string]any{
+				"metadata": map[string]any{"labels": labels},
+				"spec": map[string]any{
+					"automountServiceAccountToken":  false,
+					"enableServiceLinks":            false,
+					"terminationGracePeriodSeconds": 5,
+					"affinity": map[string]any{"podAntiAffinity": map[string]any{
+						"requiredDuringSchedulingIgnoredDuringExecution": []any{map[string]any{
+							"labelSelector": map[string]any{"matchLabels": labels},
+							"topologyKey":   "kubernetes.io/hostname",
+						}},
+					}},
+					"containers": []any{map[string]any{
+						"name": "web", "image": webImage, "imagePullPolicy": "Never",
+						"args":  []any{"serve"},
+						"ports": []any{map[string]any{"containerPort": 80}},
+						"readinessProbe": map[string]any{
+							"httpGet":       map[string]any{"path": "/", "port": 80},
+							"periodSeconds": 5,
+						},
+					}},
+				},
+			},
+		},
+	})
+	return string(b)
+}
