@@ -49,6 +49,8 @@ type env struct {
 	cp     *controlPlane
 	logDir string
 	guests []*guest
+	// created is when each one-shot pod was created.
+	created map[string]time.Time
 }
 
 // TestCluster builds one worker image, boots two workers from it (each
@@ -113,7 +115,7 @@ func TestCluster(t *testing.T) {
 	cpStart := time.Now()
 	cp := startControlPlane(t, bins, logDir, []string{w1.name, w2.name})
 	figure(t, "control plane (etcd, kube-apiserver, controller manager, scheduler) up in %s", time.Since(cpStart).Round(100*time.Millisecond))
-	e := &env{t: t, cp: cp, logDir: logDir, guests: []*guest{w1, w2, bad}}
+	e := &env{t: t, cp: cp, logDir: logDir, guests: []*guest{w1, w2, bad}, created: map[string]time.Time{}}
 	t.Cleanup(e.closeVMs)
 	t.Cleanup(e.diagnoseOnFailure)
 
@@ -172,7 +174,7 @@ func TestCluster(t *testing.T) {
 	// wg0 address.
 	readyAt := e.waitReady([]*guest{w1, w2}, "", readyTimeout)
 	for _, g := range []*guest{w1, w2} {
-		figure(t, "%s (%s, node config by %s): QEMU start -> node Ready %s", g.name, accel, g.via, readyAt[g.name].Sub(g.vm.StartedAt).Round(time.Second))
+		e.bootFigures(g, accel, "first boot", readyAt[g.name])
 	}
 	// The bad node boots while the workers run pods (booting it with
 	// them overloads a 2-core host under TCG).
@@ -194,41 +196,36 @@ func TestCluster(t *testing.T) {
 			t.Errorf("node %s: INTERNAL-IP %s, want its wg0 address %s", g.name, got, g.wgIP())
 		}
 		bootIDs[g.name] = n.Status.NodeInfo.BootID
-		t.Logf("node %s: Ready, kubelet %s, kube-proxy %s, internal IP %s, %s, kernel %s, %s",
-			g.name, n.Status.NodeInfo.KubeletVersion, n.Status.NodeInfo.KubeProxyVersion, n.address("InternalIP"),
+		t.Logf("node %s: Ready, kubelet %s, internal IP %s, %s, kernel %s, %s",
+			g.name, n.Status.NodeInfo.KubeletVersion, n.address("InternalIP"),
 			n.Status.NodeInfo.OSImage, n.Status.NodeInfo.KernelVersion, n.Status.NodeInfo.ContainerRuntime)
 	}
 
-	// 2. The first-boot program's status on each worker, read through a
-	// pod: where the node config came from and how long it took.
+	// 2. At once: the first-boot program's status on each worker, read
+	// through a pod (where the node config came from, how long it took);
+	// a marker written to worker02's /var; two replicas of the test
+	// server, one per node.
 	e.waitServiceAccount()
-	for _, g := range []*guest{w1, w2} {
-		st := e.firstbootStatus(g, "status-"+g.name)
-		wantSource := map[string]string{viaCredential: "credential ", viaConfigDrive: "config-drive "}[g.via]
-		if !st.OK || st.NodeName != g.name || !strings.HasPrefix(st.Source, wantSource) {
-			t.Errorf("%s: first-boot status ok=%v node=%q source=%q, want ok, %s, source %q...", g.name, st.OK, st.NodeName, st.Source, g.name, wantSource)
-		}
-		figure(t, "%s: first-boot program ran %s (status.json durationMicros %d; source %s)", g.name,
-			(time.Duration(st.DurationMicros) * time.Microsecond).Round(time.Microsecond), st.DurationMicros, st.Source)
-		if m := regexp.MustCompile(`nodebake-firstboot: [^\r\n]*`).FindString(g.vm.ConsoleLog()); m != "" {
-			t.Logf("%s console: %s", g.name, m)
-		}
-	}
-
-	// 3. Two replicas of the test server, one per node, and each node's
-	// pods reaching the other node's over wg0.
+	marker := fmt.Sprintf("written before the power cycle at %s", time.Now().UTC().Format(time.RFC3339Nano))
+	const markerFile = "/var/lib/e2e/marker"
 	if _, err := cp.kubectl(ctx, webDeployment(), "apply", "-f", "-"); err != nil {
 		e.fatalf("creating the web deployment: %v", err)
 	}
 	webStart := time.Now()
+	done := e.runPods(podTimeout,
+		statusPod(w1, "status-"+w1.name),
+		statusPod(w2, "status-"+w2.name),
+		podSpec{name: "marker-write", nodeName: w2.name, args: []string{"write", markerFile, marker}, hostPath: "/var/lib/e2e"})
+	for _, g := range []*guest{w1, w2} {
+		e.checkStatus(g, done["status-"+g.name], true)
+	}
 	web := e.waitWeb(podTimeout)
-	figure(t, "web deployment: 2 replicas ready, one per node, in %s", time.Since(webStart).Round(time.Second))
+	figure(t, "web deployment: 2 replicas ready, one per node, %s after it was created", time.Since(webStart).Round(time.Second))
+
+	// 3. Each node's pods reach the other node's over wg0.
 	e.crossFetch(web, w1, w2, "a")
 
-	// 4. A marker on worker02's /var survives a power cycle.
-	marker := fmt.Sprintf("written before the power cycle at %s", time.Now().UTC().Format(time.RFC3339Nano))
-	const markerFile = "/var/lib/e2e/marker"
-	e.runPod(podSpec{name: "marker-write", nodeName: w2.name, args: []string{"write", markerFile, marker}, hostPath: "/var/lib/e2e"}, podTimeout)
+	// 4. The marker on worker02's /var survives a power cycle.
 	downStart := time.Now()
 	if err := w2.vm.Powerdown(ctx); err != nil {
 		e.fatalf("powering worker02 down: %v", err)
@@ -237,45 +234,44 @@ func TestCluster(t *testing.T) {
 		e.fatalf("worker02 did not power off cleanly: %v", err)
 	}
 	figure(t, "worker02: ACPI powerdown -> QEMU exited %s", time.Since(downStart).Round(time.Second))
-	if m := regexp.MustCompile(`reboot: Power down`).FindString(w2.vm.ConsoleLog()); m == "" {
-		t.Logf("worker02's console does not show the kernel's power down line")
-	}
 	e.keepLogs(w2)
 	w2.vm.Close()
 	e.start(w2)
 	readyAt = e.waitReady([]*guest{w2}, bootIDs[w2.name], readyTimeout)
-	figure(t, "worker02 (%s, second boot): QEMU start -> node Ready again %s", accel, readyAt[w2.name].Sub(w2.vm.StartedAt).Round(time.Second))
-	e.runPod(podSpec{name: "marker-check", nodeName: w2.name, args: []string{"check", markerFile, marker}, hostPath: "/var/lib/e2e", readOnly: true}, podTimeout)
-	st := e.firstbootStatus(w2, "status-worker02-again")
-	if !st.OK {
-		t.Errorf("worker02 after the power cycle: first boot status not ok: %+v", st)
+	e.bootFigures(w2, accel, "after a power cycle", readyAt[w2.name])
+	checkPods := []podSpec{
+		{name: "marker-check", nodeName: w2.name, args: []string{"check", markerFile, marker}, hostPath: "/var/lib/e2e", readOnly: true},
+		statusPod(w2, "status-worker02-again"),
 	}
+	e.createPods(checkPods...)
 	// The deployment's pod on worker02 comes back, and the nodes still
 	// reach each other's pods: the underlay link and WireGuard are back.
 	web = e.waitWeb(podTimeout)
 	e.crossFetch(web, w1, w2, "b")
+	done = e.waitPods(podTimeout, checkPods...)
+	e.checkStatus(w2, done["status-worker02-again"], false)
 
 	// 5. The bad node: the first-boot program names the problem on the
 	// console, the boot otherwise completes (a login prompt), and the
 	// kubelet never starts: its node never appears.
-	m, err := bad.vm.WaitFor(ctx, qemu.Console, regexp.MustCompile(`nodebake-firstboot: [^\r\n]*`), consoleTimeout)
+	fb, err := bad.firstboot.wait()
 	if err != nil {
 		e.fatalf("%s: %v", bad.name, err)
 	}
-	t.Logf("%s console: %s", bad.name, m)
+	t.Logf("%s console: %s", bad.name, fb.Text)
 	wantLine := fmt.Sprintf(`nodeName: %q does not match the node certificate's subject CN "system:node:%s"`, bad.name, w2.name)
-	if !strings.Contains(m, wantLine) {
-		t.Errorf("%s: console says %q, want it to name the problem: %s", bad.name, m, wantLine)
+	if !strings.Contains(fb.Text, wantLine) {
+		t.Errorf("%s: console says %q, want it to name the problem: %s", bad.name, fb.Text, wantLine)
 	}
-	login, err := bad.vm.WaitForFrom(ctx, qemu.Console, 0, regexp.MustCompile(`login: `), consoleTimeout)
+	login, err := bad.login.wait()
 	if err != nil {
 		e.fatalf("%s did not finish booting: %v", bad.name, err)
 	}
 	if strings.Contains(bad.vm.ConsoleLog(), "emergency mode") {
 		e.fatalf("%s went into emergency mode: its kubelet could not have started anyway\n%s", bad.name, bad.vm.ConsoleTail(60))
 	}
-	figure(t, "%s (%s, bad node config by %s): QEMU start -> first-boot failure on the console -> login prompt %s",
-		bad.name, accel, bad.via, login.SeenAt.Sub(bad.vm.StartedAt).Round(time.Second))
+	figure(t, "%s (%s, bad node config by %s): QEMU start -> first-boot failure on the console %s -> login prompt %s",
+		bad.name, accel, bad.via, fb.SeenAt.Sub(bad.vm.StartedAt).Round(time.Second), login.SeenAt.Sub(bad.vm.StartedAt).Round(time.Second))
 	if rest := badNodeWatch - time.Since(login.SeenAt); rest > 0 {
 		t.Logf("watching for %s's node %s more", bad.name, rest.Round(time.Second))
 		time.Sleep(rest)
@@ -378,7 +374,33 @@ func (e *env) start(g *guest) {
 		e.fatalf("starting %s: %v", g.name, err)
 	}
 	g.vm = vm
+	ctx := e.t.Context()
+	g.firstboot = watch(ctx, vm, firstbootLine, consoleTimeout)
+	g.login = watch(ctx, vm, loginPrompt, consoleTimeout)
 	e.t.Logf("%s: QEMU started (%d MiB, %d vCPU, node config by %s), work directory %s", g.name, g.memory, g.cpus, g.via, vm.Dir())
+}
+
+// Console lines the test times boots by.
+var (
+	firstbootLine = regexp.MustCompile(`nodebake-firstboot: [^\r\n]*`)
+	loginPrompt   = regexp.MustCompile(`login: `)
+)
+
+// bootFigures reports how long g's boot took to its first-boot line, its
+// login prompt and its node being Ready.
+func (e *env) bootFigures(g *guest, accel, which string, readyAt time.Time) {
+	e.t.Helper()
+	since := func(at time.Time) string { return at.Sub(g.vm.StartedAt).Round(time.Second).String() }
+	fb, login := "?", "?"
+	if m, ok := g.firstboot.seen(); ok {
+		fb = since(m.SeenAt)
+		e.t.Logf("%s console: %s", g.name, m.Text)
+	}
+	if m, ok := g.login.seen(); ok {
+		login = since(m.SeenAt)
+	}
+	figure(e.t, "%s (%s, %s, node config by %s): QEMU start -> first-boot done %s -> login prompt %s -> node Ready %s",
+		g.name, accel, which, g.via, fb, login, since(readyAt))
 }
 
 // closeVMs stops every VM, keeping the consoles in the log directory.
@@ -449,6 +471,15 @@ func (e *env) diagnoseOnFailure() {
 				g.name, g.vm.ConsoleTail(60), g.name, g.vm.Path(qemu.Report), lastDiag(g.vm.ReportLog()))
 		}
 	}
+}
+
+// short returns s on one line, cut to at most n bytes.
+func short(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
 }
 
 func lastLines(s string, n int) string {
@@ -539,41 +570,84 @@ func (e *env) waitServiceAccount() {
 	})
 }
 
-// runPod creates a one-shot pod and waits for it to succeed; it returns
-// the pod as it ended.
-func (e *env) runPod(p podSpec, timeout time.Duration) pod {
+// statusPod is a pod that reports g's first-boot status file.
+func statusPod(g *guest, name string) podSpec {
+	return podSpec{name: name, nodeName: g.name, args: []string{"report", firstboot.StatusPath}, hostPath: "/run/nodebake", readOnly: true}
+}
+
+// createPods creates one-shot pods.
+func (e *env) createPods(ps ...podSpec) {
+	e.t.Helper()
+	var items []json.RawMessage
+	for _, p := range ps {
+		items = append(items, json.RawMessage(p.manifest()))
+	}
+	list, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
+	if _, err := e.cp.kubectl(e.t.Context(), string(list), "create", "-f", "-"); err != nil {
+		e.fatalf("creating pods: %v", err)
+	}
+	for _, p := range ps {
+		e.created[p.name] = time.Now()
+	}
+}
+
+// waitPods waits for one-shot pods to succeed and returns them, as they
+// ended, by name. A failed pod fails the test.
+func (e *env) waitPods(timeout time.Duration, ps ...podSpec) map[string]pod {
 	e.t.Helper()
 	ctx := e.t.Context()
-	if _, err := e.cp.kubectl(ctx, p.manifest(), "create", "-f", "-"); err != nil {
-		e.fatalf("creating pod %s: %v", p.name, err)
+	out := map[string]pod{}
+	var names []string
+	for _, p := range ps {
+		names = append(names, p.name)
 	}
-	start := time.Now()
-	var last pod
-	e.poll("pod "+p.name+" to succeed", timeout, 2*time.Second, func() (bool, string) {
-		var err error
-		last, err = e.cp.pod(ctx, p.name)
+	e.poll("pods "+strings.Join(names, ", ")+" to succeed", timeout, 2*time.Second, func() (bool, string) {
+		all, err := e.cp.pods(ctx, "app=e2e-job")
 		if err != nil {
 			return false, err.Error()
 		}
-		if last.Status.Phase == "Failed" {
-			e.fatalf("pod %s failed: %s", p.name, last.describe())
+		var status []string
+		for _, p := range all {
+			if !slices.Contains(names, p.Metadata.Name) {
+				continue
+			}
+			status = append(status, p.describe())
+			if p.Status.Phase == "Failed" {
+				e.fatalf("pod %s failed: %s", p.Metadata.Name, p.describe())
+			}
+			if _, seen := out[p.Metadata.Name]; !seen && p.Status.Phase == "Succeeded" {
+				out[p.Metadata.Name] = p
+				e.t.Logf("pod %s succeeded on %s, %s after it was created: %q", p.Metadata.Name, p.Spec.NodeName,
+					time.Since(e.created[p.Metadata.Name]).Round(time.Second), short(p.terminationMessage(), 200))
+			}
 		}
-		return last.Status.Phase == "Succeeded", last.describe()
+		return len(out) == len(ps), strings.Join(status, "; ")
 	})
-	e.t.Logf("pod %s succeeded on %s in %s: %q", p.name, p.nodeName, time.Since(start).Round(time.Second), last.terminationMessage())
-	return last
+	return out
 }
 
-// firstbootStatus reads /run/nodebake/status.json of g through a pod.
-func (e *env) firstbootStatus(g *guest, podName string) firstboot.Status {
+// runPods creates one-shot pods and waits for them to succeed.
+func (e *env) runPods(timeout time.Duration, ps ...podSpec) map[string]pod {
 	e.t.Helper()
-	p := e.runPod(podSpec{name: podName, nodeName: g.name, args: []string{"report", firstboot.StatusPath},
-		hostPath: "/run/nodebake", readOnly: true}, podTimeout)
+	e.createPods(ps...)
+	return e.waitPods(timeout, ps...)
+}
+
+// checkStatus checks g's first-boot status as a status pod reported it.
+func (e *env) checkStatus(g *guest, p pod, report bool) {
+	e.t.Helper()
 	var st firstboot.Status
 	if err := json.Unmarshal([]byte(p.terminationMessage()), &st); err != nil {
 		e.fatalf("%s: decoding the first-boot status %q: %v", g.name, p.terminationMessage(), err)
 	}
-	return st
+	wantSource := map[string]string{viaCredential: "credential ", viaConfigDrive: "config-drive "}[g.via]
+	if !st.OK || st.NodeName != g.name || !strings.HasPrefix(st.Source, wantSource) {
+		e.t.Errorf("%s: first-boot status ok=%v node=%q source=%q, want ok, %s, source %q...", g.name, st.OK, st.NodeName, st.Source, g.name, wantSource)
+	}
+	if report {
+		figure(e.t, "%s: first-boot program ran %s (status.json durationMicros %d; node config from %s)", g.name,
+			(time.Duration(st.DurationMicros) * time.Microsecond).Round(time.Millisecond), st.DurationMicros, st.Source)
+	}
 }
 
 // waitWeb waits for the web deployment's two pods to be ready on two
@@ -606,20 +680,33 @@ func (e *env) waitWeb(timeout time.Duration) map[string]pod {
 // the other worker, and checks the answers.
 func (e *env) crossFetch(web map[string]pod, a, b *guest, round string) {
 	e.t.Helper()
+	type fetch struct {
+		from, to *guest
+		target   pod
+		spec     podSpec
+	}
+	var fs []fetch
+	var specs []podSpec
 	for _, c := range [][2]*guest{{a, b}, {b, a}} {
 		from, to := c[0], c[1]
 		target, ok := web[to.name]
 		if !ok {
 			e.fatalf("no web pod on %s", to.name)
 		}
-		start := time.Now()
-		p := e.runPod(podSpec{name: fmt.Sprintf("fetch-%s-from-%s-%s", round, from.name, to.name), nodeName: from.name,
-			args: []string{"fetch", "http://" + target.Status.PodIP + "/"}}, podTimeout)
-		want := "hello from " + target.Metadata.Name
-		if got := strings.TrimSpace(p.terminationMessage()); got != want {
-			e.t.Errorf("pod on %s fetching %s (%s on %s) got %q, want %q", from.name, target.Status.PodIP, target.Metadata.Name, to.name, got, want)
+		f := fetch{from: from, to: to, target: target, spec: podSpec{
+			name: fmt.Sprintf("fetch-%s-from-%s-to-%s", round, from.name, to.name), nodeName: from.name,
+			args: []string{"fetch", "http://" + target.Status.PodIP + "/"},
+		}}
+		fs = append(fs, f)
+		specs = append(specs, f.spec)
+	}
+	done := e.runPods(podTimeout, specs...)
+	for _, f := range fs {
+		want := "hello from " + f.target.Metadata.Name
+		if got := strings.TrimSpace(done[f.spec.name].terminationMessage()); got != want {
+			e.t.Errorf("pod on %s fetching %s (%s on %s) got %q, want %q", f.from.name, f.target.Status.PodIP, f.target.Metadata.Name, f.to.name, got, want)
+		} else {
+			e.t.Logf("pod on %s (%s) -> pod %s on %s over wg0: HTTP 200, %q", f.from.name, f.from.podCIDR, f.target.Status.PodIP, f.to.name, got)
 		}
-		figure(e.t, "pod on %s (%s) -> pod %s on %s over wg0: HTTP 200 in %s (pod created -> succeeded)",
-			from.name, from.podCIDR, target.Status.PodIP, to.name, time.Since(start).Round(time.Second))
 	}
 }

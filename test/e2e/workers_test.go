@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"crypto/ecdh"
 	"crypto/rand"
 	"crypto/sha256"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,6 +54,42 @@ type guest struct {
 	nodeYAML []byte
 	cfg      qemu.Config
 	vm       *qemu.VM
+	// firstboot and login watch the current VM's console for the
+	// first-boot program's line and the login prompt.
+	firstboot, login *sighting
+}
+
+// sighting is when a pattern first showed on a VM's console, watched in
+// the background from the VM's start.
+type sighting struct {
+	done chan struct{}
+	m    qemu.Match
+	err  error
+}
+
+func watch(ctx context.Context, vm *qemu.VM, re *regexp.Regexp, timeout time.Duration) *sighting {
+	s := &sighting{done: make(chan struct{})}
+	go func() {
+		s.m, s.err = vm.WaitForFrom(ctx, qemu.Console, 0, re, timeout)
+		close(s.done)
+	}()
+	return s
+}
+
+// wait waits for the pattern (or the watch's timeout).
+func (s *sighting) wait() (qemu.Match, error) {
+	<-s.done
+	return s.m, s.err
+}
+
+// seen returns the match if the pattern has shown.
+func (s *sighting) seen() (qemu.Match, bool) {
+	select {
+	case <-s.done:
+		return s.m, s.err == nil
+	default:
+		return qemu.Match{}, false
+	}
 }
 
 func (g *guest) wgIP() string       { ip, _, _ := strings.Cut(g.wgAddr, "/"); return ip }
