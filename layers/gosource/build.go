@@ -202,8 +202,8 @@ func (b Builder) wrapperModule(ctx context.Context, work string, r Recipe, versi
 	for _, rep := range up.Replace {
 		newPath, newVersion := rep.New.Path, rep.New.Version
 		if modfile.IsDirectoryPath(newPath) {
-			newPath, newVersion = rep.Old.Path, publishedVersion(r.Module, version)
-			if module.CheckPathMajor(newVersion, newPath) != nil {
+			var ok bool
+			if newPath, newVersion, ok = publishedReplace(r.Module, version, rep.Old.Path); !ok {
 				// Not a published module at this version: a guard such as
 				// etcd's "=> ./FORBIDDEN_DEPENDENCY"; it is no dependency.
 				continue
@@ -215,6 +215,18 @@ func (b Builder) wrapperModule(ctx context.Context, work string, r Recipe, versi
 	}
 	w.Cleanup()
 	return w.Format()
+}
+
+// publishedReplace maps a replace of modPath by a directory of the
+// recipe's own repository to the published module at the matching version;
+// ok is false when no such module version can exist (a guard).
+func publishedReplace(recipeModule, version, modPath string) (path, v string, ok bool) {
+	v = publishedVersion(recipeModule, version)
+	_, pathMajor, valid := module.SplitPathVersion(modPath)
+	if !valid || module.CheckPathMajor(v, pathMajor) != nil {
+		return "", "", false
+	}
+	return modPath, v, true
 }
 
 // publishedVersion is the version at which the modules a repository
