@@ -259,7 +259,6 @@ func startControlPlane(t *testing.T, bins binaries, logDir string, nodeNames []s
 	cmPort, schedPort := freePort(t), freePort(t)
 	cp.start(t, "kube-controller-manager", bins.controllerManager,
 		"--kubeconfig="+cmKC,
-		"--authentication-kubeconfig="+cmKC, "--authorization-kubeconfig="+cmKC,
 		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(cmPort),
 		"--leader-elect=false",
 		"--root-ca-file="+caFile,
@@ -270,7 +269,6 @@ func startControlPlane(t *testing.T, bins binaries, logDir string, nodeNames []s
 		"--profiling=false")
 	cp.start(t, "kube-scheduler", bins.scheduler,
 		"--kubeconfig="+schedKC,
-		"--authentication-kubeconfig="+schedKC, "--authorization-kubeconfig="+schedKC,
 		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(schedPort),
 		"--leader-elect=false",
 		"--profiling=false")

@@ -219,7 +219,7 @@ func TestCluster(t *testing.T) {
 	for _, g := range []*guest{w1, w2} {
 		e.checkStatus(g, done["status-"+g.name], true)
 	}
-	web := e.waitWeb(podTimeout)
+	web := e.waitWeb(podTimeout, nil)
 	figure(t, "web deployment: 2 replicas ready, one per node, %s after it was created", time.Since(webStart).Round(time.Second))
 
 	// 3. Each node's pods reach the other node's over wg0.
@@ -246,7 +246,7 @@ func TestCluster(t *testing.T) {
 	e.createPods(checkPods...)
 	// The deployment's pod on worker02 comes back, and the nodes still
 	// reach each other's pods: the underlay link and WireGuard are back.
-	web = e.waitWeb(podTimeout)
+	web = e.waitWeb(podTimeout, map[string]pod{w2.name: web[w2.name]})
 	e.crossFetch(web, w1, w2, "b")
 	done = e.waitPods(podTimeout, checkPods...)
 	e.checkStatus(w2, done["status-worker02-again"], false)
@@ -651,8 +651,10 @@ func (e *env) checkStatus(g *guest, p pod, report bool) {
 }
 
 // waitWeb waits for the web deployment's two pods to be ready on two
-// different nodes and returns them by node name.
-func (e *env) waitWeb(timeout time.Duration) map[string]pod {
+// different nodes and returns them by node name. A pod whose node is in
+// stale must run a container other than the one stale names (a pod as it
+// was before its node restarted).
+func (e *env) waitWeb(timeout time.Duration, stale map[string]pod) map[string]pod {
 	e.t.Helper()
 	byNode := map[string]pod{}
 	e.poll("the web deployment's pods, one ready per node", timeout, 2*time.Second, func() (bool, string) {
@@ -664,6 +666,9 @@ func (e *env) waitWeb(timeout time.Duration) map[string]pod {
 		var status []string
 		for _, p := range ps {
 			status = append(status, p.describe())
+			if old, ok := stale[p.Spec.NodeName]; ok && p.startedAt() == old.startedAt() {
+				continue
+			}
 			if p.ready() && p.Status.PodIP != "" {
 				if _, dup := byNode[p.Spec.NodeName]; dup {
 					e.fatalf("two web pods on node %s: %v", p.Spec.NodeName, status)

@@ -77,6 +77,9 @@ type pod struct {
 					Reason  string `json:"reason"`
 					Message string `json:"message"`
 				} `json:"waiting"`
+				Running *struct {
+					StartedAt string `json:"startedAt"`
+				} `json:"running"`
 				Terminated *struct {
 					ExitCode int    `json:"exitCode"`
 					Reason   string `json:"reason"`
@@ -98,6 +101,16 @@ func (p pod) ready() bool {
 		}
 	}
 	return true
+}
+
+// startedAt is when the running container started ("" when none runs).
+func (p pod) startedAt() string {
+	for _, c := range p.Status.ContainerStatuses {
+		if c.State.Running != nil {
+			return c.State.Running.StartedAt
+		}
+	}
+	return ""
 }
 
 // terminationMessage is the first container's termination message.
