@@ -60,74 +60,18 @@ func controlPlaneBinaries(t *testing.T, s *spec.Spec) binaries {
 	}
 	v := s.Kubernetes.Version
 	b := binaries{
+		etcd:              get("etcd", etcdVersion, "etcd"),
 		apiServer:         get("kube-apiserver", v, "kube-apiserver"),
 		controllerManager: get("kube-controller-manager", v, "kube-controller-manager"),
 		scheduler:         get("kube-scheduler", v, "kube-scheduler"),
 		kubectl:           get("kubectl", s.Components.Kubectl.Version, "kubectl"),
 	}
-	dir, err := from(ctx, "etcd", etcdVersion)
-	if err != nil {
-		// Workaround, see buildEtcd.
-		t.Logf("building etcd through layers/gosource failed (%v); building it with the test's own wrapper module", firstLine(err.Error()))
-		dir = buildEtcd(t, opts.Go)
-	}
-	b.etcd = filepath.Join(dir, "etcd")
 	for _, p := range []string{b.etcd, b.apiServer, b.controllerManager, b.scheduler, b.kubectl} {
 		if _, err := os.Stat(p); err != nil {
 			t.Fatalf("control plane binary: %v", err)
 		}
 	}
 	return b
-}
-
-// buildEtcd builds etcd through a wrapper module that only requires
-// go.etcd.io/etcd/server/v3 and etcdctl/v3 at etcdVersion, cached in the
-// nodebake cache. It works around layers/gosource carrying over etcd's
-// "replace go.etcd.io/etcd => ./FORBIDDEN_DEPENDENCY" as a replace by
-// go.etcd.io/etcd v3.x.y, which the go command rejects.
-func buildEtcd(t *testing.T, gb gosource.Builder) string {
-	t.Helper()
-	ctx := t.Context()
-	gover, err := gb.GoVersion(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := fmt.Sprintf("e2e/v1/etcd/%s/%s/amd64", etcdVersion, gover)
-	c := harness.Cache(t)
-	if dir, ok, err := c.Keyed(key); err != nil {
-		t.Fatal(err)
-	} else if ok {
-		return dir
-	}
-	dir, err := c.PutKeyed(key, func(out string) error {
-		work, err := os.MkdirTemp("", "e2e-etcd-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(work)
-		gomod := fmt.Sprintf("module e2e.build/etcd\n\ngo 1.24\n\nrequire (\n\tgo.etcd.io/etcd/server/v3 %s\n\tgo.etcd.io/etcd/etcdctl/v3 %s\n)\n", etcdVersion, etcdVersion)
-		if err := os.WriteFile(filepath.Join(work, "go.mod"), []byte(gomod), 0o644); err != nil {
-			return err
-		}
-		for name, pkg := range map[string]string{"etcd": "go.etcd.io/etcd/server/v3", "etcdctl": "go.etcd.io/etcd/etcdctl/v3"} {
-			cmd := exec.CommandContext(ctx, "go", "build", "-mod=mod", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w -buildid=", "-o", filepath.Join(out, name), pkg)
-			cmd.Dir = work
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=", "GOWORK=off", "GOTOOLCHAIN=local")
-			if b, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("building etcd %s: %v", etcdVersion, err)
-	}
-	return dir
-}
-
-func firstLine(s string) string {
-	l, _, _ := strings.Cut(s, "\n")
-	return l
 }
 
 // controlPlane is etcd, the API server, the controller manager and the

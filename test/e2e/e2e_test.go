@@ -211,6 +211,9 @@ func TestCluster(t *testing.T) {
 	if _, err := cp.kubectl(ctx, webDeployment(), "apply", "-f", "-"); err != nil {
 		e.fatalf("creating the web deployment: %v", err)
 	}
+	if _, err := cp.kubectl(ctx, webService(), "apply", "-f", "-"); err != nil {
+		e.fatalf("creating the web service: %v", err)
+	}
 	webStart := time.Now()
 	done := e.runPods(podTimeout,
 		statusPod(w1, "status-"+w1.name),
@@ -222,8 +225,13 @@ func TestCluster(t *testing.T) {
 	web := e.waitWeb(podTimeout, nil)
 	figure(t, "web deployment: 2 replicas ready, one per node, %s after it was created", time.Since(webStart).Round(time.Second))
 
-	// 3. Each node's pods reach the other node's over wg0.
-	e.crossFetch(web, w1, w2, "a")
+	// 3. Each node's pods reach the other node's over wg0, and a pod on
+	// worker01 reaches the service in front of both (kube-proxy, IPVS).
+	svcIP, err := cp.kubectl(ctx, "", "get", "service", "web", "-o", "jsonpath={.spec.clusterIP}")
+	if err != nil || svcIP == "" {
+		e.fatalf("the web service's cluster IP: %q, %v", svcIP, err)
+	}
+	e.crossFetch(web, w1, w2, "a", svcIP)
 
 	// 4. The marker on worker02's /var survives a power cycle.
 	downStart := time.Now()
@@ -247,7 +255,7 @@ func TestCluster(t *testing.T) {
 	// The deployment's pod on worker02 comes back, and the nodes still
 	// reach each other's pods: the underlay link and WireGuard are back.
 	web = e.waitWeb(podTimeout, map[string]pod{w2.name: web[w2.name]})
-	e.crossFetch(web, w1, w2, "b")
+	e.crossFetch(web, w1, w2, "b", "")
 	done = e.waitPods(podTimeout, checkPods...)
 	e.checkStatus(w2, done["status-worker02-again"], false)
 
@@ -683,7 +691,8 @@ func (e *env) waitWeb(timeout time.Duration, stale map[string]pod) map[string]po
 
 // crossFetch runs a pod on each worker that fetches from the web pod on
 // the other worker, and checks the answers.
-func (e *env) crossFetch(web map[string]pod, a, b *guest, round string) {
+// With a serviceIP, a pod on a also fetches from the service.
+func (e *env) crossFetch(web map[string]pod, a, b *guest, round, serviceIP string) {
 	e.t.Helper()
 	type fetch struct {
 		from, to *guest
@@ -705,7 +714,24 @@ func (e *env) crossFetch(web map[string]pod, a, b *guest, round string) {
 		fs = append(fs, f)
 		specs = append(specs, f.spec)
 	}
+	svc := podSpec{name: fmt.Sprintf("fetch-%s-from-%s-to-service", round, a.name), nodeName: a.name,
+		args: []string{"fetch", "http://" + serviceIP + "/"}}
+	if serviceIP != "" {
+		specs = append(specs, svc)
+	}
 	done := e.runPods(podTimeout, specs...)
+	if serviceIP != "" {
+		got := strings.TrimSpace(done[svc.name].terminationMessage())
+		ok := false
+		for _, p := range web {
+			ok = ok || got == "hello from "+p.Metadata.Name
+		}
+		if !ok {
+			e.t.Errorf("pod on %s fetching the web service at %s got %q, want a web pod's greeting", a.name, serviceIP, got)
+		} else {
+			e.t.Logf("pod on %s -> service %s (kube-proxy): HTTP 200, %q", a.name, serviceIP, got)
+		}
+	}
 	for _, f := range fs {
 		want := "hello from " + f.target.Metadata.Name
 		if got := strings.TrimSpace(done[f.spec.name].terminationMessage()); got != want {

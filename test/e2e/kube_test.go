@@ -258,3 +258,16 @@ func webDeployment() string {
 	})
 	return string(b)
 }
+
+// webService is a ClusterIP service in front of the web deployment.
+func webService() string {
+	b, _ := json.Marshal(map[string]any{
+		"apiVersion": "v1", "kind": "Service",
+		"metadata": map[string]any{"name": "web"},
+		"spec": map[string]any{
+			"selector": map[string]any{"app": "web"},
+			"ports":    []any{map[string]any{"port": 80, "targetPort": 80}},
+		},
+	})
+	return string(b)
+}
