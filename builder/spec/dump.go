@@ -30,7 +30,11 @@ func (s *Spec) Dump() ([]byte, error) {
 // effective specs have equal hashes; the build derives disk and partition
 // GUIDs from it. Dir is not part of it.
 func (s *Spec) Hash() (string, error) {
-	b, err := s.defaulted().Dump()
+	d := s.defaulted()
+	// The formats say which files are published, not what the image
+	// holds: the same image, whatever formats it is published in.
+	d.Output.Formats = nil
+	b, err := d.Dump()
 	if err != nil {
 		return "", fmt.Errorf("hashing spec: %w", err)
 	}
