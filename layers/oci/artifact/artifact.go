@@ -40,6 +40,7 @@ const (
 	MediaTypeDiskVMDK    types.MediaType = "application/vnd.nodebake.disk.vmdk.v1"
 	MediaTypeDiskVHD     types.MediaType = "application/vnd.nodebake.disk.vhd.v1"
 	MediaTypeDiskVHDX    types.MediaType = "application/vnd.nodebake.disk.vhdx.v1"
+	MediaTypeDiskGCE     types.MediaType = "application/vnd.nodebake.disk.gce.v1.tar+gzip"
 	MediaTypeManifest    types.MediaType = "application/vnd.nodebake.manifest.v1+json"
 	MediaTypeSPDX        types.MediaType = "application/spdx+json"
 	MediaTypeChecksums   types.MediaType = "text/plain"
@@ -68,6 +69,8 @@ func suffixes() []struct {
 	}{
 		{".manifest.json", MediaTypeManifest},
 		{".spdx.json", MediaTypeSPDX},
+		{".gce.tar.gz", MediaTypeDiskGCE},
+		{".raw.tar.gz", MediaTypeDiskGCE},
 		{".raw.zst", MediaTypeDiskRawZstd},
 		{".raw.gz", MediaTypeDiskRawGzip},
 		{".raw.xz", MediaTypeDiskRawXz},

@@ -108,11 +108,11 @@ func Pull(ctx context.Context, ref, outDir string, opts Options) (*Result, error
 // checkManifest accepts an OCI image manifest with our artifactType.
 func checkManifest(ref string, mt types.MediaType, raw []byte) (*v1.Manifest, error) {
 	if mt != types.OCIManifestSchema1 {
-		what := "a " + string(mt)
+		what := "a manifest of type " + string(mt)
 		if mt.IsIndex() {
 			what = "an image index (" + string(mt) + ")"
 		}
-		return nil, &InputError{fmt.Errorf("%s is %s, not a nodebake image (an OCI manifest with artifactType %s)", ref, what, ArtifactType)}
+		return nil, &InputError{fmt.Errorf("%s is not a nodebake image: it is %s, want an OCI manifest with artifactType %s", ref, what, ArtifactType)}
 	}
 	var m v1.Manifest
 	if err := json.Unmarshal(raw, &m); err != nil {

@@ -25,6 +25,12 @@ import (
 func ImageFiles(ctx context.Context, dir, name, format string) (files []File, cleanup func(), err error) {
 	cleanup = func() {}
 	format = strings.TrimPrefix(format, ".")
+	switch format {
+	case "gce":
+		format = "gce.tar.gz"
+	case "netboot":
+		return nil, cleanup, &InputError{fmt.Errorf("format %q: a directory of files, not one disk image; push a disk format", format)}
+	}
 	diskName := name + "." + format
 	mt, err := MediaTypeFor(diskName)
 	if err != nil || !IsDisk(mt) {
