@@ -30,7 +30,7 @@ deps:
 bin:
 	mkdir -p bin
 	$(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/nodebake ./builder/cmd/nodebake
-	$(GO) build -trimpath -ldflags "-s -w" -o bin/nodebake-firstboot ./layers/firstboot/cmd/nodebake-firstboot
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/nodebake-firstboot ./layers/firstboot/cmd/nodebake-firstboot
 
 base: bin
 	NODEBAKE=bin/nodebake scripts/build-base.sh

@@ -4,6 +4,10 @@
 // validates it and writes wg0, the certificates, kubeconfigs and per-node
 // kubelet and kube-proxy configs, then exits. On failure it prints one line
 // to stderr, writes /run/nodebake/status.json and exits 1.
+//
+// "nodebake-firstboot netroot --url U --sha256 H --out FILE" is the other
+// use: inside the initrd of a network-booted node it downloads the root
+// filesystem image and verifies it (see package netroot).
 package main
 
 import (
@@ -16,15 +20,19 @@ import (
 	"time"
 
 	"github.com/nodebake/nodebake/layers/firstboot"
+	"github.com/nodebake/nodebake/layers/firstboot/netroot"
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "netroot" {
+		os.Exit(netrootMain(os.Args[2:]))
+	}
 	start := time.Now()
 	root := flag.String("root", "/", "prefix of every path read and written")
 	flag.Parse()
 	if flag.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "nodebake-firstboot: usage: nodebake-firstboot [--root DIR]\n")
+		fmt.Fprintf(os.Stderr, "nodebake-firstboot: usage: nodebake-firstboot [--root DIR] | netroot --url URL --sha256 HEX --out FILE\n")
 		os.Exit(2)
 	}
 	opts := firstboot.Options{
@@ -48,4 +56,30 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("nodebake-firstboot: %s in %s\n", st.Summary(), time.Since(start).Round(time.Microsecond))
+}
+
+// netrootMain runs the netroot subcommand and returns the exit code.
+func netrootMain(args []string) int {
+	fs := flag.NewFlagSet("netroot", flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	var o netroot.Options
+	fs.StringVar(&o.URL, "url", "", "http:// or https:// URL of the root filesystem image")
+	fs.StringVar(&o.SHA256, "sha256", "", "its expected SHA-256, 64 hex digits")
+	fs.StringVar(&o.Out, "out", "", "file to write")
+	fs.DurationVar(&o.Timeout, "timeout", netroot.DefaultTimeout, "give up after this long, retries included")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "nodebake-firstboot netroot: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	o.Log = os.Stderr
+	res, err := netroot.Fetch(context.Background(), o)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "nodebake-firstboot netroot: %v\n", err)
+		return 1
+	}
+	fmt.Printf("nodebake-firstboot netroot: %s\n", res.Describe(o.Out))
+	return 0
 }
