@@ -21,6 +21,7 @@ import (
 
 	"github.com/nodebake/nodebake/builder/disk"
 	"github.com/nodebake/nodebake/builder/rootfs"
+	"github.com/nodebake/nodebake/builder/sbom"
 	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/builder/squashfs"
 	"github.com/nodebake/nodebake/layers/cache"
@@ -51,7 +52,8 @@ type Event struct {
 
 // Options configure a build.
 type Options struct {
-	// OutputDir receives <name>.raw and <name>.manifest.json.
+	// OutputDir receives <name>.raw, <name>.manifest.json, the SBOM
+	// <name>.spdx.json and <name>.SHA256SUMS.
 	OutputDir string
 	// Cache is the content-addressed cache; required.
 	Cache *cache.Cache
@@ -70,13 +72,20 @@ type Options struct {
 	Progress func(Event)
 	// Workers is the number of parallel compressors; GOMAXPROCS when 0.
 	Workers int
+	// ToolVersion is nodebake's version, named as the SBOM's creator;
+	// "dev" when empty.
+	ToolVersion string
 }
 
 // Result describes a finished build.
 type Result struct {
 	ImagePath    string
 	ManifestPath string
-	Manifest     Manifest
+	// SBOMPath is the SPDX 2.3 JSON document; SumsPath the SHA256SUMS
+	// file covering the image, the manifest and the SBOM.
+	SBOMPath string
+	SumsPath string
+	Manifest Manifest
 }
 
 func (o *Options) say(stage Stage, format string, args ...any) {
@@ -112,6 +121,11 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 		return nil, err
 	}
 	defer base.Close()
+	debs, distro, err := basePackages(base)
+	if err != nil {
+		return nil, err
+	}
+	baseInfo.Packages = len(debs)
 
 	opts.say(StageFetch, "resolving components")
 	comps, overlay, err := resolveComponents(ctx, s, &opts)
@@ -137,6 +151,8 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	name := s.Name
 	finalImage := filepath.Join(opts.OutputDir, name+".raw")
 	finalManifest := filepath.Join(opts.OutputDir, name+".manifest.json")
+	finalSBOM := filepath.Join(opts.OutputDir, name+".spdx.json")
+	finalSums := filepath.Join(opts.OutputDir, name+".SHA256SUMS")
 	tmpImage := filepath.Join(opts.OutputDir, "."+name+".raw.partial")
 	defer os.Remove(tmpImage)
 
@@ -184,16 +200,31 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 		Images:        preloads,
 		Disk:          DiskInfo{GUID: dres.DiskGUID, RootPartUUID: dres.RootPartUUID, VarPartUUID: dres.VarPartUUID, ESPPartUUID: dres.ESPPartUUID},
 		KernelRelease: boot.release,
+		SBOM:          filepath.Base(finalSBOM),
+		Checksums:     filepath.Base(finalSums),
 	}
-	if err := writeManifest(finalManifest, &m); err != nil {
+	doc, err := sbomDocument(s, &m, debs, distro, opts.ToolVersion)
+	if err != nil {
 		return nil, err
 	}
-	if err := os.Rename(tmpImage, finalImage); err != nil {
-		os.Remove(finalManifest)
-		return nil, fmt.Errorf("renaming the image into place: %w", err)
+	sbomData, err := sbom.Generate(doc)
+	if err != nil {
+		return nil, err
+	}
+	manifestData, err := marshalManifest(&m)
+	if err != nil {
+		return nil, err
+	}
+	sums := sha256Sums(map[string]string{
+		m.Image.File:                 imageSum,
+		filepath.Base(finalManifest): sha256Hex(manifestData),
+		m.SBOM:                       sha256Hex(sbomData),
+	})
+	if err := install(tmpImage, finalImage, []sidecar{{finalSBOM, sbomData}, {finalManifest, manifestData}, {finalSums, sums}}); err != nil {
+		return nil, err
 	}
 	opts.say(StageOutput, "wrote %s (sha256 %s)", finalImage, imageSum)
-	return &Result{ImagePath: finalImage, ManifestPath: finalManifest, Manifest: m}, nil
+	return &Result{ImagePath: finalImage, ManifestPath: finalManifest, SBOMPath: finalSBOM, SumsPath: finalSums, Manifest: m}, nil
 }
 
 // writeRoot streams the composed root tar into the squashfs writer.

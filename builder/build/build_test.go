@@ -10,10 +10,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	spdxjson "github.com/spdx/tools-golang/json"
+	"github.com/spdx/tools-golang/spdx"
+	spdxcommon "github.com/spdx/tools-golang/spdx/v2/common"
+	"github.com/spdx/tools-golang/spdxlib"
 
 	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/layers/cache"
@@ -41,7 +47,10 @@ func fakeBase(t *testing.T, dir string) string {
 	add("usr/lib/systemd/boot/efi/systemd-bootx64.efi", tar.TypeReg, 0o644, "MZ-boot")
 	add("usr/bin/su", tar.TypeReg, 0o4755, "suid")
 	add("etc/", tar.TypeDir, 0o755, "")
-	add("var/lib/dpkg/status", tar.TypeReg, 0o644, "Package: a\n\nPackage: b\n")
+	add("etc/os-release", tar.TypeReg, 0o644, "ID=debian\nVERSION_ID=\"13\"\n")
+	add("var/lib/dpkg/status", tar.TypeReg, 0o644, "Package: a\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0-1\n\n"+
+		"Package: gone\nStatus: deinstall ok config-files\nVersion: 0.9\n\n"+
+		"Package: b\nStatus: install ok installed\nArchitecture: all\nSource: b-src (2:1.1)\nVersion: 2:1.1+b1\n")
 	tw.Close()
 	tarPath := filepath.Join(dir, "rootfs.tar")
 	if err := os.WriteFile(tarPath, buf.Bytes(), 0o644); err != nil {
@@ -169,9 +178,15 @@ func TestBuildFromMirror(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if strings.Join(names, ",") != "test.manifest.json,test.raw" {
+	if strings.Join(names, ",") != "test.SHA256SUMS,test.manifest.json,test.raw,test.spdx.json" {
 		t.Errorf("output dir holds %v", names)
 	}
+	if onDisk.SBOM != "test.spdx.json" || onDisk.Checksums != "test.SHA256SUMS" ||
+		res.SBOMPath != filepath.Join(out, onDisk.SBOM) || res.SumsPath != filepath.Join(out, onDisk.Checksums) {
+		t.Errorf("manifest names %q and %q; result %q and %q", onDisk.SBOM, onDisk.Checksums, res.SBOMPath, res.SumsPath)
+	}
+	checkSums(t, out, res.SumsPath, []string{"test.manifest.json", "test.raw", "test.spdx.json"})
+	checkSBOM(t, res)
 
 	// A second build is served from the cache (no downloads) and gives the
 	// same bytes.
@@ -182,6 +197,13 @@ func TestBuildFromMirror(t *testing.T) {
 	}
 	if res2.Manifest.Image.SHA256 != m.Image.SHA256 {
 		t.Errorf("rebuild gives %s, first build %s", res2.Manifest.Image.SHA256, m.Image.SHA256)
+	}
+	for _, p := range [][2]string{{res.SBOMPath, res2.SBOMPath}, {res.SumsPath, res2.SumsPath}} {
+		a, _ := os.ReadFile(p[0])
+		b, _ := os.ReadFile(p[1])
+		if !bytes.Equal(a, b) {
+			t.Errorf("rebuild gives a different %s", filepath.Base(p[0]))
+		}
 	}
 }
 
@@ -211,5 +233,124 @@ func TestBuildFailureLeavesNothing(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(out); len(entries) != 0 {
 		t.Errorf("cancelled build left %d files", len(entries))
+	}
+}
+
+// checkSums runs the real sha256sum -c on the build's SHA256SUMS.
+func checkSums(t *testing.T, dir, sums string, want []string) {
+	t.Helper()
+	b, err := os.ReadFile(sums)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		_, name, _ := strings.Cut(l, "  ")
+		names = append(names, name)
+	}
+	if strings.Join(names, ",") != strings.Join(want, ",") {
+		t.Errorf("SHA256SUMS lists %v, want %v", names, want)
+	}
+	if _, err := exec.LookPath("sha256sum"); err != nil {
+		t.Logf("no sha256sum: %v", err)
+		return
+	}
+	cmd := exec.Command("sha256sum", "--strict", "-c", filepath.Base(sums))
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("sha256sum -c: %v\n%s", err, out)
+	}
+}
+
+// checkSBOM reads the SBOM with the SPDX library and checks it lists the
+// base's installed Debian packages and every component of the manifest
+// with its checksum and files.
+func checkSBOM(t *testing.T, res *Result) {
+	t.Helper()
+	f, err := os.Open(res.SBOMPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	doc, err := spdxjson.Read(f)
+	if err != nil {
+		t.Fatalf("reading the SBOM: %v", err)
+	}
+	if err := spdxlib.ValidateDocument(doc); err != nil {
+		t.Errorf("SBOM: %v", err)
+	}
+	pkgs := map[string]*spdx.Package{}
+	for _, p := range doc.Packages {
+		pkgs[p.PackageName] = p
+	}
+	files := map[string]*spdx.File{}
+	for _, f := range doc.Files {
+		files[f.FileName] = f
+	}
+	checksum := func(cs []spdxcommon.Checksum, algo string) string {
+		for _, c := range cs {
+			if string(c.Algorithm) == algo {
+				return c.Value
+			}
+		}
+		return ""
+	}
+	m := res.Manifest
+	if p := pkgs[m.Name]; p == nil || checksum(p.PackageChecksums, "SHA256") != m.Image.SHA256 {
+		t.Errorf("SBOM image package %+v", p)
+	}
+	for name, version := range map[string]string{"a": "1.0-1", "b": "2:1.1+b1"} {
+		if p := pkgs[name]; p == nil || p.PackageVersion != version {
+			t.Errorf("SBOM Debian package %s: %+v", name, p)
+		}
+	}
+	if pkgs["gone"] != nil {
+		t.Error("SBOM lists a package that is not installed")
+	}
+	for _, c := range m.Components {
+		p := pkgs[c.Name]
+		if p == nil {
+			t.Errorf("SBOM lacks component %s", c.Name)
+			continue
+		}
+		_, sum, _ := strings.Cut(c.Checksum, ":")
+		if p.PackageVersion != c.Version || checksum(p.PackageChecksums, "SHA256") != sum {
+			t.Errorf("SBOM component %s: version %q checksums %+v, manifest %s %s", c.Name, p.PackageVersion, p.PackageChecksums, c.Version, c.Checksum)
+		}
+		for _, fi := range c.Files {
+			if sf := files["."+fi.Path]; sf == nil || checksum(sf.Checksums, "SHA256") != fi.SHA256 {
+				t.Errorf("SBOM file %s of %s: %+v", fi.Path, c.Name, sf)
+			}
+		}
+	}
+}
+
+// TestInstallFailureLeavesNothing: when the image cannot be renamed into
+// place, the sidecars already placed are removed again.
+func TestInstallFailureLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	tmpImage := filepath.Join(dir, ".x.raw.partial")
+	os.WriteFile(tmpImage, []byte("image"), 0o644)
+	// A non-empty directory where the image goes makes the rename fail.
+	finalImage := filepath.Join(dir, "x.raw")
+	os.MkdirAll(filepath.Join(finalImage, "blocker"), 0o755)
+	err := install(tmpImage, finalImage, []sidecar{{filepath.Join(dir, "x.spdx.json"), []byte("{}")}, {filepath.Join(dir, "x.SHA256SUMS"), []byte("")}})
+	if err == nil || !strings.Contains(err.Error(), "image") {
+		t.Fatalf("error = %v", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, ",") != ".x.raw.partial,x.raw" {
+		t.Errorf("after a failed install the directory holds %v", names)
+	}
+}
+
+func TestSHA256Sums(t *testing.T) {
+	got := string(sha256Sums(map[string]string{"b.raw": "22", "a.json": "11"}))
+	if want := "11  a.json\n22  b.raw\n"; got != want {
+		t.Errorf("sha256Sums = %q, want %q", got, want)
 	}
 }

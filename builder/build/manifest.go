@@ -1,11 +1,6 @@
 package build
 
 import (
-	"encoding/json"
-	"fmt"
-	"os"
-	"path/filepath"
-
 	"github.com/nodebake/nodebake/layers/gosource"
 )
 
@@ -20,6 +15,10 @@ type Manifest struct {
 	Components    []ComponentInfo `json:"components"`
 	Images        []PreloadInfo   `json:"images,omitempty"`
 	Disk          DiskInfo        `json:"disk"`
+	// SBOM and Checksums are the file names of the SPDX document and the
+	// SHA256SUMS file (image, manifest and SBOM) written next to the image.
+	SBOM      string `json:"sbom"`
+	Checksums string `json:"checksums"`
 }
 
 // ImageInfo is the disk image file.
@@ -53,7 +52,9 @@ type ComponentInfo struct {
 type FileInfo struct {
 	Path   string `json:"path"`
 	SHA256 string `json:"sha256"`
-	Size   int64  `json:"size"`
+	// SHA1 is for the SBOM (SPDX file checksums), not the manifest.
+	SHA1 string `json:"-"`
+	Size int64  `json:"size"`
 }
 
 // DiskInfo holds the derived GUIDs.
@@ -62,30 +63,6 @@ type DiskInfo struct {
 	ESPPartUUID  string `json:"espPartUUID"`
 	RootPartUUID string `json:"rootPartUUID"`
 	VarPartUUID  string `json:"varPartUUID"`
-}
-
-func writeManifest(path string, m *Manifest) error {
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".manifest-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing the manifest: %w", err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 func gosourceLookup(name string) (gosource.Recipe, error) { return gosource.Lookup(name) }

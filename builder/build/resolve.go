@@ -2,7 +2,9 @@ package build
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/nodebake/nodebake/builder/disk"
 	"github.com/nodebake/nodebake/builder/rootfs"
+	"github.com/nodebake/nodebake/builder/sbom"
 	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/layers/cache"
 	"github.com/nodebake/nodebake/layers/components"
@@ -88,7 +91,6 @@ func resolveBase(ctx context.Context, s *spec.Spec, o *Options) (*rootfs.Base, B
 	if err != nil {
 		return nil, info, err
 	}
-	info.Packages = countPackages(b)
 	return b, info, nil
 }
 
@@ -151,11 +153,11 @@ func resolveComponents(ctx context.Context, s *spec.Spec, o *Options) ([]Compone
 			return nil, nil, fmt.Errorf("%s.from: unknown source %q", field, c.From)
 		}
 		for _, e := range ents {
-			sum, err := entrySHA256(e)
+			sum, sum1, err := entryDigests(e)
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", field, err)
 			}
-			info.Files = append(info.Files, FileInfo{Path: e.Path, SHA256: sum, Size: e.Size})
+			info.Files = append(info.Files, FileInfo{Path: e.Path, SHA256: sum, SHA1: sum1, Size: e.Size})
 		}
 		infos = append(infos, info)
 		entries = append(entries, ents...)
@@ -190,17 +192,19 @@ func buildFromSource(ctx context.Context, s *spec.Spec, o *Options, name, versio
 	return dir, src, err
 }
 
-func entrySHA256(e rootfs.Entry) (string, error) {
+// entryDigests returns the SHA256 and SHA1 of a file; the SBOM needs SHA1
+// for its files and package verification codes.
+func entryDigests(e rootfs.Entry) (sha256Hex, sha1Hex string, err error) {
 	rc, err := e.Open()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	defer rc.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, rc); err != nil {
-		return "", fmt.Errorf("hashing %s: %w", e.Path, err)
+	h, h1 := sha256.New(), sha1.New()
+	if _, err := io.Copy(io.MultiWriter(h, h1), rc); err != nil {
+		return "", "", fmt.Errorf("hashing %s: %w", e.Path, err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil)), hex.EncodeToString(h1.Sum(nil)), nil
 }
 
 // configLayer renders the configuration and adds the first-boot program and
@@ -269,25 +273,47 @@ func bootFiles(b *rootfs.Base, arch spec.Arch) (bootSet, error) {
 	return bs, nil
 }
 
-// countPackages counts the Debian packages of the base, for the manifest.
-func countPackages(b *rootfs.Base) int {
-	e, ok := b.Lookup("/var/lib/dpkg/status")
-	if !ok || e.Type != tar.TypeReg {
-		return 0
+// basePackages reads the Debian packages installed in the base (its
+// /var/lib/dpkg/status) and the purl distro of its os-release. A base
+// without a dpkg database has no packages.
+func basePackages(b *rootfs.Base) ([]sbom.Package, string, error) {
+	read := func(p string) ([]byte, bool, error) {
+		e, ok := b.Lookup(p)
+		if !ok || e.Type != tar.TypeReg {
+			return nil, false, nil
+		}
+		rc, err := e.Open()
+		if err != nil {
+			return nil, false, fmt.Errorf("base.image: %s: %w", p, err)
+		}
+		defer rc.Close()
+		data, err := io.ReadAll(rc)
+		if err != nil {
+			return nil, false, fmt.Errorf("base.image: %s: %w", p, err)
+		}
+		return data, true, nil
 	}
-	rc, err := e.Open()
-	if err != nil {
-		return 0
-	}
-	defer rc.Close()
-	data, _ := io.ReadAll(rc)
-	n := 0
-	for _, l := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(l, "Package: ") {
-			n++
+	var distro string
+	for _, p := range []string{"/etc/os-release", "/usr/lib/os-release"} {
+		data, ok, err := read(p)
+		if err != nil {
+			return nil, "", err
+		}
+		if ok {
+			distro = sbom.ParseOSRelease(data)
+			break
 		}
 	}
-	return n
+	const status = "/var/lib/dpkg/status"
+	data, ok, err := read(status)
+	if err != nil || !ok {
+		return nil, distro, err
+	}
+	pkgs, err := sbom.ParseDpkgStatus(bytes.NewReader(data))
+	if err != nil {
+		return nil, distro, fmt.Errorf("base.image: %s: %w", status, err)
+	}
+	return pkgs, distro, nil
 }
 
 func sortedKeys(m map[string]string) []string {
