@@ -5,6 +5,8 @@
 //	nodebake spec validate SPEC.yaml       check a spec, reporting every problem
 //	nodebake mirror build -d DIR SPEC.yaml build the spec's components from source into a release mirror
 //	nodebake image import TAR LAYOUT       turn a filesystem tar into an OCI image layout (base OS, preloaded images)
+//	nodebake push IMAGE REGISTRY/REPO:TAG  push an image (disk, manifest, SBOM) as an OCI artifact
+//	nodebake pull [-o DIR] REGISTRY/REPO   fetch a pushed image, verified by digest
 //	nodebake version
 //
 // Exit codes: 0 success, 1 internal error, 2 invalid input (usage, spec,
@@ -54,6 +56,8 @@ func commands() []command {
 		{"image", "make OCI image layouts from filesystem tars: base OS, preloaded images (import)", runImage},
 		{"base", "same as image (base import)", runImage},
 		{"node", "per-node configuration: assemble a node config, write a config drive (config, drive)", runNode},
+		{"push", "push a built image to a registry as an OCI artifact", runPush},
+		{"pull", "fetch an image pushed with push, verified by digest", runPull},
 		{"version", "print the version", func(_ context.Context, e *env, _ []string) error {
 			fmt.Fprintln(e.stdout, "nodebake", version)
 			return nil

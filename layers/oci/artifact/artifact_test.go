@@ -358,9 +358,9 @@ func TestCorruptBlob(t *testing.T) {
 		outDir func(t *testing.T) string
 		want   string
 	}{
-		{"disk", 0, func(t *testing.T) string { return t.TempDir() }, "pull: blob worker.raw.zst: digest mismatch: got sha256:"},
-		{"manifest, after the disk", 1, func(t *testing.T) string { return t.TempDir() }, "pull: blob worker.manifest.json: digest mismatch"},
-		{"sbom, new out dir", 2, func(t *testing.T) string { return filepath.Join(t.TempDir(), "new", "dir") }, "pull: blob worker.spdx.json: digest mismatch"},
+		{"disk", 0, func(t *testing.T) string { return t.TempDir() }, "blob worker.raw.zst: digest mismatch: got sha256:"},
+		{"manifest, after the disk", 1, func(t *testing.T) string { return t.TempDir() }, "blob worker.manifest.json: digest mismatch"},
+		{"sbom, new out dir", 2, func(t *testing.T) string { return filepath.Join(t.TempDir(), "new", "dir") }, "blob worker.spdx.json: digest mismatch"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l, err := newFileLayer(files[tc.layer].Path, "")

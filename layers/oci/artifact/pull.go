@@ -96,7 +96,7 @@ func Pull(ctx context.Context, ref, outDir string, opts Options) (*Result, error
 		f := &p.files[i]
 		dst := filepath.Join(outDir, f.name)
 		if err := os.Rename(f.tmp, dst); err != nil {
-			return nil, fmt.Errorf("pull: %w", err)
+			return nil, fmt.Errorf("%w", err)
 		}
 		f.tmp = ""
 		res.Files = append(res.Files, dst)
@@ -181,7 +181,7 @@ func (p *puller) mkdir() error {
 		return nil
 	}
 	if err := os.MkdirAll(p.dir, 0o755); err != nil {
-		return fmt.Errorf("pull: %w", err)
+		return fmt.Errorf("%w", err)
 	}
 	p.createdDir = true
 	return nil
@@ -204,7 +204,7 @@ func (p *puller) cleanup() {
 func (p *puller) tempFile() (*os.File, error) {
 	f, err := os.CreateTemp(p.dir, ".nodebake-pull-*")
 	if err != nil {
-		return nil, fmt.Errorf("pull: %w", err)
+		return nil, fmt.Errorf("%w", err)
 	}
 	p.temps = append(p.temps, f.Name())
 	return f, nil
@@ -214,7 +214,7 @@ func (p *puller) tempFile() (*os.File, error) {
 // and returns the file's path once its digest and size verify.
 func (p *puller) fetch(ctx context.Context, repo name.Repository, d v1.Descriptor, title string, ro []remote.Option) (string, error) {
 	if d.Digest.Algorithm != "sha256" {
-		return "", &RegistryError{fmt.Errorf("pull: blob %s: unsupported digest algorithm %s", title, d.Digest.Algorithm)}
+		return "", &RegistryError{fmt.Errorf("blob %s: unsupported digest algorithm %s", title, d.Digest.Algorithm)}
 	}
 	f, err := p.tempFile()
 	if err != nil {
@@ -223,11 +223,11 @@ func (p *puller) fetch(ctx context.Context, repo name.Repository, d v1.Descripto
 	defer f.Close()
 	l, err := remote.Layer(repo.Digest(d.Digest.String()), ro...)
 	if err != nil {
-		return "", &RegistryError{fmt.Errorf("pull: blob %s: %w", title, err)}
+		return "", &RegistryError{fmt.Errorf("blob %s: %w", title, err)}
 	}
 	rc, err := l.Compressed()
 	if err != nil {
-		return "", &RegistryError{fmt.Errorf("pull: blob %s: %w", title, err)}
+		return "", &RegistryError{fmt.Errorf("blob %s: %w", title, err)}
 	}
 	defer rc.Close()
 	h := sha256.New()
@@ -239,18 +239,18 @@ func (p *puller) fetch(ctx context.Context, repo name.Repository, d v1.Descripto
 	got := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
 	switch {
 	case n != d.Size && (copyErr == nil || n > d.Size):
-		return "", &RegistryError{fmt.Errorf("pull: blob %s: size mismatch: got %d bytes, want %d", title, n, d.Size)}
+		return "", &RegistryError{fmt.Errorf("blob %s: size mismatch: got %d bytes, want %d", title, n, d.Size)}
 	case n == d.Size && got != d.Digest:
-		return "", &RegistryError{fmt.Errorf("pull: blob %s: digest mismatch: got %s, want %s", title, got, d.Digest)}
+		return "", &RegistryError{fmt.Errorf("blob %s: digest mismatch: got %s, want %s", title, got, d.Digest)}
 	case copyErr != nil:
 		var pe *os.PathError
 		if errors.As(copyErr, &pe) {
-			return "", fmt.Errorf("pull: writing %s: %w", title, copyErr)
+			return "", fmt.Errorf("writing %s: %w", title, copyErr)
 		}
-		return "", &RegistryError{fmt.Errorf("pull: blob %s: %w", title, copyErr)}
+		return "", &RegistryError{fmt.Errorf("blob %s: %w", title, copyErr)}
 	}
 	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("pull: writing %s: %w", title, err)
+		return "", fmt.Errorf("writing %s: %w", title, err)
 	}
 	return f.Name(), nil
 }
@@ -264,15 +264,15 @@ func (p *puller) decompress(ctx context.Context, nbManifest string) error {
 			continue
 		}
 		if nbManifest == "" {
-			return &RegistryError{fmt.Errorf("pull: decompressing %s: the artifact has no nodebake manifest (%s) to verify the disk against", f.title, MediaTypeManifest)}
+			return &RegistryError{fmt.Errorf("decompressing %s: the artifact has no nodebake manifest (%s) to verify the disk against", f.title, MediaTypeManifest)}
 		}
 		nm, err := readNodebakeManifest(nbManifest)
 		if err != nil {
-			return &RegistryError{fmt.Errorf("pull: %w", err)}
+			return &RegistryError{fmt.Errorf("%w", err)}
 		}
 		want, err := v1.NewHash("sha256:" + strings.TrimPrefix(nm.Image.SHA256, "sha256:"))
 		if err != nil {
-			return &RegistryError{fmt.Errorf("pull: decompressing %s: the nodebake manifest's image.sha256 %q: %w", f.title, nm.Image.SHA256, err)}
+			return &RegistryError{fmt.Errorf("decompressing %s: the nodebake manifest's image.sha256 %q: %w", f.title, nm.Image.SHA256, err)}
 		}
 		out, err := p.tempFile()
 		if err != nil {
@@ -286,10 +286,10 @@ func (p *puller) decompress(ctx context.Context, nbManifest string) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return &RegistryError{fmt.Errorf("pull: decompressing %s: %w", f.title, err)}
+			return &RegistryError{fmt.Errorf("decompressing %s: %w", f.title, err)}
 		}
 		if got != want || (nm.Image.Size > 0 && size != nm.Image.Size) {
-			return &RegistryError{fmt.Errorf("pull: %s: digest mismatch against the nodebake manifest: got %s (%d bytes), want %s (%d bytes)", f.name, got, size, want, nm.Image.Size)}
+			return &RegistryError{fmt.Errorf("%s: digest mismatch against the nodebake manifest: got %s (%d bytes), want %s (%d bytes)", f.name, got, size, want, nm.Image.Size)}
 		}
 		os.Remove(f.tmp)
 		f.tmp = out.Name()

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nodebake/nodebake/layers/oci/artifact"
+)
+
+func runPush(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "push", "IMAGE REGISTRY/REPO:TAG",
+		"Push a built image as one OCI artifact (artifactType "+artifact.ArtifactType+"):\n"+
+			"the disk in --format, the manifest, and the SBOM and SHA256SUMS when present.\n"+
+			"IMAGE is the raw disk (out/worker.raw), any of its files, or out/worker.\n"+
+			"For raw.zst without a .raw.zst beside the raw, the raw is compressed to a temporary file.\n"+
+			"Credentials come from the Docker config and its credential helpers.\n"+
+			"Prints REGISTRY/REPO@DIGEST.")
+	format := fs.String("format", "raw.zst", "the disk `FORMAT` to push: raw.zst, raw, qcow2, vhd, vmdk, gce")
+	insecure := fs.Bool("insecure", false, "allow a plain-HTTP registry")
+	epoch := fs.Int64("source-date-epoch", -1, "the created annotation, seconds since the epoch (default: from the image manifest, else 0)")
+	imageVersion := fs.String("image-version", "", "the org.opencontainers.image.version annotation (default: the Kubernetes version)")
+	var annotations keyValues
+	fs.Var(&annotations, "annotation", "add a manifest annotation `KEY=VALUE` (repeatable)")
+	if err := parse(e, fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return usagef("want IMAGE and REGISTRY/REPO:TAG")
+	}
+	dir, name := imageName(fs.Arg(0))
+	opts := artifact.Options{Insecure: *insecure, Version: *imageVersion, Annotations: annotations.m}
+	if *epoch >= 0 {
+		opts.Created = time.Unix(*epoch, 0).UTC()
+	}
+	files, cleanup, err := artifact.ImageFiles(ctx, dir, name, *format)
+	if err != nil {
+		return artifactError(fmt.Errorf("IMAGE %s: %w", fs.Arg(0), err))
+	}
+	defer cleanup()
+	d, err := artifact.Push(ctx, fs.Arg(1), files, opts)
+	if err != nil {
+		return artifactError(err)
+	}
+	repo := fs.Arg(1)
+	if i := strings.LastIndex(repo, "@"); i >= 0 {
+		repo = repo[:i]
+	} else if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i]
+	}
+	fmt.Fprintf(e.stdout, "%s@%s\n", repo, d)
+	return nil
+}
+
+// imageName splits an image path into its directory and name: out/worker.raw,
+// out/worker.manifest.json and out/worker all name the image "worker" in out.
+func imageName(p string) (dir, name string) {
+	dir, name = filepath.Split(p)
+	if dir == "" {
+		dir = "."
+	}
+	for _, s := range []string{".manifest.json", ".spdx.json", ".SHA256SUMS", ".gce.tar.gz", ".raw.zst", ".raw", ".qcow2", ".vhd", ".vmdk"} {
+		if n, ok := strings.CutSuffix(name, s); ok && n != "" {
+			return dir, n
+		}
+	}
+	return dir, name
+}
+
+// artifactError marks the artifact package's errors for the exit code: bad
+// input 2, registry and verification failures 3.
+func artifactError(err error) error {
+	var ie *artifact.InputError
+	var re *artifact.RegistryError
+	switch {
+	case errors.As(err, &ie):
+		return &inputError{err}
+	case errors.As(err, &re):
+		return &sourceError{err}
+	}
+	return err
+}
+
+// keyValues is a repeatable KEY=VALUE flag.
+type keyValues struct{ m map[string]string }
+
+var _ flag.Value = (*keyValues)(nil)
+
+func (kv *keyValues) String() string { return "" }
+
+func (kv *keyValues) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want KEY=VALUE, got %q", s)
+	}
+	if kv.m == nil {
+		kv.m = map[string]string{}
+	}
+	kv.m[k] = v
+	return nil
+}
