@@ -137,6 +137,9 @@ type nodebakeManifest struct {
 	Name     string `json:"name"`
 	Arch     string `json:"arch"`
 	SpecHash string `json:"specHash"`
+	// SBOM and Checksums name the SBOM and SHA256SUMS files.
+	SBOM      string `json:"sbom"`
+	Checksums string `json:"checksums"`
 	// Created and SourceDateEpoch are read if the manifest has them.
 	Created         string `json:"created"`
 	SourceDateEpoch *int64 `json:"sourceDateEpoch"`

@@ -67,7 +67,17 @@ func ImageFiles(ctx context.Context, dir, name, format string) (files []File, cl
 		return nil, func() {}, &InputError{fmt.Errorf("the image's manifest: %w", err)}
 	}
 	files = append(files, File{Path: manifest})
-	for _, extra := range []string{name + ".spdx.json", name + ".SHA256SUMS"} {
+	sbom, sums := name+".spdx.json", name+".SHA256SUMS"
+	if nm, err := readNodebakeManifest(manifest); err == nil {
+		// The manifest names its SBOM and sums files, when it has them.
+		if nm.SBOM != "" {
+			sbom = filepath.Base(nm.SBOM)
+		}
+		if nm.Checksums != "" {
+			sums = filepath.Base(nm.Checksums)
+		}
+	}
+	for _, extra := range []string{sbom, sums} {
 		p := filepath.Join(dir, extra)
 		if _, err := os.Stat(p); err == nil {
 			files = append(files, File{Path: p})
