@@ -17,9 +17,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/nodebake/nodebake/builder/disk"
+	"github.com/nodebake/nodebake/builder/publish"
 	"github.com/nodebake/nodebake/builder/rootfs"
 	"github.com/nodebake/nodebake/builder/sbom"
 	"github.com/nodebake/nodebake/builder/spec"
@@ -38,6 +40,7 @@ const (
 	StageFetch   Stage = "fetch"
 	StageCompose Stage = "compose"
 	StageDisk    Stage = "disk"
+	StagePublish Stage = "publish"
 	StageOutput  Stage = "output"
 )
 
@@ -72,6 +75,12 @@ type Options struct {
 	Progress func(Event)
 	// Workers is the number of parallel compressors; GOMAXPROCS when 0.
 	Workers int
+	// Formats are the formats to publish; the spec's output.formats when
+	// nil.
+	Formats []spec.Format
+	// NetbootURL is where the netboot bundle will be served from; empty
+	// lets its iPXE script use the URL it was loaded from.
+	NetbootURL string
 	// ToolVersion is nodebake's version, named as the SBOM's creator;
 	// "dev" when empty.
 	ToolVersion string
@@ -79,12 +88,16 @@ type Options struct {
 
 // Result describes a finished build.
 type Result struct {
+	// ImagePath is the raw image; empty when the raw format was not asked
+	// for (the image was converted, then removed).
 	ImagePath    string
 	ManifestPath string
 	// SBOMPath is the SPDX 2.3 JSON document; SumsPath the SHA256SUMS
 	// file covering the image, the manifest and the SBOM.
 	SBOMPath string
 	SumsPath string
+	// Outputs are the formats written besides raw.
+	Outputs  []publish.Output
 	Manifest Manifest
 }
 
@@ -190,6 +203,31 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	formats := opts.Formats
+	if formats == nil {
+		formats = s.Output.Formats
+	}
+	if len(formats) == 0 {
+		formats = []spec.Format{spec.FormatRaw}
+	}
+	keepRaw := slices.Contains(formats, spec.FormatRaw)
+	staged, err := publish.Convert(ctx, tmpImage, publish.Options{
+		Name:            name,
+		OutDir:          opts.OutputDir,
+		Formats:         formats,
+		Seed:            seed,
+		ModTime:         time.Unix(s.SourceDateEpoch, 0).UTC(),
+		Workers:         opts.Workers,
+		FirstbootBinary: opts.FirstbootBinary,
+		NetbootURL:      opts.NetbootURL,
+		Progress: func(_ spec.Format, msg string) {
+			opts.say(StagePublish, "%s", msg)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer staged.Abort()
 	m := Manifest{
 		Name:          name,
 		Arch:          string(s.Arch),
@@ -202,6 +240,27 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 		KernelRelease: boot.release,
 		SBOM:          filepath.Base(finalSBOM),
 		Checksums:     filepath.Base(finalSums),
+
+		SourceDateEpoch: s.SourceDateEpoch,
+	}
+	sumsOf := map[string]string{}
+	if keepRaw {
+		m.Outputs = append(m.Outputs, OutputInfo{Format: string(spec.FormatRaw),
+			Files: []FileInfo{{Path: m.Image.File, SHA256: imageSum, Size: dres.Size}}})
+		sumsOf[m.Image.File] = imageSum
+	}
+	for _, o := range staged.Outputs {
+		oi := OutputInfo{Format: string(o.Format)}
+		for _, f := range o.Files {
+			rel, err := filepath.Rel(opts.OutputDir, f.Path)
+			if err != nil {
+				return nil, err
+			}
+			rel = filepath.ToSlash(rel)
+			oi.Files = append(oi.Files, FileInfo{Path: rel, SHA256: f.SHA256, Size: f.Size})
+			sumsOf[rel] = f.SHA256
+		}
+		m.Outputs = append(m.Outputs, oi)
 	}
 	doc, err := sbomDocument(s, &m, debs, distro, opts.ToolVersion)
 	if err != nil {
@@ -215,16 +274,23 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	sums := sha256Sums(map[string]string{
-		m.Image.File:                 imageSum,
-		filepath.Base(finalManifest): sha256Hex(manifestData),
-		m.SBOM:                       sha256Hex(sbomData),
-	})
-	if err := install(tmpImage, finalImage, []sidecar{{finalSBOM, sbomData}, {finalManifest, manifestData}, {finalSums, sums}}); err != nil {
+	sumsOf[filepath.Base(finalManifest)] = sha256Hex(manifestData)
+	sumsOf[m.SBOM] = sha256Hex(sbomData)
+	sums := sha256Sums(sumsOf)
+	imageOut := finalImage
+	if !keepRaw {
+		imageOut = ""
+	}
+	if err := install(tmpImage, imageOut, staged, []sidecar{{finalSBOM, sbomData}, {finalManifest, manifestData}, {finalSums, sums}}); err != nil {
 		return nil, err
 	}
-	opts.say(StageOutput, "wrote %s (sha256 %s)", finalImage, imageSum)
-	return &Result{ImagePath: finalImage, ManifestPath: finalManifest, SBOMPath: finalSBOM, SumsPath: finalSums, Manifest: m}, nil
+	for _, o := range staged.Outputs {
+		opts.say(StageOutput, "wrote %s (%s, %d MiB, %s)", o.Path, o.Format, o.Size()>>20, o.Duration.Round(100*time.Millisecond))
+	}
+	if keepRaw {
+		opts.say(StageOutput, "wrote %s (sha256 %s)", finalImage, imageSum)
+	}
+	return &Result{ImagePath: imageOut, ManifestPath: finalManifest, SBOMPath: finalSBOM, SumsPath: finalSums, Outputs: staged.Outputs, Manifest: m}, nil
 }
 
 // writeRoot streams the composed root tar into the squashfs writer.

