@@ -408,3 +408,55 @@ func TestBuildFormats(t *testing.T) {
 		}
 	}
 }
+
+// TestExport: exporting a built raw image gives the same bytes the build
+// writes for that format, merges the sums, and refuses an image that does
+// not match its manifest without writing anything.
+func TestExport(t *testing.T) {
+	f := newFixture(t)
+	out := t.TempDir()
+	res, err := f.build(t, out, f.spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := f.spec.Clone()
+	s.Output.Formats = []spec.Format{spec.FormatVHD}
+	direct := t.TempDir()
+	dres, err := f.build(t, direct, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	er, err := Export(t.Context(), res.ImagePath, ExportOptions{Formats: []spec.Format{spec.FormatVHD}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(er.Outputs) != 1 || len(dres.Outputs) != 1 {
+		t.Fatalf("outputs: export %+v, build %+v", er.Outputs, dres.Outputs)
+	}
+	if a, b := er.Outputs[0].Files[0].SHA256, dres.Outputs[0].Files[0].SHA256; a != b {
+		t.Errorf("exported vhd sha256 %s, the build's %s", a, b)
+	}
+	checkSums(t, out, er.SumsPath, []string{"test.manifest.json", "test.raw", "test.spdx.json", "test.vhd"})
+
+	// A changed image is refused; nothing new appears.
+	bad := t.TempDir()
+	for _, n := range []string{"test.raw", "test.manifest.json"} {
+		b, _ := os.ReadFile(filepath.Join(out, n))
+		if n == "test.raw" {
+			b[len(b)/2] ^= 1
+		}
+		os.WriteFile(filepath.Join(bad, n), b, 0o644)
+	}
+	_, err = Export(t.Context(), filepath.Join(bad, "test.raw"), ExportOptions{Formats: []spec.Format{spec.FormatQCOW2}})
+	var ie *InputError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "does not match its manifest") {
+		t.Errorf("export of a changed image: %v", err)
+	}
+	entries, _ := os.ReadDir(bad)
+	if len(entries) != 2 {
+		t.Errorf("a refused export left %d files", len(entries))
+	}
+	if _, err := Export(t.Context(), filepath.Join(bad, "nothing.img"), ExportOptions{Formats: []spec.Format{spec.FormatQCOW2}}); !errors.As(err, &ie) {
+		t.Errorf("export of a non-raw name: %v", err)
+	}
+}

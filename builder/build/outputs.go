@@ -111,7 +111,10 @@ func install(tmpImage, finalImage string, staged *publish.Staged, files []sideca
 		}
 		placed = append(placed, f.path)
 	}
-	if finalImage == "" {
+	switch {
+	case tmpImage == "":
+		return nil
+	case finalImage == "":
 		return os.Remove(tmpImage)
 	}
 	if err := os.Rename(tmpImage, finalImage); err != nil {

@@ -25,6 +25,7 @@ func exitCode(ctx context.Context, err error) int {
 		ve *spec.ValidationError
 		ue usageError
 		ie *inputError
+		be *build.InputError
 		de *fetch.DownloadError
 		ce *cache.ChecksumError
 		se *sourceError
@@ -32,7 +33,7 @@ func exitCode(ctx context.Context, err error) int {
 	switch {
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case errors.As(err, &ve), errors.As(err, &ue), errors.As(err, &ie):
+	case errors.As(err, &ve), errors.As(err, &ue), errors.As(err, &ie), errors.As(err, &be):
 		return exitInvalid
 	case errors.As(err, &de), errors.As(err, &ce), errors.As(err, &se):
 		return exitSource
@@ -93,17 +94,26 @@ func findFirstboot(flagValue string) (string, error) {
 }
 
 func runBuild(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "build", "SPEC.yaml", "Build the worker disk image a spec describes: DIR/NAME.raw and DIR/NAME.manifest.json.")
+	fs := newFlags(e, "build", "SPEC.yaml", "Build the worker disk image a spec describes into DIR: the formats of output.formats (NAME.raw,\nNAME.qcow2, ...), NAME.manifest.json, the SPDX SBOM NAME.spdx.json and NAME.SHA256SUMS.")
 	out := fs.String("o", "out", "output `DIR`")
 	cacheDir := fs.String("cache", "", "cache `DIR` (default $NODEBAKE_CACHE or the user cache directory)")
 	offline := fs.Bool("offline", false, "use only what the cache holds; never download")
 	firstboot := fs.String("firstboot", "", "the nodebake-firstboot program `PATH` (default: next to nodebake)")
+	formats := fs.String("format", "", "the formats to write, comma-separated, instead of the spec's output.formats (`LIST`: "+formatNames()+")")
+	netbootURL := fs.String("netboot-url", "", "the `URL` the netboot bundle will be served from (default: where boot.ipxe was loaded from)")
 	quiet := fs.Bool("q", false, "print only errors")
 	if err := parse(e, fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return usagef("want exactly one spec file, got %d arguments", fs.NArg())
+	}
+	var fl []spec.Format
+	if *formats != "" {
+		var err error
+		if fl, err = parseFormats("format", *formats); err != nil {
+			return err
+		}
 	}
 	s, err := loadSpec(fs.Arg(0))
 	if err != nil {
@@ -126,6 +136,9 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		Offline:         *offline,
 		Go:              gosource.Builder{Log: p.goLog()},
 		Progress:        p.event,
+		Formats:         fl,
+		NetbootURL:      *netbootURL,
+		ToolVersion:     version,
 	})
 	if err != nil {
 		if strings.Contains(err.Error(), "building ") && strings.Contains(err.Error(), "from source") {
@@ -134,10 +147,15 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	m := res.Manifest
-	fmt.Fprintf(e.stdout, "%s\n", res.ImagePath)
+	if res.ImagePath != "" {
+		fmt.Fprintf(e.stdout, "%s\n", res.ImagePath)
+	}
+	for _, o := range res.Outputs {
+		fmt.Fprintf(e.stdout, "%s\n", o.Path)
+	}
 	if !*quiet {
 		fmt.Fprintf(e.stderr, "built %s in %s: %d MiB disk, %d MiB root filesystem, sha256 %s\n",
-			res.ImagePath, time.Since(start).Round(100*time.Millisecond), m.Image.Size>>20, m.Image.RootFilesystemSize>>20, m.Image.SHA256)
+			m.Name, time.Since(start).Round(100*time.Millisecond), m.Image.Size>>20, m.Image.RootFilesystemSize>>20, m.Image.SHA256)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 // Command nodebake bakes immutable, bootable Kubernetes worker images.
 //
 //	nodebake build [-o DIR] SPEC.yaml      build the image a spec describes
+//	nodebake export --format LIST IMAGE.raw convert a built image into other formats
 //	nodebake spec print SPEC.yaml          print the effective spec (defaults filled in)
 //	nodebake spec validate SPEC.yaml       check a spec, reporting every problem
 //	nodebake mirror build -d DIR SPEC.yaml build the spec's components from source into a release mirror
@@ -51,6 +52,7 @@ type env struct {
 func commands() []command {
 	return []command{
 		{"build", "build the worker image a spec describes", runBuild},
+		{"export", "convert a built image into other formats (qcow2, vhd, vmdk, gce, raw.zst, netboot)", runExport},
 		{"spec", "print or validate a spec (print, validate)", runSpec},
 		{"mirror", "build a release mirror of a spec's components from source (build)", runMirror},
 		{"image", "make OCI image layouts from filesystem tars: base OS, preloaded images (import)", runImage},

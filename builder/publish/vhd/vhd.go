@@ -37,8 +37,9 @@ const Extension = ".vhd"
 type Options struct {
 	// Seed derives the footer's unique id. It must not be empty.
 	Seed []byte
-	// ModTime is the footer's timestamp; it must lie between 2000-01-01
-	// and 2136-02-07 UTC (the footer counts seconds since 2000 in 32 bits).
+	// ModTime is the footer's timestamp; before 2000-01-01 it is clamped to
+	// it (SOURCE_DATE_EPOCH=0), after 2136-02-07 UTC it is an error
+	// (the footer counts seconds since 2000 in 32 bits).
 	ModTime time.Time
 	// Workers is unused: writing is bound by reading the raw image.
 	Workers int
@@ -112,7 +113,12 @@ func Footer(size int64, opts Options) ([]byte, error) {
 		return nil, fmt.Errorf("vhd: size %d is not a positive multiple of 512", size)
 	}
 	ts := opts.ModTime.Unix() - epoch
-	if ts < 0 || ts > 0xFFFFFFFF {
+	if ts < 0 {
+		// A SOURCE_DATE_EPOCH before 2000 (often 0): the footer's
+		// timestamp is informational, so it says the VHD epoch itself.
+		ts = 0
+	}
+	if ts > 0xFFFFFFFF {
 		return nil, fmt.Errorf("vhd: ModTime %s is outside the VHD timestamp range (2000-01-01 to 2136-02-07 UTC)", opts.ModTime.UTC().Format(time.RFC3339))
 	}
 	f := make([]byte, FooterSize)

@@ -1,0 +1,152 @@
+package build
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nodebake/nodebake/builder/publish"
+	"github.com/nodebake/nodebake/builder/spec"
+)
+
+// ExportOptions configure an Export.
+type ExportOptions struct {
+	// OutputDir receives the outputs; the image's directory when empty.
+	OutputDir string
+	// Formats are the formats to write; raw (the input) is skipped.
+	Formats []spec.Format
+	// FirstbootBinary is the nodebake-firstboot program, for the netboot
+	// bundle's initrd.
+	FirstbootBinary string
+	// NetbootURL is where the netboot bundle will be served from.
+	NetbootURL string
+	// Workers is the number of parallel compressors; GOMAXPROCS when 0.
+	Workers int
+	// Progress receives progress events; may be nil.
+	Progress func(Event)
+}
+
+// ExportResult lists what an Export wrote.
+type ExportResult struct {
+	Outputs []publish.Output
+	// SumsPath is the SHA256SUMS file that now covers the outputs.
+	SumsPath string
+}
+
+// Export converts a built raw image into other formats. The image's
+// manifest (NAME.manifest.json beside NAME.raw) must be there and the image
+// must match its sha256: the formats carry the identifiers and timestamps
+// the build derived, so an export equals what the build would have
+// written. The outputs' sums are merged into the output directory's
+// NAME.SHA256SUMS.
+func Export(ctx context.Context, raw string, opts ExportOptions) (*ExportResult, error) {
+	base := filepath.Base(raw)
+	name, ok := strings.CutSuffix(base, ".raw")
+	if !ok || name == "" {
+		return nil, &InputError{fmt.Errorf("%s: not a raw image (want NAME.raw)", raw)}
+	}
+	dir := filepath.Dir(raw)
+	manifestPath := filepath.Join(dir, name+".manifest.json")
+	b, err := os.ReadFile(manifestPath)
+	if err != nil {
+		return nil, &InputError{fmt.Errorf("the image's manifest: %w", err)}
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, &InputError{fmt.Errorf("%s: %w", manifestPath, err)}
+	}
+	seed, err := hex.DecodeString(m.SpecHash)
+	if err != nil || len(seed) == 0 {
+		return nil, &InputError{fmt.Errorf("%s: specHash %q is not hex", manifestPath, m.SpecHash)}
+	}
+	seed = append(seed, []byte(m.Base.Digest)...)
+	if opts.Progress != nil {
+		opts.Progress(Event{Stage: StageResolve, Message: "checking " + base + " against its manifest"})
+	}
+	sum, err := sha256File(ctx, raw)
+	if err != nil {
+		return nil, &InputError{err}
+	}
+	if sum != m.Image.SHA256 {
+		return nil, &InputError{fmt.Errorf("%s does not match its manifest: sha256 %s, the manifest says %s", raw, sum, m.Image.SHA256)}
+	}
+	out := opts.OutputDir
+	if out == "" {
+		out = dir
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the output directory: %w", err)
+	}
+	staged, err := publish.Convert(ctx, raw, publish.Options{
+		Name:            name,
+		OutDir:          out,
+		Formats:         opts.Formats,
+		Seed:            seed,
+		ModTime:         time.Unix(m.SourceDateEpoch, 0).UTC(),
+		Workers:         opts.Workers,
+		FirstbootBinary: opts.FirstbootBinary,
+		NetbootURL:      opts.NetbootURL,
+		Progress: func(_ spec.Format, msg string) {
+			if opts.Progress != nil {
+				opts.Progress(Event{Stage: StagePublish, Message: msg})
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer staged.Abort()
+	sumsPath := filepath.Join(out, name+".SHA256SUMS")
+	sums, err := readSums(sumsPath)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range staged.Outputs {
+		for _, f := range o.Files {
+			rel, err := filepath.Rel(out, f.Path)
+			if err != nil {
+				return nil, err
+			}
+			sums[filepath.ToSlash(rel)] = f.SHA256
+		}
+	}
+	if err := install("", "", staged, []sidecar{{sumsPath, sha256Sums(sums)}}); err != nil {
+		return nil, err
+	}
+	return &ExportResult{Outputs: staged.Outputs, SumsPath: sumsPath}, nil
+}
+
+// readSums reads a SHA256SUMS file; a missing one is empty.
+func readSums(p string) (map[string]string, error) {
+	sums := map[string]string{}
+	f, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return sums, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		sum, file, ok := strings.Cut(sc.Text(), "  ")
+		if !ok || len(sum) != 64 || file == "" {
+			return nil, &InputError{fmt.Errorf("%s:%d: not a sha256sum line", p, n)}
+		}
+		sums[file] = sum
+	}
+	return sums, sc.Err()
+}
+
+// InputError marks a missing or malformed input file.
+type InputError struct{ Err error }
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
