@@ -1,5 +1,6 @@
 // Package qemu starts and controls an x86_64 QEMU guest booting a disk
-// image through UEFI (OVMF), for the real-world tests of nodebake images.
+// image through UEFI (OVMF), or a kernel and initrd directly (network-boot
+// bundles), for the real-world tests of nodebake images.
 //
 // The guest's first serial port (ttyS0, the console) and second serial port
 // (ttyS1, where test probes write their reports) go to files that WaitFor
@@ -8,6 +9,10 @@
 //
 // The image under test is never modified: it is attached through a qcow2
 // overlay in the VM's work directory unless Config.Direct is set.
+//
+// With Config.Kernel the guest boots that kernel directly (QEMU's -kernel,
+// -initrd and -append) through the default BIOS, unless Config.Firmware
+// names OVMF; then Disk is optional.
 package qemu
 
 import (
@@ -68,11 +73,21 @@ func (s Serial) String() string {
 
 // Config describes a guest.
 type Config struct {
-	// Disk is the boot disk, a raw image. It is attached through a qcow2
-	// overlay unless Direct is set.
+	// Disk is the boot disk, a raw image (see DiskFormat). It is attached
+	// through a qcow2 overlay unless Direct is set. It may be empty when
+	// Kernel is set.
 	Disk string
+	// DiskFormat is the format of Disk: "raw" (default) or "qcow2". The
+	// overlay names it as its backing format.
+	DiskFormat string
 	// Direct attaches Disk itself, so the guest's writes change it.
 	Direct bool
+	// Kernel, Initrd and Append boot a kernel directly: QEMU loads them
+	// (-kernel, -initrd, -append) instead of the firmware booting Disk.
+	// Without an explicit Firmware this uses QEMU's default BIOS, which
+	// starts much faster than OVMF under TCG. Initrd and Append need
+	// Kernel.
+	Kernel, Initrd, Append string
 	// ExtraDisks are further disks (config drives, ...), attached directly
 	// as virtio-blk in order; ".qcow2" files as qcow2, others as raw.
 	ExtraDisks []string
@@ -104,7 +119,8 @@ type Config struct {
 	// Binary is the QEMU program (default qemu-system-x86_64).
 	Binary string
 	// Firmware is the OVMF code and variables template; found by
-	// FindFirmware when empty.
+	// FindFirmware when empty, except with Kernel (then the default BIOS
+	// boots the kernel).
 	Firmware Firmware
 }
 
@@ -195,8 +211,21 @@ func fileExists(p string) bool {
 
 // withDefaults checks c and fills in its defaults.
 func (c Config) withDefaults() (Config, error) {
-	if c.Disk == "" {
-		return c, errors.New("qemu config: no disk")
+	if c.Disk == "" && c.Kernel == "" {
+		return c, errors.New("qemu config: no disk and no kernel")
+	}
+	if c.Kernel == "" && (c.Initrd != "" || c.Append != "") {
+		return c, errors.New("qemu config: an initrd or a command line (Append) needs a kernel")
+	}
+	if c.Disk == "" && c.Direct {
+		return c, errors.New("qemu config: Direct without a disk")
+	}
+	switch c.DiskFormat {
+	case "":
+		c.DiskFormat = "raw"
+	case "raw", "qcow2":
+	default:
+		return c, fmt.Errorf("qemu config: disk format %q: want \"raw\" or \"qcow2\"", c.DiskFormat)
 	}
 	if c.Memory == 0 {
 		c.Memory = 2048
@@ -247,7 +276,16 @@ func newPaths(dir string, c Config) paths {
 		qmp:     filepath.Join(dir, "qmp.sock"),
 	}
 	if c.Direct {
-		p.disk, p.diskFmt = c.Disk, "raw"
+		p.disk, p.diskFmt = c.Disk, c.DiskFormat
+		if p.diskFmt == "" {
+			p.diskFmt = "raw"
+		}
+	}
+	if c.Disk == "" {
+		p.disk, p.diskFmt = "", ""
+	}
+	if c.Firmware == (Firmware{}) {
+		p.vars = ""
 	}
 	return p
 }
@@ -269,17 +307,30 @@ func (c Config) args(p paths) []string {
 	} else {
 		a = append(a, "-accel", "tcg", "-cpu", "max")
 	}
-	a = append(a,
-		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+optPath(c.Firmware.Code),
-		"-drive", "if=pflash,format=raw,unit=1,file="+optPath(p.vars),
-	)
+	if c.Firmware != (Firmware{}) {
+		a = append(a,
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+optPath(c.Firmware.Code),
+			"-drive", "if=pflash,format=raw,unit=1,file="+optPath(p.vars),
+		)
+	}
 	if c.UUID != "" {
 		a = append(a, "-uuid", c.UUID)
 	}
-	a = append(a,
-		"-drive", "if=none,id=disk0,format="+p.diskFmt+",file="+optPath(p.disk),
-		"-device", "virtio-blk-pci,drive=disk0,bootindex=0",
-	)
+	if c.Kernel != "" {
+		a = append(a, "-kernel", c.Kernel)
+		if c.Initrd != "" {
+			a = append(a, "-initrd", c.Initrd)
+		}
+		if c.Append != "" {
+			a = append(a, "-append", c.Append)
+		}
+	}
+	if p.disk != "" {
+		a = append(a,
+			"-drive", "if=none,id=disk0,format="+p.diskFmt+",file="+optPath(p.disk),
+			"-device", "virtio-blk-pci,drive=disk0,bootindex=0",
+		)
+	}
 	for i, d := range c.ExtraDisks {
 		format := "raw"
 		if strings.HasSuffix(d, ".qcow2") {
@@ -338,15 +389,26 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
-	disk, err := filepath.Abs(c.Disk)
-	if err != nil {
-		return nil, fmt.Errorf("locating disk %s: %w", c.Disk, err)
+	for _, f := range []struct {
+		what string
+		p    *string
+	}{{"disk", &c.Disk}, {"kernel", &c.Kernel}, {"initrd", &c.Initrd}} {
+		if *f.p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*f.p)
+		if err != nil {
+			return nil, fmt.Errorf("locating %s %s: %w", f.what, *f.p, err)
+		}
+		if !fileExists(abs) {
+			return nil, fmt.Errorf("starting qemu: %s %s is not a regular file", f.what, *f.p)
+		}
+		if f.what != "disk" && strings.Contains(abs, ",") {
+			return nil, fmt.Errorf("starting qemu: %s %s: QEMU cannot take a comma in this path", f.what, abs)
+		}
+		*f.p = abs
 	}
-	if !fileExists(disk) {
-		return nil, fmt.Errorf("starting qemu: disk %s is not a regular file", c.Disk)
-	}
-	c.Disk = disk
-	if c.Firmware == (Firmware{}) {
+	if c.Firmware == (Firmware{}) && c.Kernel == "" {
 		if c.Firmware, err = FindFirmware("/usr/share/OVMF"); err != nil {
 			return nil, err
 		}
@@ -374,11 +436,13 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	vm.files = [2]string{p.console, p.report}
 	vm.qmp = p.qmp
 	vm.stderr = filepath.Join(dir, "qemu.stderr")
-	if err := copyFile(c.Firmware.Vars, p.vars); err != nil {
-		return nil, fmt.Errorf("copying the OVMF variables: %w", err)
+	if p.vars != "" {
+		if err := copyFile(c.Firmware.Vars, p.vars); err != nil {
+			return nil, fmt.Errorf("copying the OVMF variables: %w", err)
+		}
 	}
-	if !c.Direct {
-		out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-b", c.Disk, "-F", "raw", p.disk).CombinedOutput()
+	if !c.Direct && c.Disk != "" {
+		out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-b", c.Disk, "-F", c.DiskFormat, p.disk).CombinedOutput()
 		if err != nil {
 			return nil, fmt.Errorf("creating the disk overlay: %w: %s", err, bytesTrim(out))
 		}

@@ -405,3 +405,94 @@ func TestStartOverlay(t *testing.T) {
 		t.Error("the disk image was modified")
 	}
 }
+
+func TestArgsKernel(t *testing.T) {
+	c, err := Config{Kernel: "/b/vmlinuz", Initrd: "/b/initrd.img", Append: "console=ttyS0 ip=dhcp", Accel: AccelTCG}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.args(newPaths("/vm", c))
+	joined := strings.Join(a, " ")
+	for flag, want := range map[string]string{"-kernel": "/b/vmlinuz", "-initrd": "/b/initrd.img", "-append": "console=ttyS0 ip=dhcp"} {
+		if got := pairs(a, flag); !slices.Equal(got, []string{want}) {
+			t.Errorf("%s = %q, want %q", flag, got, want)
+		}
+	}
+	if d := pairs(a, "-drive"); len(d) != 0 {
+		t.Errorf("a kernel boot without disk or firmware has drives %q:\n%s", d, joined)
+	}
+
+	// With a disk and OVMF named, both are attached too.
+	c.Disk, c.Firmware = "/img/w.qcow2", Firmware{Code: "/fw/C.fd", Vars: "/fw/V.fd"}
+	c.Direct, c.DiskFormat = true, "qcow2"
+	d := pairs(c.args(newPaths("/vm", c)), "-drive")
+	for _, want := range []string{"if=pflash,format=raw,unit=0,readonly=on,file=/fw/C.fd", "if=none,id=disk0,format=qcow2,file=/img/w.qcow2"} {
+		if !slices.Contains(d, want) {
+			t.Errorf("drives %q lack %q", d, want)
+		}
+	}
+}
+
+func TestWithDefaultsKernel(t *testing.T) {
+	t.Setenv(EnvAccel, "tcg")
+	c, err := Config{Disk: "x.qcow2", DiskFormat: "qcow2"}.withDefaults()
+	if err != nil || c.DiskFormat != "qcow2" {
+		t.Errorf("qcow2 disk: %v, format %q", err, c.DiskFormat)
+	}
+	if c, _ := (Config{Disk: "x"}).withDefaults(); c.DiskFormat != "raw" {
+		t.Errorf("default disk format %q, want raw", c.DiskFormat)
+	}
+	for _, tt := range []struct {
+		c    Config
+		want string
+	}{
+		{Config{Initrd: "i"}, "no disk and no kernel"},
+		{Config{Disk: "x", Append: "quiet"}, "needs a kernel"},
+		{Config{Disk: "x", DiskFormat: "vmdk"}, `"vmdk"`},
+		{Config{Kernel: "k", Direct: true}, "Direct without a disk"},
+	} {
+		if _, err := tt.c.withDefaults(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("withDefaults(%+v) = %v, want an error containing %q", tt.c, err, tt.want)
+		}
+	}
+}
+
+// TestStartKernelOverlay checks a qcow2 image attached through an overlay
+// with the right backing format, and a kernel path that does not exist.
+func TestStartKernelOverlay(t *testing.T) {
+	requireTool(t, "qemu-img")
+	t.Setenv(EnvAccel, "tcg")
+	_, err := Start(context.Background(), Config{Kernel: filepath.Join(t.TempDir(), "missing-vmlinuz")})
+	if err == nil || !strings.Contains(err.Error(), "missing-vmlinuz") {
+		t.Errorf("Start(missing kernel) err = %v", err)
+	}
+	requireTool(t, "qemu-system-x86_64")
+	t.Setenv(EnvKeep, "")
+	dir := t.TempDir()
+	img := filepath.Join(dir, "blank.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", img, "1M").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img create: %v: %s", err, out)
+	}
+	// The "kernel" is not one: QEMU refuses it and exits, which is enough
+	// to check the overlay it was given.
+	kernel := filepath.Join(dir, "vmlinuz")
+	if err := os.WriteFile(kernel, []byte("not a kernel"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vm, err := Start(context.Background(), Config{Disk: img, DiskFormat: "qcow2", Kernel: kernel, Dir: dir, Memory: 128, CPUs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	out, err := exec.Command("qemu-img", "info", "--output=json", filepath.Join(vm.Dir(), "disk.qcow2")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("qemu-img info: %v: %s", err, out)
+	}
+	if !strings.Contains(string(out), `"backing-filename-format": "qcow2"`) {
+		t.Errorf("the overlay does not name qcow2 as its backing format:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(vm.Dir(), "OVMF_VARS.fd")); !os.IsNotExist(err) {
+		t.Errorf("a kernel boot without Firmware copied the OVMF variables (%v)", err)
+	}
+	vm.WaitExit(context.Background(), 30*time.Second)
+}
