@@ -8,6 +8,7 @@ require (
 	github.com/google/go-containerregistry v0.22.1
 	github.com/google/uuid v1.6.0
 	github.com/klauspost/compress v1.19.2
+	github.com/klauspost/pgzip v1.2.5
 	github.com/spdx/tools-golang v0.5.7
 	golang.org/x/mod v0.43.0
 	golang.org/x/sys v0.47.0
