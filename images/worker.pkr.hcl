@@ -17,8 +17,11 @@
 #     content = "a nodebake worker\n"
 #   }
 #
-# The image and its manifest land in output_directory; the post-processors
-# add a Packer manifest, a sha256 checksum file and a summary line.
+# The image in each format asked for (-var 'formats=["raw","qcow2","gce"]'),
+# its manifest, SBOM and sums land in output_directory; the post-processors
+# add a Packer manifest, a sha256 checksum file and a summary line. Cloud
+# import post-processors pick their file from the artifact by suffix: see
+# docs/formats.md.
 
 packer {
   required_plugins {
@@ -45,6 +48,12 @@ variable "output_directory" {
   type        = string
   default     = "out"
   description = "Directory the image (worker.raw) and its manifests are written to."
+}
+
+variable "formats" {
+  type        = list(string)
+  default     = []
+  description = "Output formats (raw, raw.zst, qcow2, vhd, vmdk, gce, netboot); empty keeps the spec's (raw)."
 }
 
 variable "spec_file" {
@@ -74,6 +83,9 @@ source "nodebake" "worker" {
   sources {
     mirror = var.mirror
   }
+  output {
+    formats = var.formats
+  }
 }
 
 build {
@@ -88,6 +100,9 @@ build {
     output         = "${var.output_directory}/{{.BuildName}}.{{.ChecksumType}}"
   }
   post-processor "shell-local" {
-    inline = ["echo 'nodebake: ${build.ImagePath} (Kubernetes ${build.KubernetesVersion}, sha256 ${build.ImageSHA256})'"]
+    inline = [
+      "echo 'nodebake: ${build.ImagePath} (Kubernetes ${build.KubernetesVersion}, sha256 ${build.ImageSHA256})'",
+      "echo 'nodebake formats: qcow2 ${build.QCOW2Path} gce ${build.GCEPath}'",
+    ]
   }
 }

@@ -7,6 +7,8 @@ require (
 	github.com/nodebake/nodebake v0.0.0-00010101000000-000000000000
 )
 
+require github.com/klauspost/pgzip v1.2.5 // indirect
+
 require (
 	github.com/Masterminds/goutils v1.1.1 // indirect
 	github.com/Masterminds/semver/v3 v3.1.1 // indirect

@@ -19,9 +19,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nodebake/nodebake/builder/publish/gce"
+	"github.com/nodebake/nodebake/builder/publish/netboot"
 	"github.com/nodebake/nodebake/builder/publish/qcow2"
 	"github.com/nodebake/nodebake/builder/publish/rawzst"
 	"github.com/nodebake/nodebake/builder/publish/vhd"
+	"github.com/nodebake/nodebake/builder/publish/vmdk"
 	"github.com/nodebake/nodebake/builder/spec"
 )
 
@@ -98,6 +101,10 @@ func Extension(f spec.Format) (string, error) {
 		return qcow2.Extension, nil
 	case spec.FormatVHD:
 		return vhd.Extension, nil
+	case spec.FormatVMDK:
+		return vmdk.Extension, nil
+	case spec.FormatGCE:
+		return gce.Extension, nil
 	case spec.FormatNetboot:
 		return ".netboot", nil
 	}
@@ -128,6 +135,14 @@ func fileWriter(f spec.Format) writer {
 	case spec.FormatVHD:
 		return func(ctx context.Context, dst, src *os.File, seed []byte, mod time.Time, w int) error {
 			return vhd.Write(ctx, dst, src, vhd.Options{Seed: seed, ModTime: mod, Workers: w})
+		}
+	case spec.FormatVMDK:
+		return func(ctx context.Context, dst, src *os.File, seed []byte, mod time.Time, w int) error {
+			return vmdk.Write(ctx, dst, src, vmdk.Options{Seed: seed, ModTime: mod, Workers: w})
+		}
+	case spec.FormatGCE:
+		return func(ctx context.Context, dst, src *os.File, seed []byte, mod time.Time, w int) error {
+			return gce.Write(ctx, dst, src, gce.Options{Seed: seed, ModTime: mod, Workers: w})
 		}
 	}
 	return nil
@@ -165,7 +180,21 @@ func Convert(ctx context.Context, raw string, opts Options) (_ *Staged, err erro
 		tmp := filepath.Join(opts.OutDir, "."+opts.Name+ext+".partial")
 		out := Output{Format: f, Path: final, tmp: tmp}
 		if f == spec.FormatNetboot {
-			return nil, errors.New("netboot: not wired yet")
+			os.RemoveAll(tmp)
+			_, err := netboot.Write(ctx, tmp, raw, netboot.Options{
+				FirstbootBinary: opts.FirstbootBinary,
+				BaseURL:         opts.NetbootURL,
+				ModTime:         opts.ModTime,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("writing the netboot bundle: %w", err)
+			}
+			files, err := hashTree(ctx, tmp, final)
+			if err != nil {
+				os.RemoveAll(tmp)
+				return nil, fmt.Errorf("hashing the netboot bundle: %w", err)
+			}
+			out.Files = files
 		} else {
 			file, err := writeOne(ctx, fileWriter(f), raw, tmp, opts)
 			if err != nil {

@@ -243,7 +243,8 @@ func (e *env) testBuild(t *testing.T) {
 
 	outDir := filepath.Join(e.tmp, "packer-out")
 	args := append([]string{"build", "-color=false",
-		"-var", "kubernetes_version=" + e.k8s, "-var", "mirror=" + e.mirror}, e.vars(outDir)...)
+		"-var", "kubernetes_version=" + e.k8s, "-var", "mirror=" + e.mirror,
+		"-var", `formats=["raw","qcow2","gce"]`}, e.vars(outDir)...)
 	shipped := e.packerRun(append(args, "images/worker.pkr.hcl")...)
 	out, err := shipped.out, shipped.err
 	if err != nil {
@@ -266,9 +267,27 @@ func (e *env) testBuild(t *testing.T) {
 		} `json:"builds"`
 	}
 	readJSON(t, filepath.Join(outDir, "packer-manifest.json"), &pm)
+	var files []string
+	if len(pm.Builds) == 1 {
+		for _, f := range pm.Builds[0].Files {
+			files = append(files, f.Name)
+		}
+	}
 	if len(pm.Builds) != 1 || pm.Builds[0].BuilderType != "nodebake" || pm.Builds[0].ArtifactID != ref ||
-		len(pm.Builds[0].Files) != 2 || pm.Builds[0].Files[0].Name != "worker.raw" || pm.Builds[0].Files[1].Name != "worker.manifest.json" {
+		strings.Join(files, ",") != "worker.raw,worker.qcow2,worker.tar.gz,worker.manifest.json,worker.spdx.json,worker.SHA256SUMS" {
 		t.Errorf("packer-manifest.json: %+v", pm)
+	}
+	// The formats the artifact hands to post-processors: the qcow2 holds
+	// the raw image (qemu-img compare), the GCE tarball holds disk.raw.
+	if b, err := exec.Command("qemu-img", "compare", "-f", "raw", "-F", "qcow2",
+		filepath.Join(outDir, "worker.raw"), filepath.Join(outDir, "worker.qcow2")).CombinedOutput(); err != nil {
+		t.Errorf("qemu-img compare worker.raw worker.qcow2: %v\n%s", err, b)
+	}
+	if names := tarNames(t, filepath.Join(outDir, "worker.tar.gz")); len(names) != 1 || names[0] != "disk.raw" {
+		t.Errorf("worker.tar.gz holds %v, want disk.raw", names)
+	}
+	if !strings.Contains(out, "nodebake formats: qcow2 "+filepath.Join(outDir, "worker.qcow2")+" gce "+filepath.Join(outDir, "worker.tar.gz")) {
+		t.Errorf("the shell-local post-processor did not print the formats' paths")
 	}
 	// The checksum post-processor.
 	sums, err := os.ReadFile(filepath.Join(outDir, "worker.sha256"))
@@ -348,8 +367,12 @@ func (e *env) testPostProcessors(t *testing.T) {
 		t.Errorf("generated.txt = %q, %v", gen, err)
 	}
 	names := tarNames(t, filepath.Join(outDir, "worker.tar.gz"))
-	if len(names) != 2 || filepath.Base(names[0]) != "worker.raw" || filepath.Base(names[1]) != "worker.manifest.json" {
-		t.Errorf("worker.tar.gz holds %v, want the image and its manifest", names)
+	var bases []string
+	for _, n := range names {
+		bases = append(bases, filepath.Base(n))
+	}
+	if strings.Join(bases, ",") != "worker.raw,worker.manifest.json,worker.spdx.json,worker.SHA256SUMS" {
+		t.Errorf("worker.tar.gz holds %v, want the image, its manifest, SBOM and sums", names)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
@@ -28,7 +29,24 @@ const (
 	DataKubernetes      = "KubernetesVersion"
 	DataBaseDigest      = "BaseDigest"
 	DataKernelRelease   = "KernelRelease"
+	DataSBOMPath        = "SBOMPath"
+	DataSumsPath        = "SumsPath"
 )
+
+// formatDataKeys are the generated data keys of each format's path; empty
+// when the format is not built. The raw image's is DataImagePath.
+var formatDataKeys = []struct {
+	format spec.Format
+	key    string
+}{
+	{spec.FormatRaw, DataImagePath},
+	{spec.FormatRawZst, "RawZstPath"},
+	{spec.FormatQCOW2, "QCOW2Path"},
+	{spec.FormatVHD, "VHDPath"},
+	{spec.FormatVMDK, "VMDKPath"},
+	{spec.FormatGCE, "GCEPath"},
+	{spec.FormatNetboot, "NetbootPath"},
+}
 
 // componentDataKey is the generated data key of a component's version
 // ("ContainerdVersion", "CniPluginsVersion", "KubeProxyVersion").
@@ -41,7 +59,10 @@ func componentDataKey(n spec.ComponentName) string {
 func GeneratedDataKeys() []string {
 	keys := []string{
 		DataImagePath, DataManifestPath, DataOutputDirectory, DataImageSHA256, DataSpecHash,
-		DataName, DataArch, DataKubernetes, DataBaseDigest, DataKernelRelease,
+		DataName, DataArch, DataKubernetes, DataBaseDigest, DataKernelRelease, DataSBOMPath, DataSumsPath,
+	}
+	for _, f := range formatDataKeys[1:] {
+		keys = append(keys, f.key)
 	}
 	for _, n := range spec.ComponentNames() {
 		keys = append(keys, componentDataKey(n))
@@ -53,13 +74,19 @@ func GeneratedDataKeys() []string {
 // versions and the spec hash. The rest is an empty string until the build
 // is done.
 func plannedData(p *plan) map[string]any {
-	files := outputFiles(p)
 	d := map[string]any{}
 	for _, k := range GeneratedDataKeys() {
 		d[k] = ""
 	}
-	d[DataImagePath] = absPath(files[0])
-	d[DataManifestPath] = absPath(files[1])
+	formats := formatsOf(p.spec)
+	for _, f := range formatDataKeys {
+		if slices.Contains(formats, f.format) {
+			d[f.key] = absPath(formatPath(p, f.format))
+		}
+	}
+	d[DataManifestPath] = absPath(filepath.Join(p.outputDir, p.spec.Name+".manifest.json"))
+	d[DataSBOMPath] = absPath(filepath.Join(p.outputDir, p.spec.Name+".spdx.json"))
+	d[DataSumsPath] = absPath(filepath.Join(p.outputDir, p.spec.Name+".SHA256SUMS"))
 	d[DataOutputDirectory] = absPath(p.outputDir)
 	d[DataSpecHash] = p.specHash
 	d[DataName] = p.spec.Name
@@ -72,17 +99,28 @@ func plannedData(p *plan) map[string]any {
 }
 
 func absPath(p string) string {
+	if p == "" {
+		return ""
+	}
 	if a, err := filepath.Abs(p); err == nil {
 		return a
 	}
 	return p
 }
 
-// Artifact is a built image: the disk image file and its manifest.
+// Artifact is a built image: its formats, its manifest, SBOM and sums.
 type Artifact struct {
-	// ImagePath and ManifestPath are absolute.
+	// ImagePath is the raw image, empty when the raw format was not
+	// built. All paths are absolute.
 	ImagePath    string
 	ManifestPath string
+	SBOMPath     string
+	SumsPath     string
+	// Outputs are the other formats' files (the netboot bundle's each),
+	// by format.
+	Outputs map[spec.Format][]string
+	// NetbootDir is the netboot bundle's directory, when built.
+	NetbootDir string
 	// SHA256 is the image file's sha256, lower-case hex.
 	SHA256 string
 	// Manifest describes what the image holds.
@@ -96,15 +134,37 @@ var _ packersdk.Artifact = (*Artifact)(nil)
 // newArtifact makes the artifact of a build whose plan was p.
 func newArtifact(p *plan, res *build.Result) *Artifact {
 	a := &Artifact{
-		ImagePath:    absPath(res.ImagePath),
 		ManifestPath: absPath(res.ManifestPath),
+		SBOMPath:     absPath(res.SBOMPath),
+		SumsPath:     absPath(res.SumsPath),
+		Outputs:      map[spec.Format][]string{},
 		SHA256:       res.Manifest.Image.SHA256,
 		Manifest:     res.Manifest,
 		generated:    plannedData(p),
 	}
+	if res.ImagePath != "" {
+		a.ImagePath = absPath(res.ImagePath)
+	}
+	for _, o := range res.Outputs {
+		for _, f := range o.Files {
+			a.Outputs[o.Format] = append(a.Outputs[o.Format], absPath(f.Path))
+		}
+		if o.Format == spec.FormatNetboot {
+			a.NetbootDir = absPath(o.Path)
+		}
+	}
 	g := a.generated
 	g[DataImagePath] = a.ImagePath
 	g[DataManifestPath] = a.ManifestPath
+	g[DataSBOMPath] = a.SBOMPath
+	g[DataSumsPath] = a.SumsPath
+	for _, o := range res.Outputs {
+		for _, f := range formatDataKeys {
+			if f.format == o.Format {
+				g[f.key] = absPath(o.Path)
+			}
+		}
+	}
 	g[DataImageSHA256] = a.SHA256
 	g[DataSpecHash] = res.Manifest.SpecHash
 	g[DataBaseDigest] = res.Manifest.Base.Digest
@@ -120,8 +180,26 @@ func newArtifact(p *plan, res *build.Result) *Artifact {
 // BuilderId returns BuilderID.
 func (a *Artifact) BuilderId() string { return BuilderID }
 
-// Files returns the image and its manifest.
-func (a *Artifact) Files() []string { return []string{a.ImagePath, a.ManifestPath} }
+// Files returns the disk files first, in the order of the formats (the
+// raw image, raw.zst, qcow2, vhd, vmdk, the GCE tarball, the netboot
+// bundle's files), then the manifest, the SBOM and the sums.
+// Post-processors pick theirs by suffix: amazon-import ".raw", ".vhd" or
+// ".vmdk" (its format option), googlecompute-import ".tar.gz".
+func (a *Artifact) Files() []string {
+	var out []string
+	if a.ImagePath != "" {
+		out = append(out, a.ImagePath)
+	}
+	for _, f := range formatDataKeys[1:] {
+		out = append(out, a.Outputs[f.format]...)
+	}
+	for _, p := range []string{a.ManifestPath, a.SBOMPath, a.SumsPath} {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
 
 // Id returns the image's sha256.
 func (a *Artifact) Id() string { return a.SHA256 }
@@ -133,8 +211,12 @@ func (a *Artifact) String() string {
 	for _, c := range m.Components {
 		comps = append(comps, c.Name+" "+c.Version)
 	}
-	return fmt.Sprintf("nodebake image %s (%s, %d MiB, sha256 %s)\nmanifest: %s\ncomponents: %s",
-		a.ImagePath, m.Arch, m.Image.Size>>20, a.SHA256, a.ManifestPath, strings.Join(comps, ", "))
+	var formats []string
+	for _, o := range m.Outputs {
+		formats = append(formats, o.Format)
+	}
+	return fmt.Sprintf("nodebake image %s (%s, %d MiB, sha256 %s)\nformats: %s\nmanifest: %s\ncomponents: %s",
+		m.Name, m.Arch, m.Image.Size>>20, a.SHA256, strings.Join(formats, ", "), a.ManifestPath, strings.Join(comps, ", "))
 }
 
 // State returns "generated_data" (a map of the generated data keys to
@@ -146,12 +228,35 @@ func (a *Artifact) State(name string) any {
 	return nil
 }
 
-// Destroy removes the image and its manifest.
+// Destroy removes every file of the artifact.
 func (a *Artifact) Destroy() error {
 	var errs []error
 	for _, f := range a.Files() {
 		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("removing %s: %w", f, err))
+		}
+	}
+	if a.NetbootDir != "" {
+		if err := os.RemoveAll(a.NetbootDir); err != nil {
+			errs = append(errs, fmt.Errorf("removing %s: %w", a.NetbootDir, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeOutputs removes what a finished build wrote.
+func removeOutputs(res *build.Result) error {
+	var errs []error
+	paths := []string{res.ImagePath, res.ManifestPath, res.SBOMPath, res.SumsPath}
+	for _, o := range res.Outputs {
+		paths = append(paths, o.Path)
+	}
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		if err := os.RemoveAll(p); err != nil {
+			errs = append(errs, fmt.Errorf("removing %s: %w", p, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/nodebake/nodebake/builder/build"
+	"github.com/nodebake/nodebake/builder/publish"
 	"github.com/nodebake/nodebake/builder/spec"
 )
 
@@ -29,6 +30,13 @@ func testResult(t *testing.T, dir string) *build.Result {
 	res := &build.Result{
 		ImagePath:    filepath.Join(dir, "worker.raw"),
 		ManifestPath: filepath.Join(dir, "worker.manifest.json"),
+		SBOMPath:     filepath.Join(dir, "worker.spdx.json"),
+		SumsPath:     filepath.Join(dir, "worker.SHA256SUMS"),
+		Outputs: []publish.Output{
+			{Format: spec.FormatGCE, Path: filepath.Join(dir, "worker.tar.gz"), Files: []publish.File{{Path: filepath.Join(dir, "worker.tar.gz")}}},
+			{Format: spec.FormatNetboot, Path: filepath.Join(dir, "worker.netboot"), Files: []publish.File{
+				{Path: filepath.Join(dir, "worker.netboot", "boot.ipxe")}, {Path: filepath.Join(dir, "worker.netboot", "vmlinuz")}}},
+		},
 		Manifest: build.Manifest{
 			Name: "worker", Arch: "amd64", SpecHash: strings.Repeat("ab", 32), KernelRelease: "6.12.0-amd64",
 			Image: build.ImageInfo{File: "worker.raw", SHA256: strings.Repeat("0f", 32), Size: 3 << 30},
@@ -39,7 +47,9 @@ func testResult(t *testing.T, dir string) *build.Result {
 			},
 		},
 	}
-	for _, f := range []string{res.ImagePath, res.ManifestPath} {
+	res.Manifest.Outputs = []build.OutputInfo{{Format: "raw"}, {Format: "gce"}, {Format: "netboot"}}
+	os.Mkdir(filepath.Join(dir, "worker.netboot"), 0o755)
+	for _, f := range []string{res.ImagePath, res.ManifestPath, res.SBOMPath, res.SumsPath, res.Outputs[0].Path, res.Outputs[1].Files[0].Path, res.Outputs[1].Files[1].Path} {
 		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -54,13 +64,17 @@ func TestArtifact(t *testing.T) {
 	if a.BuilderId() != BuilderID {
 		t.Errorf("BuilderId = %q", a.BuilderId())
 	}
-	if got := a.Files(); len(got) != 2 || got[0] != filepath.Join(dir, "worker.raw") || got[1] != filepath.Join(dir, "worker.manifest.json") {
-		t.Errorf("Files = %v, want the image and the manifest", got)
+	var want []string
+	for _, f := range []string{"worker.raw", "worker.tar.gz", "worker.netboot/boot.ipxe", "worker.netboot/vmlinuz", "worker.manifest.json", "worker.spdx.json", "worker.SHA256SUMS"} {
+		want = append(want, filepath.Join(dir, f))
+	}
+	if got := a.Files(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("Files = %v, want %v", got, want)
 	}
 	if a.Id() != strings.Repeat("0f", 32) {
 		t.Errorf("Id = %q, want the image sha256", a.Id())
 	}
-	for _, w := range []string{"worker.raw", "amd64", "3072 MiB", strings.Repeat("0f", 32), "containerd v2.2.0"} {
+	for _, w := range []string{"worker", "raw, gce, netboot", "amd64", "3072 MiB", strings.Repeat("0f", 32), "containerd v2.2.0"} {
 		if !strings.Contains(a.String(), w) {
 			t.Errorf("String() = %q, lacks %q", a.String(), w)
 		}
@@ -72,8 +86,13 @@ func TestArtifact(t *testing.T) {
 	if !ok {
 		t.Fatalf("State(generated_data) = %T", a.State("generated_data"))
 	}
-	want := map[string]string{
+	wantData := map[string]string{
 		DataImagePath:       filepath.Join(dir, "worker.raw"),
+		DataSBOMPath:        filepath.Join(dir, "worker.spdx.json"),
+		DataSumsPath:        filepath.Join(dir, "worker.SHA256SUMS"),
+		"GCEPath":           filepath.Join(dir, "worker.tar.gz"),
+		"NetbootPath":       filepath.Join(dir, "worker.netboot"),
+		"QCOW2Path":         "",
 		DataManifestPath:    filepath.Join(dir, "worker.manifest.json"),
 		DataOutputDirectory: dir,
 		DataImageSHA256:     strings.Repeat("0f", 32),
@@ -88,7 +107,7 @@ func TestArtifact(t *testing.T) {
 		"CniPluginsVersion": "v1.8.0",
 		"KubeletVersion":    "v1.35.4",
 	}
-	for k, v := range want {
+	for k, v := range wantData {
 		if gd[k] != v {
 			t.Errorf("generated_data[%s] = %v, want %q", k, gd[k], v)
 		}
@@ -102,7 +121,7 @@ func TestArtifact(t *testing.T) {
 	if err := a.Destroy(); err != nil {
 		t.Fatalf("Destroy: %v", err)
 	}
-	for _, f := range a.Files() {
+	for _, f := range append(a.Files(), filepath.Join(dir, "worker.netboot")) {
 		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s still there after Destroy: %v", f, err)
 		}

@@ -39,6 +39,10 @@ type Config struct {
 	FirstbootBinary string `mapstructure:"firstboot_binary"`
 	// Use only what the cache holds: never download.
 	Offline bool `mapstructure:"offline"`
+	// The URL the netboot bundle (format `netboot`) will be served from; it
+	// goes into the bundle's `boot.ipxe`. When unset, the script uses the
+	// URL it was loaded from.
+	NetbootURL string `mapstructure:"netboot_url"`
 
 	// The image name (a DNS label); it names the output files. Spec:
 	// `name`, default `worker`.
@@ -211,7 +215,10 @@ type FileConfig struct {
 
 // OutputConfig configures what the build writes.
 type OutputConfig struct {
-	// The output formats; only `raw` today. Spec: `output.formats`,
+	// The output formats: `raw` (sparse), `raw.zst`, `qcow2`, `vhd` (fixed,
+	// Azure), `vmdk` (stream-optimized, vSphere), `gce` (`NAME.tar.gz`
+	// holding `disk.raw`) and `netboot` (the `NAME.netboot/` bundle). The
+	// raw image is kept only when `raw` is listed. Spec: `output.formats`,
 	// default `["raw"]`.
 	Formats []string `mapstructure:"formats"`
 	// The EFI system partition size, in bytes or with a KiB, MiB, GiB or

@@ -141,6 +141,7 @@ type FlatConfig struct {
 	CacheDir            *string               `mapstructure:"cache_dir" cty:"cache_dir" hcl:"cache_dir"`
 	FirstbootBinary     *string               `mapstructure:"firstboot_binary" cty:"firstboot_binary" hcl:"firstboot_binary"`
 	Offline             *bool                 `mapstructure:"offline" cty:"offline" hcl:"offline"`
+	NetbootURL          *string               `mapstructure:"netboot_url" cty:"netboot_url" hcl:"netboot_url"`
 	Name                *string               `mapstructure:"name" cty:"name" hcl:"name"`
 	Arch                *string               `mapstructure:"arch" cty:"arch" hcl:"arch"`
 	SourceDateEpoch     *int64                `mapstructure:"source_date_epoch" cty:"source_date_epoch" hcl:"source_date_epoch"`
@@ -181,6 +182,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"cache_dir":                  &hcldec.AttrSpec{Name: "cache_dir", Type: cty.String, Required: false},
 		"firstboot_binary":           &hcldec.AttrSpec{Name: "firstboot_binary", Type: cty.String, Required: false},
 		"offline":                    &hcldec.AttrSpec{Name: "offline", Type: cty.Bool, Required: false},
+		"netboot_url":                &hcldec.AttrSpec{Name: "netboot_url", Type: cty.String, Required: false},
 		"name":                       &hcldec.AttrSpec{Name: "name", Type: cty.String, Required: false},
 		"arch":                       &hcldec.AttrSpec{Name: "arch", Type: cty.String, Required: false},
 		"source_date_epoch":          &hcldec.AttrSpec{Name: "source_date_epoch", Type: cty.Number, Required: false},

@@ -2,7 +2,6 @@ package nodebake
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/nodebake/nodebake/builder/build"
+	"github.com/nodebake/nodebake/builder/publish"
+	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/layers/cache"
 	"github.com/nodebake/nodebake/layers/gosource"
 )
@@ -114,6 +115,7 @@ func (s *stepBuild) Run(ctx context.Context, state multistep.StateBag) multistep
 		Offline:         cfg.Offline,
 		Go:              gosource.Builder{Log: pr.writer("go: ")},
 		Progress:        pr.event,
+		NetbootURL:      cfg.NetbootURL,
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -139,20 +141,40 @@ func (s *stepBuild) Cleanup(state multistep.StateBag) {
 	}
 	res := r.(*build.Result)
 	ui := state.Get("ui").(packersdk.Ui)
-	for _, f := range []string{res.ImagePath, res.ManifestPath} {
-		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
-			ui.Error(fmt.Sprintf("removing %s: %v", f, err))
-		}
+	if err := removeOutputs(res); err != nil {
+		ui.Error(err.Error())
 	}
 	state.Remove(stateResult)
 }
 
-// outputFiles are the files a build writes.
+// outputFiles are the paths a build writes: the formats (the netboot
+// bundle as its directory), the manifest, the SBOM and the sums.
 func outputFiles(p *plan) []string {
-	return []string{
-		filepath.Join(p.outputDir, p.spec.Name+".raw"),
-		filepath.Join(p.outputDir, p.spec.Name+".manifest.json"),
+	var out []string
+	for _, f := range formatsOf(p.spec) {
+		out = append(out, formatPath(p, f))
 	}
+	for _, ext := range []string{".manifest.json", ".spdx.json", ".SHA256SUMS"} {
+		out = append(out, filepath.Join(p.outputDir, p.spec.Name+ext))
+	}
+	return out
+}
+
+// formatsOf returns the formats a build of s writes.
+func formatsOf(s *spec.Spec) []spec.Format {
+	if len(s.Output.Formats) == 0 {
+		return []spec.Format{spec.FormatRaw}
+	}
+	return s.Output.Formats
+}
+
+// formatPath is where a build of p writes format f.
+func formatPath(p *plan, f spec.Format) string {
+	ext, err := publish.Extension(f)
+	if err != nil {
+		ext = "." + string(f)
+	}
+	return filepath.Join(p.outputDir, p.spec.Name+ext)
 }
 
 // stepOutputs makes the artifact of a finished build.
