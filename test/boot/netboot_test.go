@@ -1,0 +1,202 @@
+package boot
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nodebake/nodebake/builder/publish/netboot"
+	"github.com/nodebake/nodebake/test/harness"
+	"github.com/nodebake/nodebake/test/qemu"
+)
+
+// netbootServerIP is where the guest reaches the bundle's HTTP server (a
+// guest forward to a server on the host's loopback).
+const netbootServerIP = "10.0.2.100"
+
+// served records the requests of a bundle server.
+type served struct {
+	mu   sync.Mutex
+	reqs []servedRequest
+}
+
+type servedRequest struct {
+	method, path string
+	status       int
+	bytes        int64
+}
+
+func (s *served) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	for _, r := range s.reqs {
+		fmt.Fprintf(&b, "%s %s -> %d (%d bytes); ", r.method, r.path, r.status, r.bytes)
+	}
+	return b.String()
+}
+
+func (s *served) count(path string, status int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.reqs {
+		if r.path == path && (status == 0 || r.status == status) {
+			n++
+		}
+	}
+	return n
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// serveBundle serves dir on 127.0.0.1 for the rest of the test and
+// records every request.
+func serveBundle(t *testing.T, dir string) (string, *served) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &served{}
+	files := http.FileServer(http.Dir(dir))
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		files.ServeHTTP(sw, r)
+		rec.mu.Lock()
+		rec.reqs = append(rec.reqs, servedRequest{r.Method, r.URL.Path, sw.status, sw.bytes})
+		rec.mu.Unlock()
+		t.Logf("bundle server: %s %s -> %d (%d bytes)", r.Method, r.URL.Path, sw.status, sw.bytes)
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().String(), rec
+}
+
+// TestNetboot builds the worker image, writes its network-boot bundle,
+// serves the bundle over HTTP on the loopback and boots it under QEMU
+// (kernel and initrd given to QEMU, the root image fetched over HTTP by
+// the initrd) to multi-user.target. The probe baked into the image reports
+// the root and /var: squashfs on a loop device, and a tmpfs /var.
+func TestNetboot(t *testing.T) {
+	harness.RequireSlow(t)
+	harness.RequireTool(t, "qemu-system-x86_64")
+	s := harness.WorkerSpec(t, probeFiles()...)
+	dir := t.TempDir()
+	res := harness.BuildImage(t, s, dir)
+
+	start := time.Now()
+	b, err := netboot.Write(context.Background(), filepath.Join(dir, "netboot"), res.ImagePath, netboot.Options{
+		FirstbootBinary: harness.Firstboot(t),
+		BaseURL:         "http://" + netbootServerIP,
+		ModTime:         time.Unix(s.SourceDateEpoch, 0),
+		// Status lines on the console: "Reached target multi-user.target".
+		ExtraArgs: []string{"systemd.show_status=true"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	figure(t, "netboot bundle write: %s; kernel %d KiB, initrd %d KiB, root %d MiB",
+		time.Since(start).Round(10*time.Millisecond), fileSize(t, b.Kernel)>>10, fileSize(t, b.Initrd)>>10, b.RootSize>>20)
+	t.Logf("kernel command line: %s", b.Cmdline)
+
+	addr, rec := serveBundle(t, b.Dir)
+	ctx := t.Context()
+	accel := qemu.Accel()
+	vm, err := qemu.Start(ctx, qemu.Config{
+		Kernel:   b.Kernel,
+		Initrd:   b.Initrd,
+		Append:   b.Cmdline,
+		UUID:     vmUUID,
+		Accel:    accel,
+		NoReboot: true, // the probe reboots once it has reported: that ends QEMU
+		UserNet:  []string{harness.GuestForward(t, netbootServerIP, 80, addr)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	t.Logf("VM work directory %s (NODEBAKE_KEEP_VM=1 keeps it)", vm.Dir())
+
+	mounted, err := vm.WaitForFrom(ctx, qemu.Console, 0, regexp.MustCompile(`nodebake-http: root \S+ \(sha256 [0-9a-f]+\) mounted read-only from (\S+)`), bootTimeout)
+	if err != nil {
+		t.Fatalf("root over HTTP: %v\nrequests: %s", err, rec)
+	}
+	fetched := regexp.MustCompile(`netroot: root.squashfs: (\d+) bytes verified in (\S+)`).FindStringSubmatch(vm.ConsoleLog())
+	multi, err := vm.WaitForFrom(ctx, qemu.Console, mounted.End, regexp.MustCompile(`Reached target \S*multi-user\.target`), bootTimeout)
+	if err != nil {
+		t.Fatalf("waiting for multi-user.target: %v", err)
+	}
+	figure(t, "netboot (%s): QEMU start -> root fetched and mounted %s (%v), -> multi-user.target %s",
+		accel, mounted.SeenAt.Sub(vm.StartedAt).Round(100*time.Millisecond), fetched, multi.SeenAt.Sub(vm.StartedAt).Round(100*time.Millisecond))
+
+	if _, err := vm.WaitForFrom(ctx, qemu.Report, 0, regexp.MustCompile(`PROBE reboot`), bootTimeout); err != nil {
+		t.Fatalf("probe: %v\nreport so far:\n%s", err, vm.ReportLog())
+	}
+	if err := vm.WaitExit(ctx, 2*time.Minute); err != nil {
+		t.Errorf("after the probe's reboot: %v", err)
+	}
+	boots := parseProbe(vm.ReportLog())
+	if len(boots) != 1 {
+		t.Fatalf("want 1 boot in the probe report, got %d:\n%s", len(boots), vm.ReportLog())
+	}
+	p := boots[0]
+	t.Logf("probe: system %s, failed units %q; root %s %s (%s); /var %s from %s; %s",
+		p["system"], p["failed"], p["root.fstype"], p["root.source"], p["root.options"], p["var.fstype"], p["var.source"], p["analyze"])
+	for k, want := range map[string]string{
+		"root.fstype":    "squashfs",
+		"root.source":    mounted.Groups[0],
+		"var.fstype":     "tmpfs",
+		"var.mountpoint": "yes",
+		"containerd":     "active",
+	} {
+		if p[k] != want {
+			t.Errorf("probe: %s = %q, want %q", k, p[k], want)
+		}
+	}
+	if !strings.HasPrefix(p["root.options"], "ro") {
+		t.Errorf("probe: root mounted %q, want ro", p["root.options"])
+	}
+
+	if n := rec.count("/"+netboot.RootName, http.StatusOK); n != 1 {
+		t.Errorf("root.squashfs fetched %d times with 200, want once; requests: %s", n, rec)
+	}
+	if n := rec.count("/"+netboot.RootName, 0); n != 1 {
+		t.Errorf("root.squashfs requested %d times, want once; requests: %s", n, rec)
+	}
+}
+
+func fileSize(t *testing.T, p string) int64 {
+	t.Helper()
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
