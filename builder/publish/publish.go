@@ -158,6 +158,12 @@ func Convert(ctx context.Context, raw string, opts Options) (_ *Staged, err erro
 	if slices.Contains(opts.Formats, spec.FormatNetboot) && opts.FirstbootBinary == "" {
 		return nil, errors.New("publish: the netboot format needs the nodebake-firstboot program")
 	}
+	// Every format is checked before any work.
+	for _, f := range opts.Formats {
+		if _, err := Extension(f); err != nil {
+			return nil, err
+		}
+	}
 	st := &Staged{}
 	defer func() {
 		if err != nil {
