@@ -14,6 +14,10 @@
 // writes), "win ", "d2v ", "CTXS" and "tap\0" mean the current size. With
 // "qem2" QEMU sees exactly the padded size, as Azure does. The geometry is
 // still the one the specification's algorithm gives for the size.
+//
+// A fixed VHD has no header, only the footer at its end, so QEMU cannot
+// probe it and takes it for raw: open it with an explicit format (`qemu-img
+// info -f vpc`), as for the fixed VHDs qemu-img itself writes.
 package vhd
 
 import (
