@@ -222,7 +222,7 @@ func TestCluster(t *testing.T) {
 	for _, g := range []*guest{w1, w2} {
 		e.checkStatus(g, done["status-"+g.name], true)
 	}
-	web := e.waitWeb(podTimeout, nil)
+	web := e.waitWeb(podTimeout, nil, time.Time{})
 	figure(t, "web deployment: 2 replicas ready, one per node, %s after it was created", time.Since(webStart).Round(time.Second))
 
 	// 3. Each node's pods reach the other node's over wg0, and a pod on
@@ -254,7 +254,7 @@ func TestCluster(t *testing.T) {
 	e.createPods(checkPods...)
 	// The deployment's pod on worker02 comes back, and the nodes still
 	// reach each other's pods: the underlay link and WireGuard are back.
-	web = e.waitWeb(podTimeout, map[string]pod{w2.name: web[w2.name]})
+	web = e.waitWeb(podTimeout, map[string]pod{w2.name: web[w2.name]}, downStart)
 	e.crossFetch(web, w1, w2, "b", "")
 	done = e.waitPods(podTimeout, checkPods...)
 	e.checkStatus(w2, done["status-worker02-again"], false)
@@ -662,7 +662,13 @@ func (e *env) checkStatus(g *guest, p pod, report bool) {
 // different nodes and returns them by node name. A pod whose node is in
 // stale must run a container other than the one stale names (a pod as it
 // was before its node restarted).
-func (e *env) waitWeb(timeout time.Duration, stale map[string]pod) map[string]pod {
+//
+// A pod status the API server still holds from before a power cycle can
+// look ready with the old container and the old IP until the kubelet
+// reports again: on a node of stale, a pod counts only when its Ready
+// condition turned true after since (the power-off) and it runs another
+// container.
+func (e *env) waitWeb(timeout time.Duration, stale map[string]pod, since time.Time) map[string]pod {
 	e.t.Helper()
 	byNode := map[string]pod{}
 	e.poll("the web deployment's pods, one ready per node", timeout, 2*time.Second, func() (bool, string) {
@@ -674,7 +680,7 @@ func (e *env) waitWeb(timeout time.Duration, stale map[string]pod) map[string]po
 		var status []string
 		for _, p := range ps {
 			status = append(status, p.describe())
-			if old, ok := stale[p.Spec.NodeName]; ok && p.startedAt() == old.startedAt() {
+			if old, ok := stale[p.Spec.NodeName]; ok && (p.startedAt() == old.startedAt() || p.readySince().Before(since.Truncate(time.Second))) {
 				continue
 			}
 			if p.ready() && p.Status.PodIP != "" {

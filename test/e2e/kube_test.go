@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"testing"
+	"time"
 )
 
 // node is the part of a Node object the test reads.
@@ -69,6 +71,11 @@ type pod struct {
 		PodIP             string `json:"podIP"`
 		Reason            string `json:"reason"`
 		Message           string `json:"message"`
+		Conditions        []struct {
+			Type               string `json:"type"`
+			Status             string `json:"status"`
+			LastTransitionTime string `json:"lastTransitionTime"`
+		} `json:"conditions"`
 		ContainerStatuses []struct {
 			Ready        bool `json:"ready"`
 			RestartCount int  `json:"restartCount"`
@@ -101,6 +108,20 @@ func (p pod) ready() bool {
 		}
 	}
 	return true
+}
+
+// readySince is when the pod's Ready condition last became true; the zero
+// time when it is not true.
+func (p pod) readySince() time.Time {
+	for _, c := range p.Status.Conditions {
+		if c.Type == "Ready" && c.Status == "True" {
+			t, err := time.Parse(time.RFC3339, c.LastTransitionTime)
+			if err == nil {
+				return t
+			}
+		}
+	}
+	return time.Time{}
 }
 
 // startedAt is when the running container started ("" when none runs).
@@ -270,4 +291,25 @@ func webService() string {
 		},
 	})
 	return string(b)
+}
+
+// TestPodReadySince reads the Ready condition the way waitWeb relies on.
+func TestPodReadySince(t *testing.T) {
+	for _, tc := range []struct {
+		name, json string
+		want       time.Time
+	}{
+		{"ready", `{"status":{"conditions":[{"type":"Initialized","status":"True","lastTransitionTime":"2026-01-01T00:00:00Z"},{"type":"Ready","status":"True","lastTransitionTime":"2026-01-02T03:04:05Z"}]}}`,
+			time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
+		{"not ready", `{"status":{"conditions":[{"type":"Ready","status":"False","lastTransitionTime":"2026-01-02T03:04:05Z"}]}}`, time.Time{}},
+		{"no conditions", `{"status":{}}`, time.Time{}},
+	} {
+		var p pod
+		if err := json.Unmarshal([]byte(tc.json), &p); err != nil {
+			t.Fatal(err)
+		}
+		if got := p.readySince(); !got.Equal(tc.want) {
+			t.Errorf("%s: readySince = %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }
