@@ -67,11 +67,11 @@ type pod struct {
 		NodeName string `json:"nodeName"`
 	} `json:"spec"`
 	Status struct {
-		Phase             string `json:"phase"`
-		PodIP             string `json:"podIP"`
-		Reason            string `json:"reason"`
-		Message           string `json:"message"`
-		Conditions        []struct {
+		Phase      string `json:"phase"`
+		PodIP      string `json:"podIP"`
+		Reason     string `json:"reason"`
+		Message    string `json:"message"`
+		Conditions []struct {
 			Type               string `json:"type"`
 			Status             string `json:"status"`
 			LastTransitionTime string `json:"lastTransitionTime"`
