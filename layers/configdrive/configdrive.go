@@ -94,10 +94,14 @@ func writeFAT(f *os.File, nodeYAML []byte) error {
 	if err := out.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", name, err)
 	}
-	// Fixed timestamps, so the image depends on the content only.
+	// Fixed timestamps, so the image depends on the content only: the
+	// file's and the volume label entry's (go-diskfs stamps it with the
+	// wall clock).
 	epoch := time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
-	if err := fs.Chtimes(name, epoch, epoch, epoch); err != nil {
-		return fmt.Errorf("setting the times of %s: %w", name, err)
+	for _, p := range []string{name, "/" + firstboot.DriveLabel} {
+		if err := fs.Chtimes(p, epoch, epoch, epoch); err != nil {
+			return fmt.Errorf("setting the times of %s: %w", p, err)
+		}
 	}
 	return nil
 }

@@ -64,6 +64,16 @@ func TestWrite(t *testing.T) {
 	if !bytes.Equal(a, b) {
 		t.Errorf("two images of the same node config differ")
 	}
+	// The volume label's directory entry carries the fixed time too, not
+	// the clock (two writes straddling a two-second FAT tick differed).
+	label8 := append([]byte("NODEBAKE   "), 0x08)
+	i := bytes.Index(a, label8)
+	if i < 0 {
+		t.Fatal("no volume label entry in the root directory")
+	}
+	if e := a[i : i+32]; !bytes.Equal(e[14:18], []byte{0, 0, 0x21, 0}) || !bytes.Equal(e[22:26], []byte{0, 0, 0x21, 0}) {
+		t.Errorf("volume label entry times % x, want 1980-01-01 00:00 (00 00 21 00)", e[13:26])
+	}
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(img), ".*")); len(left) > 0 {
 		t.Errorf("temporary files left: %v", left)
 	}
