@@ -88,6 +88,18 @@ type Config struct {
 	// starts much faster than OVMF under TCG. Initrd and Append need
 	// Kernel.
 	Kernel, Initrd, Append string
+	// NetBoot boots from the user network first, through the NIC's option
+	// ROM (iPXE; see NICROM) under the default BIOS unless Firmware is set;
+	// then Disk and Kernel may both be empty. Point the ROM at a boot
+	// program or script with UserNet options (tftp=, bootfile=).
+	NetBoot bool
+	// NICROM is the option ROM of the user network's NIC (QEMU's romfile=,
+	// e.g. an iPXE efi-virtio.rom); empty leaves QEMU's default.
+	NICROM string
+	// NICOptions are further properties of the user network's NIC
+	// ("disable-legacy=on": a modern-only virtio device, whose PCI id
+	// the iPXE ROMs of some distributions are built for).
+	NICOptions []string
 	// ExtraDisks are further disks (config drives, ...), attached directly
 	// as virtio-blk in order; ".qcow2" files as qcow2, others as raw.
 	ExtraDisks []string
@@ -119,8 +131,8 @@ type Config struct {
 	// Binary is the QEMU program (default qemu-system-x86_64).
 	Binary string
 	// Firmware is the OVMF code and variables template; found by
-	// FindFirmware when empty, except with Kernel (then the default BIOS
-	// boots the kernel).
+	// FindFirmware when empty, except with Kernel or NetBoot: then QEMU's
+	// default BIOS boots the kernel or the NIC's ROM.
 	Firmware Firmware
 }
 
@@ -211,7 +223,7 @@ func fileExists(p string) bool {
 
 // withDefaults checks c and fills in its defaults.
 func (c Config) withDefaults() (Config, error) {
-	if c.Disk == "" && c.Kernel == "" {
+	if c.Disk == "" && c.Kernel == "" && !c.NetBoot {
 		return c, errors.New("qemu config: no disk and no kernel")
 	}
 	if c.Kernel == "" && (c.Initrd != "" || c.Append != "") {
@@ -326,9 +338,13 @@ func (c Config) args(p paths) []string {
 		}
 	}
 	if p.disk != "" {
+		boot := "0"
+		if c.NetBoot {
+			boot = "1"
+		}
 		a = append(a,
 			"-drive", "if=none,id=disk0,format="+p.diskFmt+",file="+optPath(p.disk),
-			"-device", "virtio-blk-pci,drive=disk0,bootindex=0",
+			"-device", "virtio-blk-pci,drive=disk0,bootindex="+boot,
 		)
 	}
 	for i, d := range c.ExtraDisks {
@@ -343,7 +359,17 @@ func (c Config) args(p paths) []string {
 		)
 	}
 	user := strings.Join(append([]string{"user", "id=n0", "restrict=on"}, c.UserNet...), ",")
-	a = append(a, "-netdev", user, "-device", "virtio-net-pci,netdev=n0")
+	nic := "virtio-net-pci,netdev=n0"
+	if c.NetBoot {
+		nic += ",bootindex=0"
+	}
+	if c.NICROM != "" {
+		nic += ",romfile=" + optPath(c.NICROM)
+	}
+	for _, o := range c.NICOptions {
+		nic += "," + o
+	}
+	a = append(a, "-netdev", user, "-device", nic)
 	for i, nd := range c.NetDevs {
 		id := "n" + strconv.Itoa(i+1)
 		dev := "virtio-net-pci,netdev=" + id
@@ -408,7 +434,7 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 		}
 		*f.p = abs
 	}
-	if c.Firmware == (Firmware{}) && c.Kernel == "" {
+	if c.Firmware == (Firmware{}) && c.Kernel == "" && !c.NetBoot {
 		if c.Firmware, err = FindFirmware("/usr/share/OVMF"); err != nil {
 			return nil, err
 		}

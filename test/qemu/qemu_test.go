@@ -496,3 +496,25 @@ func TestStartKernelOverlay(t *testing.T) {
 	}
 	vm.WaitExit(context.Background(), 30*time.Second)
 }
+
+func TestArgsNetBoot(t *testing.T) {
+	c, err := Config{NetBoot: true, Accel: AccelTCG, UserNet: []string{"bootfile=http://10.0.2.100/boot.ipxe"}}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.args(newPaths("/vm", c))
+	if d := pairs(a, "-drive"); len(d) != 0 {
+		t.Errorf("drives %q, want none", d)
+	}
+	if !slices.Contains(pairs(a, "-device"), "virtio-net-pci,netdev=n0,bootindex=0") {
+		t.Errorf("the user NIC is not first to boot: %q", pairs(a, "-device"))
+	}
+	c.NICROM, c.NICOptions = "/rom/pxe,virtio.rom", []string{"disable-legacy=on"}
+	if devs := pairs(c.args(newPaths("/vm", c)), "-device"); !slices.Contains(devs, "virtio-net-pci,netdev=n0,bootindex=0,romfile=/rom/pxe,,virtio.rom,disable-legacy=on") {
+		t.Errorf("NIC ROM and options: %q", devs)
+	}
+	c.Disk = "/img/w.raw"
+	if devs := pairs(c.args(newPaths("/vm", c)), "-device"); !slices.Contains(devs, "virtio-blk-pci,drive=disk0,bootindex=1") {
+		t.Errorf("with a disk: %q", devs)
+	}
+}
