@@ -420,3 +420,19 @@ func TestSquashfsSize(t *testing.T) {
 		t.Errorf("bad magic: %v", err)
 	}
 }
+
+// TestBootScriptSyntax parses the boot script with the host's POSIX shell
+// (dash on Debian, whose dialect klibc's sh shares).
+func TestBootScriptSyntax(t *testing.T) {
+	needTool(t, "sh")
+	cmd := exec.Command("sh", "-n")
+	cmd.Stdin = bytes.NewReader(bootScript)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sh -n %s: %v\n%s", BootScript, err, out)
+	}
+	for _, want := range []string{"mountroot()", "configure_networking", "nodebake-firstboot netroot", "panic "} {
+		if !bytes.Contains(bootScript, []byte(want)) {
+			t.Errorf("the boot script lacks %q", want)
+		}
+	}
+}

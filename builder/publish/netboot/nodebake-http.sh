@@ -29,6 +29,7 @@ nodebake_mountroot()
 {
 	local x url sha timeout dir img dev
 	timeout=120
+	# shellcheck disable=SC2013
 	for x in $(cat /proc/cmdline); do
 		case $x in
 		nodebake.root=*)
