@@ -609,6 +609,32 @@ type Match struct {
 	SeenAt time.Time
 }
 
+// ErrGuestCrashed is wrapped by the errors of WaitFor and WaitForFrom when
+// the guest kernel panicked (the console says "Kernel panic - not
+// syncing") before the awaited text appeared.
+var ErrGuestCrashed = errors.New("the guest kernel crashed")
+
+// kernelPanic is the kernel's last word on a fatal error.
+var kernelPanic = regexp.MustCompile(`Kernel panic - not syncing: [^\n]*`)
+
+// crashReport returns the kernel's first report of trouble (an oops, a
+// BUG or a general protection fault) up to its panic line, or "".
+func crashReport(console string) string {
+	p := kernelPanic.FindStringIndex(console)
+	if p == nil {
+		return ""
+	}
+	start := p[0]
+	if o := regexp.MustCompile(`(?m)^.*(Oops|BUG:|general protection fault|invalid opcode)`).FindStringIndex(console); o != nil && o[0] < start {
+		start = o[0]
+	}
+	lines := strings.Split(console[start:p[1]], "\n")
+	if len(lines) > 30 {
+		lines = append(lines[:25], append([]string{"..."}, lines[len(lines)-4:]...)...)
+	}
+	return strings.Join(lines, "\n")
+}
+
 // pollInterval is how often WaitFor reads the log.
 const pollInterval = 100 * time.Millisecond
 
@@ -631,6 +657,9 @@ func (vm *VM) WaitForFrom(ctx context.Context, which Serial, from int, re *regex
 		exited := vm.Exited()
 		if m, ok := vm.match(which, from, re); ok {
 			return m, nil
+		}
+		if crash := crashReport(vm.read(Console)); crash != "" {
+			return Match{}, fmt.Errorf("waiting for %q on the %s: %w:\n%s", re, which, ErrGuestCrashed, crash)
 		}
 		if exited {
 			return Match{}, fmt.Errorf("waiting for %q on the %s: qemu exited (%v)%s\n%s", re, which, vm.waitErr, vm.stderrTail(), vm.ConsoleTail(40))

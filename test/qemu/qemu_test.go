@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -321,9 +322,22 @@ func TestWaitFor(t *testing.T) {
 		t.Errorf("ReportLog = %q", got)
 	}
 
+	// A guest kernel panic ends the wait at once, with the crash report.
+	appendTo(t, vm.Path(Console), "[ 36.1] Oops: general protection fault, probably for non-canonical address\n[ 36.2] RIP: 0010:kmem_cache_alloc\n[ 36.3] Kernel panic - not syncing: Fatal exception in interrupt\n")
+	start := time.Now()
+	_, err = vm.WaitFor(ctx, Report, regexp.MustCompile(`never`), time.Minute)
+	if !errors.Is(err, ErrGuestCrashed) || !strings.Contains(err.Error(), "Oops: general protection fault") || !strings.Contains(err.Error(), "Fatal exception") || time.Since(start) > 5*time.Second {
+		t.Errorf("after a guest panic: err = %v after %s", err, time.Since(start))
+	}
+	// What matched before the panic still matches.
+	if _, err := vm.WaitFor(ctx, Report, regexp.MustCompile(`PROBE reboot`), time.Second); err != nil {
+		t.Errorf("a match before the panic: %v", err)
+	}
+	os.WriteFile(vm.Path(Console), nil, 0o644)
+
 	// An exited QEMU ends the wait at once.
 	close(vm.done)
-	start := time.Now()
+	start = time.Now()
 	_, err = vm.WaitFor(ctx, Report, regexp.MustCompile(`never`), time.Minute)
 	if err == nil || !strings.Contains(err.Error(), "qemu exited") || time.Since(start) > 5*time.Second {
 		t.Errorf("after exit: err = %v after %s", err, time.Since(start))
