@@ -177,6 +177,11 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("file %d: %s, want %s", i, res.Files[i], n)
 		}
 		sameFile(t, files[i].Path, res.Files[i])
+		if fi, err := os.Stat(res.Files[i]); err != nil {
+			t.Error(err)
+		} else if fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v, want 0644", n, fi.Mode().Perm())
+		}
 	}
 	if got := listDir(t, out); len(got) != len(wantNames) {
 		t.Errorf("out dir has %v", got)

@@ -95,6 +95,11 @@ func Pull(ctx context.Context, ref, outDir string, opts Options) (*Result, error
 	for i := range p.files {
 		f := &p.files[i]
 		dst := filepath.Join(outDir, f.name)
+		// CreateTemp makes 0600 files; a pulled image is as readable as
+		// a built one.
+		if err := os.Chmod(f.tmp, 0o644); err != nil {
+			return nil, fmt.Errorf("%w", err)
+		}
 		if err := os.Rename(f.tmp, dst); err != nil {
 			return nil, fmt.Errorf("%w", err)
 		}
