@@ -331,7 +331,9 @@ net.bridge.bridge-nf-call-ip6tables = 1
 const fstab = `# /var lives on its own GPT partition (PARTLABEL var), formatted on first
 # boot by systemd-makefs and grown to the partition by systemd-growfs.
 # The root file system is read-only squashfs, mounted by the initrd.
-PARTLABEL=var  /var  ext4  defaults,noatime,x-systemd.makefs,x-systemd.growfs  0  2
+# Without /var the node cannot work, so its device is waited for longer
+# than systemd's 90 s (slow controllers, a loaded hypervisor).
+PARTLABEL=var  /var  ext4  defaults,noatime,x-systemd.makefs,x-systemd.growfs,x-systemd.device-timeout=5min  0  2
 `
 
 const tmpfiles = `# State directories of a nodebake worker, on the persistent /var.
