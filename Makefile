@@ -50,9 +50,10 @@ test-fast: vet plugin-check-generated plugin-test plugin-check
 # in build/cache), QEMU boots (disk, qcow2, netboot over HTTP and iPXE),
 # every output format, reproducibility, the Packer acceptance test.
 # The cluster end to end (a control plane on loopback and three TCG guests,
-# 18-32 minutes) is `make test-e2e`, run last by `make test`; when
-# NODEBAKE_CI_DEADLINE (unix seconds) leaves less than 35 minutes, it is
-# skipped with a message.
+# 18-32 minutes) is `make test-e2e`. It is not part of `make test` yet: it
+# passed whole here, but three TCG guests on two cores have also run past
+# its boot timeouts (see the closing note). When NODEBAKE_CI_DEADLINE (unix
+# seconds) leaves less than 35 minutes, it is skipped with a message.
 SLOW_ENV := NODEBAKE_SLOW=1 NODEBAKE_REQUIRE_TOOLS=1
 SLOW_FILTER := grep -E '^(=== RUN|--- |PASS|FAIL|ok|FIGURE|\s+\S+_test.go)'
 
@@ -70,7 +71,6 @@ test-e2e: base
 test: deps bin
 	NODEBAKE_REQUIRE_TOOLS=1 $(MAKE) test-fast
 	$(MAKE) test-slow
-	$(MAKE) test-e2e
 
 clean:
 	rm -rf bin out

@@ -33,6 +33,9 @@ const (
 	shutdownWait   = 5 * time.Minute  // powerdown -> QEMU exits
 	badNodeWatch   = 3 * time.Minute  // how long the bad node must stay away, at least
 	consoleTimeout = 10 * time.Minute // QEMU start -> first-boot line on the console
+	// QEMU start -> login prompt. Three TCG guests share two cores: the
+	// third's image preload into containerd has taken over 6 minutes.
+	loginTimeout = 20 * time.Minute
 )
 
 // figure logs a measured figure to the test log and to stdout.
@@ -384,7 +387,7 @@ func (e *env) start(g *guest) {
 	g.vm = vm
 	ctx := e.t.Context()
 	g.firstboot = watch(ctx, vm, firstbootLine, consoleTimeout)
-	g.login = watch(ctx, vm, loginPrompt, consoleTimeout)
+	g.login = watch(ctx, vm, loginPrompt, loginTimeout)
 	e.t.Logf("%s: QEMU started (%d MiB, %d vCPU, node config by %s), work directory %s", g.name, g.memory, g.cpus, g.via, vm.Dir())
 }
 
