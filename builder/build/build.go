@@ -169,11 +169,10 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	tmpImage := filepath.Join(opts.OutputDir, "."+name+".raw.partial")
 	defer os.Remove(tmpImage)
 
-	seed, err := hex.DecodeString(specHash)
+	seed, err := imageSeed(specHash, baseInfo.Digest)
 	if err != nil {
 		return nil, err
 	}
-	seed = append(seed, []byte(baseInfo.Digest)...)
 	var rootSize int64
 	opts.say(StageDisk, "writing the disk image")
 	dres, err := disk.Write(ctx, tmpImage, disk.Image{
@@ -249,19 +248,16 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 			Files: []FileInfo{{Path: m.Image.File, SHA256: imageSum, Size: dres.Size}}})
 		sumsOf[m.Image.File] = imageSum
 	}
-	for _, o := range staged.Outputs {
-		oi := OutputInfo{Format: string(o.Format)}
-		for _, f := range o.Files {
-			rel, err := filepath.Rel(opts.OutputDir, f.Path)
-			if err != nil {
-				return nil, err
-			}
-			rel = filepath.ToSlash(rel)
-			oi.Files = append(oi.Files, FileInfo{Path: rel, SHA256: f.SHA256, Size: f.Size})
-			sumsOf[rel] = f.SHA256
-		}
-		m.Outputs = append(m.Outputs, oi)
+	outs, err := outputInfos(opts.OutputDir, staged)
+	if err != nil {
+		return nil, err
 	}
+	for _, oi := range outs {
+		for _, f := range oi.Files {
+			sumsOf[f.Path] = f.SHA256
+		}
+	}
+	m.Outputs = append(m.Outputs, outs...)
 	doc, err := sbomDocument(s, &m, debs, distro, opts.ToolVersion)
 	if err != nil {
 		return nil, err

@@ -3,7 +3,6 @@ package build
 import (
 	"bufio"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,11 +61,10 @@ func Export(ctx context.Context, raw string, opts ExportOptions) (*ExportResult,
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, &InputError{fmt.Errorf("%s: %w", manifestPath, err)}
 	}
-	seed, err := hex.DecodeString(m.SpecHash)
-	if err != nil || len(seed) == 0 {
-		return nil, &InputError{fmt.Errorf("%s: specHash %q is not hex", manifestPath, m.SpecHash)}
+	seed, err := imageSeed(m.SpecHash, m.Base.Digest)
+	if err != nil {
+		return nil, &InputError{fmt.Errorf("%s: %w", manifestPath, err)}
 	}
-	seed = append(seed, []byte(m.Base.Digest)...)
 	if opts.Progress != nil {
 		opts.Progress(Event{Stage: StageResolve, Message: "checking " + base + " against its manifest"})
 	}
@@ -108,13 +106,13 @@ func Export(ctx context.Context, raw string, opts ExportOptions) (*ExportResult,
 	if err != nil {
 		return nil, err
 	}
-	for _, o := range staged.Outputs {
-		for _, f := range o.Files {
-			rel, err := filepath.Rel(out, f.Path)
-			if err != nil {
-				return nil, err
-			}
-			sums[filepath.ToSlash(rel)] = f.SHA256
+	outs, err := outputInfos(out, staged)
+	if err != nil {
+		return nil, err
+	}
+	for _, oi := range outs {
+		for _, f := range oi.Files {
+			sums[f.Path] = f.SHA256
 		}
 	}
 	if err := install("", "", staged, []sidecar{{sumsPath, sha256Sums(sums)}}); err != nil {

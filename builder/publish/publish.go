@@ -95,18 +95,11 @@ func Extension(f spec.Format) (string, error) {
 	switch f {
 	case spec.FormatRaw:
 		return ".raw", nil
-	case spec.FormatRawZst:
-		return rawzst.Extension, nil
-	case spec.FormatQCOW2:
-		return qcow2.Extension, nil
-	case spec.FormatVHD:
-		return vhd.Extension, nil
-	case spec.FormatVMDK:
-		return vmdk.Extension, nil
-	case spec.FormatGCE:
-		return gce.Extension, nil
 	case spec.FormatNetboot:
 		return ".netboot", nil
+	}
+	if c, ok := converters()[f]; ok {
+		return c.ext, nil
 	}
 	return "", fmt.Errorf("unknown format %q (known: %s)", f, formatNames())
 }
@@ -119,33 +112,32 @@ func formatNames() string {
 	return strings.Join(s, ", ")
 }
 
-// writer is the shape every single-file converter has.
-type writer func(ctx context.Context, dst, src *os.File, seed []byte, mod time.Time, workers int) error
+// converter is a single-file format: its extension and its writer.
+type converter struct {
+	ext   string
+	write func(ctx context.Context, dst, src *os.File, o Options) error
+}
 
-func fileWriter(f spec.Format) writer {
-	switch f {
-	case spec.FormatRawZst:
-		return func(ctx context.Context, dst, src *os.File, seed []byte, mod time.Time, w int) error {
-			return rawzst.Write(ctx, dst, src, rawzst.Options{Seed: seed, ModTime: mod, Workers: w})
-		}
-	case spec.FormatQCOW2:
-		return func(ctx context.Context, dst, src *os.File, seed []byte, mod time.Time, w int) error {
-			return qcow2.Write(ctx, dst, src, qcow2.Options{Seed: seed, ModTime: mod, Workers: w})
-		}
-	case spec.FormatVHD:
-		return func(ctx context.Context, dst, src *os.File, seed []byte, mod time.Time, w int) error {
-			return vhd.Write(ctx, dst, src, vhd.Options{Seed: seed, ModTime: mod, Workers: w})
-		}
-	case spec.FormatVMDK:
-		return func(ctx context.Context, dst, src *os.File, seed []byte, mod time.Time, w int) error {
-			return vmdk.Write(ctx, dst, src, vmdk.Options{Seed: seed, ModTime: mod, Workers: w})
-		}
-	case spec.FormatGCE:
-		return func(ctx context.Context, dst, src *os.File, seed []byte, mod time.Time, w int) error {
-			return gce.Write(ctx, dst, src, gce.Options{Seed: seed, ModTime: mod, Workers: w})
-		}
+// converters returns the single-file formats. Every writer takes the same
+// options: the seed, the timestamp and the number of workers.
+func converters() map[spec.Format]converter {
+	return map[spec.Format]converter{
+		spec.FormatRawZst: {rawzst.Extension, func(ctx context.Context, dst, src *os.File, o Options) error {
+			return rawzst.Write(ctx, dst, src, rawzst.Options{Seed: o.Seed, ModTime: o.ModTime, Workers: o.Workers})
+		}},
+		spec.FormatQCOW2: {qcow2.Extension, func(ctx context.Context, dst, src *os.File, o Options) error {
+			return qcow2.Write(ctx, dst, src, qcow2.Options{Seed: o.Seed, ModTime: o.ModTime, Workers: o.Workers})
+		}},
+		spec.FormatVHD: {vhd.Extension, func(ctx context.Context, dst, src *os.File, o Options) error {
+			return vhd.Write(ctx, dst, src, vhd.Options{Seed: o.Seed, ModTime: o.ModTime, Workers: o.Workers})
+		}},
+		spec.FormatVMDK: {vmdk.Extension, func(ctx context.Context, dst, src *os.File, o Options) error {
+			return vmdk.Write(ctx, dst, src, vmdk.Options{Seed: o.Seed, ModTime: o.ModTime, Workers: o.Workers})
+		}},
+		spec.FormatGCE: {gce.Extension, func(ctx context.Context, dst, src *os.File, o Options) error {
+			return gce.Write(ctx, dst, src, gce.Options{Seed: o.Seed, ModTime: o.ModTime, Workers: o.Workers})
+		}},
 	}
-	return nil
 }
 
 // Convert writes every format of opts.Formats (but raw) from the raw image
@@ -202,7 +194,7 @@ func Convert(ctx context.Context, raw string, opts Options) (_ *Staged, err erro
 			}
 			out.Files = files
 		} else {
-			file, err := writeOne(ctx, fileWriter(f), raw, tmp, opts)
+			file, err := writeOne(ctx, converters()[f], raw, tmp, opts)
 			if err != nil {
 				return nil, fmt.Errorf("writing %s: %w", opts.Name+ext, err)
 			}
@@ -215,7 +207,7 @@ func Convert(ctx context.Context, raw string, opts Options) (_ *Staged, err erro
 	return st, nil
 }
 
-func writeOne(ctx context.Context, w writer, raw, tmp string, opts Options) (File, error) {
+func writeOne(ctx context.Context, c converter, raw, tmp string, opts Options) (File, error) {
 	src, err := os.Open(raw)
 	if err != nil {
 		return File{}, err
@@ -232,7 +224,7 @@ func writeOne(ctx context.Context, w writer, raw, tmp string, opts Options) (Fil
 			os.Remove(tmp)
 		}
 	}()
-	if err := w(ctx, dst, src, opts.Seed, opts.ModTime, opts.Workers); err != nil {
+	if err := c.write(ctx, dst, src, opts); err != nil {
 		return File{}, err
 	}
 	if err := dst.Sync(); err != nil {
