@@ -27,6 +27,7 @@ import (
 	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/builder/squashfs"
 	"github.com/nodebake/nodebake/layers/cache"
+	"github.com/nodebake/nodebake/layers/entry"
 	"github.com/nodebake/nodebake/layers/fetch"
 	"github.com/nodebake/nodebake/layers/gosource"
 )
@@ -290,7 +291,7 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 }
 
 // writeRoot streams the composed root tar into the squashfs writer.
-func writeRoot(ctx context.Context, w io.WriterAt, base *rootfs.Base, overlay []rootfs.Entry, s *spec.Spec, workers int) (int64, error) {
+func writeRoot(ctx context.Context, w io.WriterAt, base *rootfs.Base, overlay []entry.Entry, s *spec.Spec, workers int) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()

@@ -4,15 +4,15 @@ import (
 	"io/fs"
 	"path"
 
-	"github.com/nodebake/nodebake/builder/rootfs"
+	"github.com/nodebake/nodebake/layers/entry"
 	"github.com/nodebake/nodebake/layers/firstboot"
 	"github.com/nodebake/nodebake/layers/worker"
 )
 
 // firstbootUnits bakes the first-boot program's units, enabled where their
 // [Install] section says (sysinit.target).
-func firstbootUnits() ([]rootfs.Entry, error) {
-	var out []rootfs.Entry
+func firstbootUnits() ([]entry.Entry, error) {
+	var out []entry.Entry
 	err := fs.WalkDir(firstboot.Units(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -23,8 +23,8 @@ func firstbootUnits() ([]rootfs.Entry, error) {
 		}
 		name := path.Base(p)
 		out = append(out,
-			rootfs.File(worker.SystemdUnitDir+"/"+name, 0o644, b),
-			rootfs.Symlink(worker.SystemdUnitDir+"/sysinit.target.wants/"+name, "../"+name))
+			entry.File(worker.SystemdUnitDir+"/"+name, 0o644, b),
+			entry.Symlink(worker.SystemdUnitDir+"/sysinit.target.wants/"+name, "../"+name))
 		return nil
 	})
 	return out, err

@@ -8,8 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/nodebake/nodebake/builder/rootfs"
 	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/entry"
 	"github.com/nodebake/nodebake/layers/oci"
 	"github.com/nodebake/nodebake/layers/worker"
 )
@@ -25,9 +25,9 @@ type PreloadInfo struct {
 // worker.PreloadDir; the image's preload unit imports them into
 // containerd's k8s.io namespace at boot, so a node with no route to a
 // registry still starts pods. Archives are cached by image digest and ref.
-func preloadImages(ctx context.Context, s *spec.Spec, o *Options) ([]PreloadInfo, []rootfs.Entry, error) {
+func preloadImages(ctx context.Context, s *spec.Spec, o *Options) ([]PreloadInfo, []entry.Entry, error) {
 	var infos []PreloadInfo
-	var out []rootfs.Entry
+	var out []entry.Entry
 	for i, im := range s.Images {
 		field := fmt.Sprintf("images[%d]", i)
 		img, err := openImage(ctx, s, im.Image, im.Digest, o)
@@ -57,7 +57,7 @@ func preloadImages(ctx context.Context, s *spec.Spec, o *Options) ([]PreloadInfo
 		if err != nil {
 			return nil, nil, err
 		}
-		out = append(out, rootfs.Entry{
+		out = append(out, entry.Entry{
 			Path: fmt.Sprintf("%s/%02d.tar", worker.PreloadDir, i), Type: tar.TypeReg, Mode: 0o644, Size: fi.Size(),
 			Open: func() (io.ReadCloser, error) { return os.Open(p) },
 		})

@@ -24,6 +24,7 @@ import (
 	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/layers/cache"
 	"github.com/nodebake/nodebake/layers/components"
+	"github.com/nodebake/nodebake/layers/entry"
 	"github.com/nodebake/nodebake/layers/fetch"
 	"github.com/nodebake/nodebake/layers/oci"
 	"github.com/nodebake/nodebake/layers/worker"
@@ -96,10 +97,10 @@ func resolveBase(ctx context.Context, s *spec.Spec, o *Options) (*rootfs.Base, B
 
 // resolveComponents fetches or builds every component and returns the
 // manifest records and the files they install.
-func resolveComponents(ctx context.Context, s *spec.Spec, o *Options) ([]ComponentInfo, []rootfs.Entry, error) {
+func resolveComponents(ctx context.Context, s *spec.Spec, o *Options) ([]ComponentInfo, []entry.Entry, error) {
 	f := o.fetcher(s)
 	var infos []ComponentInfo
-	var entries []rootfs.Entry
+	var entries []entry.Entry
 	for _, nc := range s.NamedComponents() {
 		name := nc.Name
 		field := "components." + string(nc.Key)
@@ -109,7 +110,7 @@ func resolveComponents(ctx context.Context, s *spec.Spec, o *Options) ([]Compone
 			return nil, nil, fmt.Errorf("%s: %w", field, err)
 		}
 		info := ComponentInfo{Name: name, Version: c.Version, From: string(c.From)}
-		var ents []rootfs.Entry
+		var ents []entry.Entry
 		switch c.From {
 		case spec.FromRelease:
 			algo, sum, _ := c.Checksum(s.Arch)
@@ -194,7 +195,7 @@ func buildFromSource(ctx context.Context, s *spec.Spec, o *Options, name, versio
 
 // entryDigests returns the SHA256 and SHA1 of a file; the SBOM needs SHA1
 // for its files and package verification codes.
-func entryDigests(e rootfs.Entry) (sha256Hex, sha1Hex string, err error) {
+func entryDigests(e entry.Entry) (sha256Hex, sha1Hex string, err error) {
 	rc, err := e.Open()
 	if err != nil {
 		return "", "", err
@@ -209,7 +210,7 @@ func entryDigests(e rootfs.Entry) (sha256Hex, sha1Hex string, err error) {
 
 // configLayer renders the configuration and adds the first-boot program and
 // the image's own description.
-func configLayer(s *spec.Spec, firstboot, specHash string, comps []ComponentInfo, base BaseInfo) ([]rootfs.Entry, error) {
+func configLayer(s *spec.Spec, firstboot, specHash string, comps []ComponentInfo, base BaseInfo) ([]entry.Entry, error) {
 	out, err := worker.Render(s)
 	if err != nil {
 		return nil, err
@@ -221,7 +222,7 @@ func configLayer(s *spec.Spec, firstboot, specHash string, comps []ComponentInfo
 	if err != nil {
 		return nil, fmt.Errorf("the first-boot program: %w", err)
 	}
-	out = append(out, rootfs.Entry{Path: worker.FirstbootBinary, Type: tar.TypeReg, Mode: 0o755, Size: fi.Size(),
+	out = append(out, entry.Entry{Path: worker.FirstbootBinary, Type: tar.TypeReg, Mode: 0o755, Size: fi.Size(),
 		Open: func() (io.ReadCloser, error) { return os.Open(firstboot) }})
 	units, err := firstbootUnits()
 	if err != nil {
@@ -233,7 +234,7 @@ func configLayer(s *spec.Spec, firstboot, specHash string, comps []ComponentInfo
 	if err != nil {
 		return nil, err
 	}
-	out = append(out, rootfs.File(worker.ImageInfo, 0o644, append(b, '\n')))
+	out = append(out, entry.File(worker.ImageInfo, 0o644, append(b, '\n')))
 	return out, nil
 }
 
@@ -246,7 +247,7 @@ type bootSet struct {
 func bootFiles(b *rootfs.Base, arch spec.Arch) (bootSet, error) {
 	var bs bootSet
 	// Paths are ESP paths; the disk writer places the boot loader itself.
-	file := func(espPath string, e rootfs.Entry) disk.File {
+	file := func(espPath string, e entry.Entry) disk.File {
 		return disk.File{Path: espPath, Open: e.Open, Size: e.Size}
 	}
 	kernels := b.Glob("/boot/vmlinuz-*")

@@ -17,7 +17,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/nodebake/nodebake/builder/rootfs"
+	"github.com/nodebake/nodebake/layers/entry"
 )
 
 // ArtifactKind is the shape of an upstream release artifact.
@@ -102,32 +102,32 @@ func InstalledPaths() []string {
 	return out
 }
 
-func exe(to string, size int64, open func() (io.ReadCloser, error)) rootfs.Entry {
-	return rootfs.Entry{Path: to, Type: tar.TypeReg, Mode: 0o755, Size: size, Open: open}
+func exe(to string, size int64, open func() (io.ReadCloser, error)) entry.Entry {
+	return entry.Entry{Path: to, Type: tar.TypeReg, Mode: 0o755, Size: size, Open: open}
 }
 
 // FromRelease returns the image entries of a component from its verified
 // release artifact at artifactPath.
-func (l Layout) FromRelease(artifactPath string) ([]rootfs.Entry, error) {
+func (l Layout) FromRelease(artifactPath string) ([]entry.Entry, error) {
 	switch l.Artifact {
 	case Binary:
 		fi, err := os.Stat(artifactPath)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", l.Component, err)
 		}
-		return []rootfs.Entry{exe(l.Files[0].To, fi.Size(), func() (io.ReadCloser, error) { return os.Open(artifactPath) })}, nil
+		return []entry.Entry{exe(l.Files[0].To, fi.Size(), func() (io.ReadCloser, error) { return os.Open(artifactPath) })}, nil
 	case TarGz:
 		members, err := readTarGz(artifactPath, l.members())
 		if err != nil {
 			return nil, fmt.Errorf("%s: reading release artifact: %w", l.Component, err)
 		}
-		var out []rootfs.Entry
+		var out []entry.Entry
 		for _, f := range l.Files {
 			data, ok := members[cleanMember(f.Member)]
 			if !ok {
 				return nil, fmt.Errorf("%s: release artifact has no %s", l.Component, f.Member)
 			}
-			out = append(out, rootfs.File(f.To, 0o755, data))
+			out = append(out, entry.File(f.To, 0o755, data))
 		}
 		return out, nil
 	}
@@ -136,8 +136,8 @@ func (l Layout) FromRelease(artifactPath string) ([]rootfs.Entry, error) {
 
 // FromBuild returns the image entries of a component from a directory of
 // binaries built from source.
-func (l Layout) FromBuild(dir string) ([]rootfs.Entry, error) {
-	var out []rootfs.Entry
+func (l Layout) FromBuild(dir string) ([]entry.Entry, error) {
+	var out []entry.Entry
 	for _, f := range l.Files {
 		p := filepath.Join(dir, f.Name)
 		fi, err := os.Stat(p)
@@ -151,7 +151,7 @@ func (l Layout) FromBuild(dir string) ([]rootfs.Entry, error) {
 
 // FromFilesystem returns the image entries of a component from a flattened
 // image filesystem (an OCI image holding the files at their image paths).
-func (l Layout) FromFilesystem(fs io.Reader) ([]rootfs.Entry, error) {
+func (l Layout) FromFilesystem(fs io.Reader) ([]entry.Entry, error) {
 	want := map[string]Install{}
 	for _, f := range l.Files {
 		want[strings.TrimPrefix(f.To, "/")] = f
@@ -175,13 +175,13 @@ func (l Layout) FromFilesystem(fs io.Reader) ([]rootfs.Entry, error) {
 			found[name] = b
 		}
 	}
-	var out []rootfs.Entry
+	var out []entry.Entry
 	for _, f := range l.Files {
 		b, ok := found[strings.TrimPrefix(f.To, "/")]
 		if !ok {
 			return nil, fmt.Errorf("%s: image has no %s", l.Component, f.To)
 		}
-		out = append(out, rootfs.File(f.To, 0o755, b))
+		out = append(out, entry.File(f.To, 0o755, b))
 	}
 	return out, nil
 }

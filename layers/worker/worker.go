@@ -14,8 +14,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/nodebake/nodebake/builder/rootfs"
 	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/entry"
 )
 
 // Paths inside the image that other parts of nodebake rely on.
@@ -46,35 +46,35 @@ type Facts struct {
 
 // Render returns the configuration entries of the image described by s,
 // which must be defaulted and valid.
-func Render(s *spec.Spec) ([]rootfs.Entry, error) {
-	var out []rootfs.Entry
-	add := func(e ...rootfs.Entry) { out = append(out, e...) }
-	text := func(p string, mode int64, content string) { add(rootfs.File(p, mode, []byte(content))) }
+func Render(s *spec.Spec) ([]entry.Entry, error) {
+	var out []entry.Entry
+	add := func(e ...entry.Entry) { out = append(out, e...) }
+	text := func(p string, mode int64, content string) { add(entry.File(p, mode, []byte(content))) }
 
 	// containerd, runc, CNI and crictl.
 	text(ContainerdConfig, 0o644, containerdConfig(s))
 	text("/etc/crictl.yaml", 0o644, crictlConfig)
-	add(rootfs.Symlink(CNIConfDir, "../../var/lib/cni/net.d"))
+	add(entry.Symlink(CNIConfDir, "../../var/lib/cni/net.d"))
 
 	// Units.
 	text(SystemdUnitDir+"/containerd.service", 0o644, containerdUnit)
 	text(SystemdUnitDir+"/kubelet.service", 0o600, kubeletUnit(s.KubeletFlags()))
 	text(SystemdUnitDir+"/kube-proxy.service", 0o600, kubeProxyUnit(s.KubeProxyFlags()))
 	for _, u := range []string{"containerd.service", "kubelet.service", "kube-proxy.service"} {
-		add(rootfs.Symlink(SystemdUnitDir+"/multi-user.target.wants/"+u, "../"+u))
+		add(entry.Symlink(SystemdUnitDir+"/multi-user.target.wants/"+u, "../"+u))
 	}
 	// systemd-networkd configures the NICs (DHCP) and, from the first-boot
 	// step's output, wg0.
-	add(rootfs.Symlink(SystemdUnitDir+"/multi-user.target.wants/systemd-networkd.service", "/usr/lib/systemd/system/systemd-networkd.service"))
-	add(rootfs.Symlink(SystemdUnitDir+"/sockets.target.wants/systemd-networkd.socket", "/usr/lib/systemd/system/systemd-networkd.socket"))
+	add(entry.Symlink(SystemdUnitDir+"/multi-user.target.wants/systemd-networkd.service", "/usr/lib/systemd/system/systemd-networkd.service"))
+	add(entry.Symlink(SystemdUnitDir+"/sockets.target.wants/systemd-networkd.socket", "/usr/lib/systemd/system/systemd-networkd.socket"))
 	text("/etc/systemd/network/80-nodebake-dhcp.network", 0o644, dhcpNetwork)
 	// Per-machine network configuration (a static underlay address, say)
 	// may come as systemd credentials network.network.NAME and friends.
-	add(rootfs.Symlink(SystemdUnitDir+"/sysinit.target.wants/systemd-network-generator.service", "/usr/lib/systemd/system/systemd-network-generator.service"))
+	add(entry.Symlink(SystemdUnitDir+"/sysinit.target.wants/systemd-network-generator.service", "/usr/lib/systemd/system/systemd-network-generator.service"))
 
 	if len(s.Images) > 0 {
 		text(SystemdUnitDir+"/nodebake-preload.service", 0o644, preloadUnit)
-		add(rootfs.Symlink(SystemdUnitDir+"/multi-user.target.wants/nodebake-preload.service", "../nodebake-preload.service"))
+		add(entry.Symlink(SystemdUnitDir+"/multi-user.target.wants/nodebake-preload.service", "../nodebake-preload.service"))
 	}
 
 	// Kernel modules and sysctls.
@@ -89,7 +89,7 @@ func Render(s *spec.Spec) ([]rootfs.Entry, error) {
 	text("/etc/machine-id", 0o444, "")
 	// The ESP's mount point: systemd's gpt-auto generator mounts it at /efi
 	// on demand; the read-only root cannot create it at boot.
-	add(rootfs.Dir("/efi", 0o700))
+	add(entry.Dir("/efi", 0o700))
 	text("/etc/hostname", 0o644, "localhost\n")
 	text("/etc/resolv.conf", 0o644, "# DNS for host processes: add nameserver lines through the spec's files.\n")
 
@@ -125,14 +125,14 @@ func Render(s *spec.Spec) ([]rootfs.Entry, error) {
 }
 
 // ExtraFiles returns the entries of the spec's files list.
-func ExtraFiles(s *spec.Spec) ([]rootfs.Entry, error) {
-	var out []rootfs.Entry
+func ExtraFiles(s *spec.Spec) ([]entry.Entry, error) {
+	var out []entry.Entry
 	for i, f := range s.Files {
 		field := fmt.Sprintf("files[%d]", i)
-		var e rootfs.Entry
+		var e entry.Entry
 		switch {
 		case f.Content != nil:
-			e = rootfs.File(f.Path, 0o644, []byte(*f.Content))
+			e = entry.File(f.Path, 0o644, []byte(*f.Content))
 		case f.Source != "":
 			p := s.ResolvePath(f.Source)
 			fi, err := os.Stat(p)
@@ -142,12 +142,12 @@ func ExtraFiles(s *spec.Spec) ([]rootfs.Entry, error) {
 			if !fi.Mode().IsRegular() {
 				return nil, fmt.Errorf("%s.source: %s is not a regular file", field, p)
 			}
-			e = rootfs.Entry{Path: f.Path, Type: tar.TypeReg, Mode: 0o644, Size: fi.Size(),
+			e = entry.Entry{Path: f.Path, Type: tar.TypeReg, Mode: 0o644, Size: fi.Size(),
 				Open: func() (io.ReadCloser, error) { return os.Open(p) }}
 		case f.Link != "":
-			e = rootfs.Symlink(f.Path, f.Link)
+			e = entry.Symlink(f.Path, f.Link)
 		case f.Directory:
-			e = rootfs.Dir(f.Path, 0o755)
+			e = entry.Dir(f.Path, 0o755)
 		default:
 			return nil, fmt.Errorf("%s: no content, source, link or directory", field)
 		}
