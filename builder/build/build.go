@@ -24,12 +24,12 @@ import (
 	"github.com/nodebake/nodebake/builder/publish"
 	"github.com/nodebake/nodebake/builder/rootfs"
 	"github.com/nodebake/nodebake/builder/sbom"
-	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/builder/squashfs"
 	"github.com/nodebake/nodebake/layers/cache"
 	"github.com/nodebake/nodebake/layers/entry"
 	"github.com/nodebake/nodebake/layers/fetch"
 	"github.com/nodebake/nodebake/layers/gosource"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // Stage names a step of the pipeline, as reported through Progress.

@@ -22,11 +22,11 @@ import (
 	"github.com/spdx/tools-golang/spdxlib"
 
 	"github.com/nodebake/nodebake/builder/publish"
-	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/layers/cache"
 	"github.com/nodebake/nodebake/layers/components"
 	"github.com/nodebake/nodebake/layers/mirror"
 	"github.com/nodebake/nodebake/layers/oci"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // This file tests the pipeline in-process with small fake inputs: a tiny

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/nodebake/nodebake/builder/publish"
-	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // ExportOptions configure an Export.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/nodebake/nodebake/builder/publish"
 	"github.com/nodebake/nodebake/builder/sbom"
-	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // sbomDocument describes the build m of s for the SBOM.

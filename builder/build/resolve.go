@@ -21,12 +21,12 @@ import (
 	"github.com/nodebake/nodebake/builder/disk"
 	"github.com/nodebake/nodebake/builder/rootfs"
 	"github.com/nodebake/nodebake/builder/sbom"
-	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/layers/cache"
 	"github.com/nodebake/nodebake/layers/components"
 	"github.com/nodebake/nodebake/layers/entry"
 	"github.com/nodebake/nodebake/layers/fetch"
 	"github.com/nodebake/nodebake/layers/oci"
+	"github.com/nodebake/nodebake/layers/spec"
 	"github.com/nodebake/nodebake/layers/worker"
 )
 

@@ -25,7 +25,7 @@ import (
 	"github.com/nodebake/nodebake/builder/publish/rawzst"
 	"github.com/nodebake/nodebake/builder/publish/vhd"
 	"github.com/nodebake/nodebake/builder/publish/vmdk"
-	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // Options configure a conversion.

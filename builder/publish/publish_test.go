@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // testRaw writes a small sparse raw image with a few data regions.

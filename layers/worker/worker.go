@@ -14,8 +14,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/layers/entry"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // Paths inside the image that other parts of nodebake rely on.

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/layers/mirror"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 func TestModulePath(t *testing.T) {

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/nodebake/nodebake/builder/build"
-	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/layers/cache"
 	"github.com/nodebake/nodebake/layers/fetch"
 	"github.com/nodebake/nodebake/layers/gosource"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // exitCode maps an error to the exit code that tells invalid input from

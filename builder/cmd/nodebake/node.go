@@ -7,9 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/layers/configdrive"
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // stringList is a repeatable string flag.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/nodebake/nodebake/builder/build"
 	"github.com/nodebake/nodebake/builder/publish"
-	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // testPlan returns the plan of a build into dir.

@@ -8,7 +8,7 @@ import (
 	"maps"
 	"strings"
 
-	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // Spec returns the worker image spec the configuration describes: the

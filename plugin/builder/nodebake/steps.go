@@ -12,9 +12,9 @@ import (
 
 	"github.com/nodebake/nodebake/builder/build"
 	"github.com/nodebake/nodebake/builder/publish"
-	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/layers/cache"
 	"github.com/nodebake/nodebake/layers/gosource"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // State bag keys.
