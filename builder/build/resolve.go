@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -210,25 +209,16 @@ func entryDigests(e entry.Entry) (sha256Hex, sha1Hex string, err error) {
 
 // configLayer renders the configuration and adds the first-boot program and
 // the image's own description.
-func configLayer(s *spec.Spec, firstboot, specHash string, comps []ComponentInfo, base BaseInfo) ([]entry.Entry, error) {
+func configLayer(s *spec.Spec, program, specHash string, comps []ComponentInfo, base BaseInfo) ([]entry.Entry, error) {
 	out, err := worker.Render(s)
 	if err != nil {
 		return nil, err
 	}
-	if firstboot == "" {
-		return nil, fmt.Errorf("no nodebake-firstboot program given")
-	}
-	fi, err := os.Stat(firstboot)
-	if err != nil {
-		return nil, fmt.Errorf("the first-boot program: %w", err)
-	}
-	out = append(out, entry.Entry{Path: worker.FirstbootBinary, Type: tar.TypeReg, Mode: 0o755, Size: fi.Size(),
-		Open: func() (io.ReadCloser, error) { return os.Open(firstboot) }})
-	units, err := firstbootUnits()
+	fb, err := worker.Firstboot(program)
 	if err != nil {
 		return nil, err
 	}
-	out = append(out, units...)
+	out = append(out, fb...)
 	info := map[string]any{"name": s.Name, "arch": s.Arch, "specHash": specHash, "kubernetesVersion": s.Kubernetes.Version, "components": comps, "base": base}
 	b, err := json.MarshalIndent(info, "", "  ")
 	if err != nil {

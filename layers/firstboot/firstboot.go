@@ -18,17 +18,19 @@ import (
 	"github.com/nodebake/nodebake/layers/firstboot/strictyaml"
 )
 
-// Paths in the image, read or written by Run (under Options.Root).
+// Paths in the image, read or written by Run (under Options.Root); the
+// directories they live in, and the paths only the image build uses, are in
+// contract.go.
 const (
 	// FactsPath is the image facts the image build bakes (JSON
 	// nodeconfig.ImageFacts).
-	FactsPath = "/usr/lib/nodebake/firstboot.json"
+	FactsPath = LibDir + "/firstboot.json"
 	// ProgramPath is where the image build installs the program.
-	ProgramPath = "/usr/lib/nodebake/nodebake-firstboot"
+	ProgramPath = LibDir + "/nodebake-firstboot"
 
-	StatusPath              = "/run/nodebake/status.json"
-	ReadyPath               = "/run/nodebake/node-ready"
-	KubeletEnvPath          = "/run/nodebake/kubelet.env"
+	StatusPath              = RunDir + "/status.json"
+	ReadyPath               = RunDir + "/node-ready"
+	KubeletEnvPath          = RunDir + "/kubelet.env"
 	NetdevPath              = "/run/systemd/network/50-nodebake-wg0.netdev"
 	NetworkPath             = "/run/systemd/network/50-nodebake-wg0.network"
 	CertDir                 = "/var/lib/kubernetes"
@@ -37,7 +39,7 @@ const (
 	KubeletConfigPath       = "/var/lib/kubelet/kubelet-config.yaml"
 	KubeProxyKubeconfigPath = "/var/lib/kube-proxy/kubeconfig"
 	KubeProxyConfigPath     = "/var/lib/kube-proxy/kubeproxy-config.yaml"
-	CNIConfigPath           = "/var/lib/cni/net.d/10-nodebake-bridge.conflist"
+	CNIConfigPath           = CNIConfigDir + "/10-nodebake-bridge.conflist"
 
 	// CmdlineParam names the node config's path on the kernel command line.
 	CmdlineParam = "nodebake.config"

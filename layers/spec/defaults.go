@@ -1,6 +1,10 @@
 package spec
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/nodebake/nodebake/layers/firstboot"
+)
 
 // Default values.
 const (
@@ -18,10 +22,6 @@ const (
 	DefaultDirectoryMode        = "0755"
 	DefaultLinkMode             = "0777"
 
-	// Well-known paths in the image.
-	KubeletConfigPath   = "/var/lib/kubelet/kubelet-config.yaml"
-	KubeProxyConfigPath = "/var/lib/kube-proxy/kubeproxy-config.yaml"
-
 	KubeletConfigAPIVersion   = "kubelet.config.k8s.io/v1beta1"
 	KubeletConfigKind         = "KubeletConfiguration"
 	KubeProxyConfigAPIVersion = "kubeproxy.config.k8s.io/v1alpha1"
@@ -33,8 +33,8 @@ const (
 func DefaultKubeletSettings() map[string]*string {
 	return map[string]*string{
 		"container-runtime-endpoint": ptr("unix:///run/containerd/containerd.sock"),
-		"config":                     ptr(KubeletConfigPath),
-		"kubeconfig":                 ptr("/var/lib/kubelet/kubeconfig"),
+		"config":                     ptr(firstboot.KubeletConfigPath),
+		"kubeconfig":                 ptr(firstboot.KubeletKubeconfigPath),
 		"register-node":              ptr("true"),
 		// /usr is read-only in the image.
 		"volume-plugin-dir": ptr("/var/lib/kubelet/volumeplugins"),
@@ -51,7 +51,7 @@ func DefaultKubeletConfig() map[string]any {
 		"authentication": map[string]any{
 			"anonymous": map[string]any{"enabled": false},
 			"webhook":   map[string]any{"enabled": true},
-			"x509":      map[string]any{"clientCAFile": "/var/lib/kubernetes/ca-k8s-apiserver.pem"},
+			"x509":      map[string]any{"clientCAFile": firstboot.CACertPath},
 		},
 		"authorization":         map[string]any{"mode": "Webhook"},
 		"clusterDomain":         "cluster.local",
@@ -68,7 +68,7 @@ func DefaultKubeletConfig() map[string]any {
 
 // DefaultKubeProxySettings returns the default kube-proxy flags.
 func DefaultKubeProxySettings() map[string]*string {
-	return map[string]*string{"config": ptr(KubeProxyConfigPath)}
+	return map[string]*string{"config": ptr(firstboot.KubeProxyConfigPath)}
 }
 
 // DefaultKubeProxyConfig returns the default KubeProxyConfiguration fields
@@ -78,7 +78,7 @@ func DefaultKubeProxyConfig(clusterCIDR string) map[string]any {
 	return map[string]any{
 		"kind":             KubeProxyConfigKind,
 		"apiVersion":       KubeProxyConfigAPIVersion,
-		"clientConnection": map[string]any{"kubeconfig": "/var/lib/kube-proxy/kubeconfig"},
+		"clientConnection": map[string]any{"kubeconfig": firstboot.KubeProxyKubeconfigPath},
 		"mode":             "ipvs",
 		"ipvs": map[string]any{
 			"minSyncPeriod": "0s",
@@ -112,9 +112,9 @@ func ManagedPaths() []string {
 		"/etc/systemd/system/nodebake-firstboot.service",
 		"/etc/crictl.yaml",
 		"/etc/fstab",
-		"/usr/lib/nodebake",
-		KubeletConfigPath,
-		KubeProxyConfigPath,
+		firstboot.LibDir,
+		firstboot.KubeletConfigPath,
+		firstboot.KubeProxyConfigPath,
 	}
 }
 

@@ -15,33 +15,33 @@ import (
 	"strings"
 
 	"github.com/nodebake/nodebake/layers/entry"
+	"github.com/nodebake/nodebake/layers/firstboot"
+	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
 	"github.com/nodebake/nodebake/layers/spec"
 )
 
-// Paths inside the image that other parts of nodebake rely on.
+// Paths inside the image that other parts of nodebake rely on. The paths the
+// first-boot program shares with the image are package firstboot's.
 const (
-	LibDir                  = "/usr/lib/nodebake"
-	FirstbootBinary         = LibDir + "/nodebake-firstboot"
-	FirstbootFacts          = LibDir + "/firstboot.json"
-	KubeletConfigTemplate   = LibDir + "/kubelet-config.json"
-	KubeProxyConfigTemplate = LibDir + "/kube-proxy-config.json"
-	ImageInfo               = LibDir + "/image.json"
-	PreloadDir              = LibDir + "/images"
-	NodeReadyMarker         = "/run/nodebake/node-ready"
-	SystemdUnitDir          = "/etc/systemd/system"
-	ContainerdConfig        = "/etc/containerd/config.toml"
-	CNIConfDir              = "/etc/cni/net.d"
-	CNIConfDirTarget        = "/var/lib/cni/net.d"
+	ImageInfo        = firstboot.LibDir + "/image.json"
+	PreloadDir       = firstboot.LibDir + "/images"
+	SystemdUnitDir   = "/etc/systemd/system"
+	ContainerdConfig = "/etc/containerd/config.toml"
+	CNIConfDir       = "/etc/cni/net.d"
 )
 
-// Facts are what the first-boot step needs to know about the image.
-type Facts struct {
-	ServiceCIDR             string `json:"serviceCIDR"`
-	ClusterCIDR             string `json:"clusterCIDR"`
-	PodNetwork              string `json:"podNetwork"`
-	KubeletConfigTemplate   string `json:"kubeletConfigTemplate"`
-	KubeProxyConfigTemplate string `json:"kubeProxyConfigTemplate"`
-	KubernetesVersion       string `json:"kubernetesVersion"`
+// ImageFacts returns what an image built from s tells its first-boot
+// program about itself (baked as JSON at firstboot.FactsPath). The CLI
+// checks node configs against the same facts.
+func ImageFacts(s *spec.Spec) nodeconfig.ImageFacts {
+	return nodeconfig.ImageFacts{
+		ServiceCIDR:             s.Kubernetes.ServiceCIDR,
+		ClusterCIDR:             s.Kubernetes.ClusterCIDR,
+		PodNetwork:              string(s.Kubernetes.PodNetwork),
+		KubeletConfigTemplate:   firstboot.KubeletConfigTemplatePath,
+		KubeProxyConfigTemplate: firstboot.KubeProxyConfigTemplatePath,
+		KubernetesVersion:       s.Kubernetes.Version,
+	}
 }
 
 // Render returns the configuration entries of the image described by s,
@@ -54,7 +54,7 @@ func Render(s *spec.Spec) ([]entry.Entry, error) {
 	// containerd, runc, CNI and crictl.
 	text(ContainerdConfig, 0o644, containerdConfig(s))
 	text("/etc/crictl.yaml", 0o644, crictlConfig)
-	add(entry.Symlink(CNIConfDir, "../../var/lib/cni/net.d"))
+	add(entry.Symlink(CNIConfDir, "../.."+firstboot.CNIConfigDir))
 
 	// Units.
 	text(SystemdUnitDir+"/containerd.service", 0o644, containerdUnit)
@@ -85,7 +85,7 @@ func Render(s *spec.Spec) ([]entry.Entry, error) {
 	// boot; state directories created by tmpfiles; an empty machine-id so
 	// systemd derives one at boot; no swap.
 	text("/etc/fstab", 0o644, fstab)
-	text("/etc/tmpfiles.d/nodebake.conf", 0o644, tmpfiles)
+	text("/etc/tmpfiles.d/nodebake.conf", 0o644, tmpfiles())
 	text("/etc/machine-id", 0o444, "")
 	// The ESP's mount point: systemd's gpt-auto generator mounts it at /efi
 	// on demand; the read-only root cannot create it at boot.
@@ -102,20 +102,13 @@ func Render(s *spec.Spec) ([]entry.Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rendering the kube-proxy configuration: %w", err)
 	}
-	text(KubeletConfigTemplate, 0o644, string(kc))
-	text(KubeProxyConfigTemplate, 0o644, string(kp))
-	facts, err := json.MarshalIndent(Facts{
-		ServiceCIDR:             s.Kubernetes.ServiceCIDR,
-		ClusterCIDR:             s.Kubernetes.ClusterCIDR,
-		PodNetwork:              string(s.Kubernetes.PodNetwork),
-		KubeletConfigTemplate:   KubeletConfigTemplate,
-		KubeProxyConfigTemplate: KubeProxyConfigTemplate,
-		KubernetesVersion:       s.Kubernetes.Version,
-	}, "", "  ")
+	text(firstboot.KubeletConfigTemplatePath, 0o644, string(kc))
+	text(firstboot.KubeProxyConfigTemplatePath, 0o644, string(kp))
+	facts, err := json.MarshalIndent(ImageFacts(s), "", "  ")
 	if err != nil {
 		return nil, err
 	}
-	text(FirstbootFacts, 0o644, string(facts)+"\n")
+	text(firstboot.FactsPath, 0o644, string(facts)+"\n")
 
 	files, err := ExtraFiles(s)
 	if err != nil {
@@ -245,10 +238,10 @@ Documentation=https://kubernetes.io/docs/reference/command-line-tools-reference/
 After=containerd.service nodebake-firstboot.service
 Requires=containerd.service
 Wants=nodebake-firstboot.service
-ConditionPathExists=` + NodeReadyMarker + `
+ConditionPathExists=` + firstboot.ReadyPath + `
 
 [Service]
-EnvironmentFile=-/run/nodebake/kubelet.env
+EnvironmentFile=-` + firstboot.KubeletEnvPath + `
 # The kubelet binds to the node's wg0 address: wait until wg0 has it.
 ExecStartPre=` + waitWG0 + `
 ` + execLine("/usr/local/bin/kubelet", flags, "$KUBELET_NODE_ARGS") + `
@@ -266,7 +259,7 @@ Description=Kubernetes Kube Proxy
 Documentation=https://kubernetes.io/docs/reference/command-line-tools-reference/kube-proxy/
 After=network.target nodebake-firstboot.service systemd-modules-load.service
 Wants=nodebake-firstboot.service
-ConditionPathExists=` + NodeReadyMarker + `
+ConditionPathExists=` + firstboot.ReadyPath + `
 
 [Service]
 ExecStartPre=` + waitWG0 + `
@@ -336,14 +329,27 @@ const fstab = `# /var lives on its own GPT partition (PARTLABEL var), formatted 
 PARTLABEL=var  /var  ext4  defaults,noatime,x-systemd.makefs,x-systemd.growfs,x-systemd.device-timeout=5min  0  2
 `
 
-const tmpfiles = `# State directories of a nodebake worker, on the persistent /var.
-d /var/lib/kubelet               0700 root root -
-d /var/lib/kubelet/volumeplugins 0700 root root -
-d /var/lib/kube-proxy            0700 root root -
-d /var/lib/kubernetes            0700 root root -
-d /var/lib/containerd            0711 root root -
-d /var/lib/cni                   0755 root root -
-d /var/lib/cni/net.d             0755 root root -
-d /var/log/pods                  0755 root root -
-d /run/nodebake                  0755 root root -
-`
+// tmpfiles creates the state directories of a worker on the persistent
+// /var, and the first-boot program's run directory.
+func tmpfiles() string {
+	return "# State directories of a nodebake worker, on the persistent /var.\n" + tmpfilesDirs([][2]string{
+		{"/var/lib/kubelet", "0700"},
+		{"/var/lib/kubelet/volumeplugins", "0700"},
+		{"/var/lib/kube-proxy", "0700"},
+		{firstboot.CertDir, "0700"},
+		{"/var/lib/containerd", "0711"},
+		{"/var/lib/cni", "0755"},
+		{firstboot.CNIConfigDir, "0755"},
+		{"/var/log/pods", "0755"},
+		{firstboot.RunDir, "0755"},
+	})
+}
+
+// tmpfilesDirs renders tmpfiles.d "d" lines, root-owned.
+func tmpfilesDirs(dirs [][2]string) string {
+	var b strings.Builder
+	for _, d := range dirs {
+		fmt.Fprintf(&b, "d %-30s %s root root -\n", d[0], d[1])
+	}
+	return b.String()
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/nodebake/nodebake/layers/configdrive"
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
 	"github.com/nodebake/nodebake/layers/spec"
+	"github.com/nodebake/nodebake/layers/worker"
 )
 
 // stringList is a repeatable string flag.
@@ -42,23 +43,17 @@ func runNode(ctx context.Context, e *env, args []string) error {
 }
 
 // factsFor returns the image facts a node config is checked against: those
-// of a spec, or the defaults.
+// an image built from the spec bakes, or from the defaults.
 func factsFor(specPath string) (nodeconfig.ImageFacts, error) {
-	var s *spec.Spec
+	s := &spec.Spec{}
 	if specPath != "" {
 		var err error
 		if s, err = loadSpec(specPath); err != nil {
 			return nodeconfig.ImageFacts{}, err
 		}
-	} else {
-		s = &spec.Spec{}
-		s.Default()
 	}
-	return nodeconfig.ImageFacts{
-		ServiceCIDR: s.Kubernetes.ServiceCIDR,
-		ClusterCIDR: s.Kubernetes.ClusterCIDR,
-		PodNetwork:  string(s.Kubernetes.PodNetwork),
-	}, nil
+	s.Default()
+	return worker.ImageFacts(s), nil
 }
 
 func runNodeConfig(e *env, args []string) error {
