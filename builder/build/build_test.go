@@ -24,6 +24,7 @@ import (
 	"github.com/nodebake/nodebake/builder/publish"
 	"github.com/nodebake/nodebake/layers/cache"
 	"github.com/nodebake/nodebake/layers/components"
+	"github.com/nodebake/nodebake/layers/failure"
 	"github.com/nodebake/nodebake/layers/mirror"
 	"github.com/nodebake/nodebake/layers/oci"
 	"github.com/nodebake/nodebake/layers/spec"
@@ -448,15 +449,14 @@ func TestExport(t *testing.T) {
 		os.WriteFile(filepath.Join(bad, n), b, 0o644)
 	}
 	_, err = Export(t.Context(), filepath.Join(bad, "test.raw"), ExportOptions{Formats: []spec.Format{spec.FormatQCOW2}})
-	var ie *InputError
-	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "does not match its manifest") {
+	if failure.KindOf(err) != failure.Invalid || !strings.Contains(err.Error(), "does not match its manifest") {
 		t.Errorf("export of a changed image: %v", err)
 	}
 	entries, _ := os.ReadDir(bad)
 	if len(entries) != 2 {
 		t.Errorf("a refused export left %d files", len(entries))
 	}
-	if _, err := Export(t.Context(), filepath.Join(bad, "nothing.img"), ExportOptions{Formats: []spec.Format{spec.FormatQCOW2}}); !errors.As(err, &ie) {
+	if _, err := Export(t.Context(), filepath.Join(bad, "nothing.img"), ExportOptions{Formats: []spec.Format{spec.FormatQCOW2}}); failure.KindOf(err) != failure.Invalid {
 		t.Errorf("export of a non-raw name: %v", err)
 	}
 }

@@ -8,8 +8,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -23,6 +26,7 @@ import (
 	"github.com/nodebake/nodebake/layers/cache"
 	"github.com/nodebake/nodebake/layers/components"
 	"github.com/nodebake/nodebake/layers/entry"
+	"github.com/nodebake/nodebake/layers/failure"
 	"github.com/nodebake/nodebake/layers/fetch"
 	"github.com/nodebake/nodebake/layers/oci"
 	"github.com/nodebake/nodebake/layers/spec"
@@ -34,7 +38,7 @@ import (
 func openImage(ctx context.Context, s *spec.Spec, ref, digest string, o *Options) (v1.Image, error) {
 	src, err := spec.ParseImageSource(ref)
 	if err != nil {
-		return nil, err
+		return nil, failure.New(failure.Invalid, err)
 	}
 	r := ref
 	switch src.Kind {
@@ -62,6 +66,13 @@ func openImage(ctx context.Context, s *spec.Spec, ref, digest string, o *Options
 // resolveBase opens the base image and returns its normalized filesystem,
 // cached by the image digest and the epoch.
 func resolveBase(ctx context.Context, s *spec.Spec, o *Options) (*rootfs.Base, BaseInfo, error) {
+	if src, err := spec.ParseImageSource(s.Base.Image); err == nil && src.Kind == spec.ImageOCILayout {
+		dir := s.ResolvePath(src.Path)
+		if _, err := os.Stat(filepath.Join(dir, "index.json")); errors.Is(err, fs.ErrNotExist) {
+			return nil, BaseInfo{}, failure.Errorf(failure.Invalid,
+				"base.image: %s: there is no OCI image layout at %s; build the base OS with scripts/build-base.sh (make base)", s.Base.Image, dir)
+		}
+	}
 	img, err := openImage(ctx, s, s.Base.Image, s.Base.Digest, o)
 	if err != nil {
 		return nil, BaseInfo{}, fmt.Errorf("base.image: %w", err)
@@ -189,7 +200,10 @@ func buildFromSource(ctx context.Context, s *spec.Spec, o *Options, name, versio
 	dir, err = o.Cache.PutKeyed(key, func(tmp string) error {
 		return o.Go.Build(ctx, r, version, string(s.Arch), tmp)
 	})
-	return dir, src, err
+	if err != nil {
+		return "", "", failure.New(failure.Source, err)
+	}
+	return dir, src, nil
 }
 
 // entryDigests returns the SHA256 and SHA1 of a file; the SBOM needs SHA1

@@ -197,9 +197,20 @@ func mergeSettings(defaults, over map[string]*string) map[string]*string {
 	return defaults
 }
 
-// mergeConfig deep-merges over onto base (which it modifies and returns):
-// maps merge key by key, lists and scalars replace, and a nil value is kept
-// as a marker that removes the key from the effective configuration.
+// MergeConfig returns base with over deep-merged onto it, the way a spec's
+// kubelet.config and kubeProxy.config merge over the defaults: maps merge
+// key by key, lists and scalars replace, and a nil value is kept as the
+// marker that removes the key from the effective configuration. Neither
+// argument is modified, and the result shares nothing with them.
+func MergeConfig(base, over map[string]any) map[string]any {
+	out, _ := deepCopy(base).(map[string]any)
+	if out == nil {
+		out = map[string]any{}
+	}
+	return mergeConfig(out, over)
+}
+
+// mergeConfig deep-merges over onto base, which it modifies and returns.
 func mergeConfig(base, over map[string]any) map[string]any {
 	for k, v := range over {
 		v = deepCopy(v)

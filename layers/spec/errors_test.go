@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nodebake/nodebake/layers/failure"
 )
 
 func minimalYAML(t *testing.T) string {
@@ -231,5 +233,31 @@ func TestValidateErrors(t *testing.T) {
 				t.Error("Validate modified the spec")
 			}
 		})
+	}
+}
+
+// TestErrorsAreInvalidInput checks that every way a spec can be wrong is
+// of kind failure.Invalid, with the *ValidationError still reachable.
+func TestErrorsAreInvalidInput(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("kind: WorkerImage\nbogus: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	invalid := &Spec{}
+	_, parseErr := Parse([]byte("a: [\n"))
+	_, loadErr := Load(bad)
+	_, lvErr := LoadAndValidate(bad)
+	_, missingErr := LoadAndValidate(filepath.Join(t.TempDir(), "none.yaml"))
+	for name, err := range map[string]error{
+		"parse": parseErr, "load": loadErr, "load and validate": lvErr,
+		"validate": invalid.Validate(), "missing file": missingErr,
+	} {
+		if failure.KindOf(err) != failure.Invalid {
+			t.Errorf("%s: %v is of kind %v, want invalid input", name, err, failure.KindOf(err))
+		}
+		var ve *ValidationError
+		if name != "missing file" && !errors.As(err, &ve) {
+			t.Errorf("%s: %v carries no *ValidationError", name, err)
+		}
 	}
 }

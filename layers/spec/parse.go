@@ -12,14 +12,20 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nodebake/nodebake/layers/failure"
 	"gopkg.in/yaml.v3"
 )
 
 // Load reads and parses the spec file at path and sets Dir to the file's
 // directory. Like Parse it does not apply defaults; see LoadAndValidate.
 // Problems with the content are reported as a *ValidationError whose File
-// is path.
+// is path. Every error is of kind failure.Invalid.
 func Load(path string) (*Spec, error) {
+	s, err := load(path)
+	return s, failure.New(failure.Invalid, err)
+}
+
+func load(path string) (*Spec, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading spec: %w", err)
@@ -45,8 +51,14 @@ func Load(path string) (*Spec, error) {
 // validates it: the result is the effective spec, ready to build.
 //
 // Every problem is reported at once: structural ones (unknown fields,
-// wrong types) together with those validation finds in the rest.
+// wrong types) together with those validation finds in the rest. Every
+// error is of kind failure.Invalid.
 func LoadAndValidate(path string) (*Spec, error) {
+	s, err := loadAndValidate(path)
+	return s, failure.New(failure.Invalid, err)
+}
+
+func loadAndValidate(path string) (*Spec, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading spec: %w", err)
@@ -89,11 +101,12 @@ func LoadAndValidate(path string) (*Spec, error) {
 
 // Parse decodes a spec strictly: unknown fields, duplicate keys and values
 // of the wrong type are errors, reported all at once as a *ValidationError
-// naming each field path and line. It does not apply defaults.
+// naming each field path and line (of kind failure.Invalid). It does not
+// apply defaults.
 func Parse(data []byte) (*Spec, error) {
 	s, err := parse(data)
 	if err != nil {
-		return nil, err
+		return nil, failure.New(failure.Invalid, err)
 	}
 	return s, nil
 }

@@ -384,3 +384,21 @@ func TestLoadErrorNamesFile(t *testing.T) {
 		t.Errorf("missing file error = %v", err)
 	}
 }
+
+func TestMergeConfig(t *testing.T) {
+	base := map[string]any{"a": map[string]any{"b": 1, "c": []any{1, 2}}, "d": "x"}
+	over := map[string]any{"a": map[string]any{"c": []any{3}, "e": nil}, "f": map[string]any{"g": true}}
+	got := MergeConfig(base, over)
+	want := map[string]any{"a": map[string]any{"b": 1, "c": []any{3}, "e": nil}, "d": "x", "f": map[string]any{"g": true}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("MergeConfig (-want +got):\n%s", diff)
+	}
+	got["a"].(map[string]any)["b"] = 2
+	got["f"].(map[string]any)["g"] = false
+	if base["a"].(map[string]any)["b"] != 1 || over["f"].(map[string]any)["g"] != true {
+		t.Error("the result shares maps with its arguments")
+	}
+	if got := MergeConfig(nil, map[string]any{"x": 1}); got["x"] != 1 {
+		t.Errorf("MergeConfig(nil, ...) = %v", got)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nodebake/nodebake/layers/failure"
 	"golang.org/x/mod/semver"
 )
 
@@ -51,8 +52,8 @@ func ParseMode(s string) (uint32, error) {
 }
 
 // Validate checks the spec as Default completes it (s itself is not
-// modified) and returns every problem at once as a *ValidationError, or
-// nil. Besides each field on its own it checks settings that conflict. It
+// modified) and returns every problem at once as a *ValidationError (of
+// kind failure.Invalid), or nil. Besides each field on its own it checks settings that conflict. It
 // looks at the local filesystem only to check that files[].source exists.
 func (s *Spec) Validate() error {
 	d := s.defaulted()
@@ -68,7 +69,7 @@ func (s *Spec) Validate() error {
 	d.validateImages(&errs)
 	d.validateFiles(&errs)
 	d.validateOutput(&errs)
-	return errs.err()
+	return failure.New(failure.Invalid, errs.err())
 }
 
 func (s *Spec) validateTop(errs *errorList) {

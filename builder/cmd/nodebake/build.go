@@ -7,63 +7,35 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/nodebake/nodebake/builder/build"
 	"github.com/nodebake/nodebake/layers/cache"
-	"github.com/nodebake/nodebake/layers/fetch"
+	"github.com/nodebake/nodebake/layers/failure"
 	"github.com/nodebake/nodebake/layers/gosource"
 	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // exitCode maps an error to the exit code that tells invalid input from
-// failed downloads from internal errors.
+// failed sources from internal errors: an interruption by the context, else
+// the error's kind.
 func exitCode(ctx context.Context, err error) int {
-	var (
-		ve *spec.ValidationError
-		ue usageError
-		ie *inputError
-		be *build.InputError
-		de *fetch.DownloadError
-		ce *cache.ChecksumError
-		se *sourceError
-	)
-	switch {
-	case ctx.Err() != nil || errors.Is(err, context.Canceled):
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
 		return exitInterrupted
-	case errors.As(err, &ve), errors.As(err, &ue), errors.As(err, &ie), errors.As(err, &be):
+	}
+	switch failure.KindOf(err) {
+	case failure.Invalid:
 		return exitInvalid
-	case errors.As(err, &de), errors.As(err, &ce), errors.As(err, &se):
+	case failure.Source:
 		return exitSource
 	}
 	return exitInternal
 }
 
-// inputError marks an unreadable or malformed input file.
-type inputError struct{ err error }
-
-func (e *inputError) Error() string { return e.err.Error() }
-func (e *inputError) Unwrap() error { return e.err }
-
-// sourceError marks a failure to obtain a source (a build from source).
-type sourceError struct{ err error }
-
-func (e *sourceError) Error() string { return e.err.Error() }
-func (e *sourceError) Unwrap() error { return e.err }
-
 // loadSpec reads, defaults and validates a spec file.
 func loadSpec(p string) (*spec.Spec, error) {
-	s, err := spec.LoadAndValidate(p)
-	if err != nil {
-		var ve *spec.ValidationError
-		if errors.As(err, &ve) {
-			return nil, err
-		}
-		return nil, &inputError{err}
-	}
-	return s, nil
+	return spec.LoadAndValidate(p)
 }
 
 func openCache(dir string) (*cache.Cache, error) {
@@ -141,9 +113,6 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		ToolVersion:     version,
 	})
 	if err != nil {
-		if strings.Contains(err.Error(), "building ") && strings.Contains(err.Error(), "from source") {
-			return &sourceError{err}
-		}
 		return err
 	}
 	m := res.Manifest

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nodebake/nodebake/builder/build"
+	"github.com/nodebake/nodebake/layers/failure"
 	"github.com/nodebake/nodebake/layers/gosource"
 	"github.com/nodebake/nodebake/layers/mirror"
 	"github.com/nodebake/nodebake/layers/oci"
@@ -42,7 +43,7 @@ func runMirror(ctx context.Context, e *env, args []string) error {
 	p := newProgress(e, false)
 	arts, err := mirror.Write(ctx, s, *dir, build.BuildFromSource(s, build.Options{Cache: c, Go: gosource.Builder{Log: p.goLog()}, Progress: p.event}))
 	if err != nil {
-		return &sourceError{err}
+		return err
 	}
 	fmt.Fprintln(e.stdout, "components:")
 	for _, a := range arts {
@@ -74,7 +75,7 @@ func runImage(ctx context.Context, e *env, args []string) error {
 	}
 	img, err := oci.ImageFromRootfsTar(fs.Arg(0), time.Unix(*epoch, 0).UTC(), *arch)
 	if err != nil {
-		return &inputError{err}
+		return failure.New(failure.Invalid, err)
 	}
 	if *entrypoint != "" {
 		if img, err = oci.WithEntrypoint(img, []string{*entrypoint}); err != nil {

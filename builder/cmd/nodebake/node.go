@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nodebake/nodebake/layers/configdrive"
+	"github.com/nodebake/nodebake/layers/failure"
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
 	"github.com/nodebake/nodebake/layers/spec"
 	"github.com/nodebake/nodebake/layers/worker"
@@ -86,14 +87,14 @@ func runNodeConfig(e *env, args []string) error {
 	o.Peers = peers
 	cfg, err := nodeconfig.Assemble(o)
 	if err != nil {
-		return &inputError{err}
+		return failure.New(failure.Invalid, err)
 	}
 	facts, err := factsFor(*specPath)
 	if err != nil {
 		return err
 	}
 	if err := nodeconfig.Validate(cfg, facts, time.Now()); err != nil {
-		return &inputError{err}
+		return failure.New(failure.Invalid, err)
 	}
 	b, err := nodeconfig.Marshal(cfg)
 	if err != nil {
@@ -117,18 +118,18 @@ func runNodeCheck(e *env, args []string) error {
 	}
 	b, err := os.ReadFile(fs.Arg(0))
 	if err != nil {
-		return &inputError{err}
+		return failure.New(failure.Invalid, err)
 	}
 	cfg, err := nodeconfig.Parse(b)
 	if err != nil {
-		return &inputError{fmt.Errorf("%s: %w", fs.Arg(0), err)}
+		return failure.Errorf(failure.Invalid, "%s: %w", fs.Arg(0), err)
 	}
 	facts, err := factsFor(*specPath)
 	if err != nil {
 		return err
 	}
 	if err := nodeconfig.Validate(cfg, facts, time.Now()); err != nil {
-		return &inputError{fmt.Errorf("%s: %w", fs.Arg(0), err)}
+		return failure.Errorf(failure.Invalid, "%s: %w", fs.Arg(0), err)
 	}
 	fmt.Fprintf(e.stdout, "%s: valid node config for %s\n", fs.Arg(0), cfg.NodeName)
 	return nil
@@ -147,10 +148,10 @@ func runNodeDrive(e *env, args []string) error {
 	}
 	b, err := os.ReadFile(fs.Arg(0))
 	if err != nil {
-		return &inputError{err}
+		return failure.New(failure.Invalid, err)
 	}
 	if _, err := nodeconfig.Parse(b); err != nil {
-		return &inputError{fmt.Errorf("%s: %w", fs.Arg(0), err)}
+		return failure.Errorf(failure.Invalid, "%s: %w", fs.Arg(0), err)
 	}
 	return configdrive.Write(*out, b)
 }

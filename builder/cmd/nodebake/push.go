@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"path/filepath"
@@ -39,12 +38,12 @@ func runPush(ctx context.Context, e *env, args []string) error {
 	}
 	files, cleanup, err := artifact.ImageFiles(ctx, dir, name, *format)
 	if err != nil {
-		return artifactError(fmt.Errorf("IMAGE %s: %w", fs.Arg(0), err))
+		return fmt.Errorf("IMAGE %s: %w", fs.Arg(0), err)
 	}
 	defer cleanup()
 	d, err := artifact.Push(ctx, fs.Arg(1), files, opts)
 	if err != nil {
-		return artifactError(err)
+		return err
 	}
 	repo := fs.Arg(1)
 	if i := strings.LastIndex(repo, "@"); i >= 0 {
@@ -69,20 +68,6 @@ func imageName(p string) (dir, name string) {
 		}
 	}
 	return dir, name
-}
-
-// artifactError marks the artifact package's errors for the exit code: bad
-// input 2, registry and verification failures 3.
-func artifactError(err error) error {
-	var ie *artifact.InputError
-	var re *artifact.RegistryError
-	switch {
-	case errors.As(err, &ie):
-		return &inputError{err}
-	case errors.As(err, &re):
-		return &sourceError{err}
-	}
-	return err
 }
 
 // keyValues is a repeatable KEY=VALUE flag.

@@ -29,6 +29,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/nodebake/nodebake/layers/failure"
 )
 
 // startRegistry runs an in-process registry behind httptest, its handler
@@ -386,9 +387,8 @@ func TestCorruptBlob(t *testing.T) {
 				t.Errorf("error %q, want %q", err, tc.want)
 			}
 			t.Logf("error: %v", err)
-			var re *RegistryError
-			if !errors.As(err, &re) {
-				t.Errorf("error %T is no RegistryError", err)
+			if k := failure.KindOf(err); k != failure.Source {
+				t.Errorf("error kind %v, want a source failure", k)
 			}
 			if got := listDir(t, out); len(got) != 0 {
 				t.Errorf("out dir has %v after a failed pull", got)
@@ -430,7 +430,7 @@ func TestPullRejects(t *testing.T) {
 	wrongPin := "sha256:" + strings.Repeat("0", 64)
 	for _, tc := range []struct {
 		name, ref, digest string
-		input             bool // an InputError, else a RegistryError
+		input             bool // invalid input, else a source failure
 		want              string
 	}{
 		{"wrong digest pin", host + "/ours:1", wrongPin, false, "digest mismatch: got " + d.String() + ", want " + wrongPin},
@@ -449,10 +449,12 @@ func TestPullRejects(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want %q", err, tc.want)
 			}
-			var ie *InputError
-			var re *RegistryError
-			if tc.input && !errors.As(err, &ie) || !tc.input && !errors.As(err, &re) {
-				t.Errorf("error type %T", err)
+			want := failure.Source
+			if tc.input {
+				want = failure.Invalid
+			}
+			if k := failure.KindOf(err); k != want {
+				t.Errorf("error kind %v, want %v", k, want)
 			}
 			if got := listDir(t, out); len(got) != 0 {
 				t.Errorf("out dir has %v", got)
@@ -495,9 +497,8 @@ func TestPushRejects(t *testing.T) {
 			} else {
 				_, err = Push(ctx, tc.ref, tc.files, testOptions())
 			}
-			var ie *InputError
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.As(err, &ie) {
-				t.Errorf("error %v (%T), want an InputError with %q", err, err, tc.want)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || failure.KindOf(err) != failure.Invalid {
+				t.Errorf("error %v (kind %v), want invalid input with %q", err, failure.KindOf(err), tc.want)
 			}
 		})
 	}

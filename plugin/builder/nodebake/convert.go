@@ -203,10 +203,7 @@ func overlayConfig(dst map[string]any, js string) (map[string]any, error) {
 	if err != nil {
 		return dst, err
 	}
-	if dst == nil {
-		dst = map[string]any{}
-	}
-	return mergeConfig(dst, over), nil
+	return spec.MergeConfig(dst, over), nil
 }
 
 // decodeJSONObject decodes a JSON object into the types a YAML spec
@@ -268,20 +265,6 @@ func describeJSON(v any) string {
 		return "null"
 	}
 	return fmt.Sprintf("%T", v)
-}
-
-// mergeConfig deep-merges over onto base, which it modifies and returns.
-func mergeConfig(base, over map[string]any) map[string]any {
-	for k, v := range over {
-		if vm, ok := v.(map[string]any); ok {
-			if bm, ok := base[k].(map[string]any); ok {
-				base[k] = mergeConfig(bm, vm)
-				continue
-			}
-		}
-		base[k] = v
-	}
-	return base
 }
 
 func setString(dst *string, v string) {

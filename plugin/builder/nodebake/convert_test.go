@@ -345,3 +345,28 @@ func TestSpecFileMissing(t *testing.T) {
 		t.Errorf("Spec error = %v, want one naming spec_file and the file", err)
 	}
 }
+
+// TestOverlayConfigUsesTheSpecMerge checks that config_json merges like the
+// spec merges over its defaults (maps key by key, null kept as a removal)
+// and leaves the spec file's configuration as it was.
+func TestOverlayConfigUsesTheSpecMerge(t *testing.T) {
+	dst := map[string]any{"authentication": map[string]any{"webhook": map[string]any{"enabled": true}}, "maxPods": 50}
+	got, err := overlayConfig(dst, `{"authentication": {"webhook": {"cacheTTL": "30s"}}, "maxPods": null}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"authentication": map[string]any{"webhook": map[string]any{"enabled": true, "cacheTTL": "30s"}}, "maxPods": nil}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("merged config (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]any{"authentication": map[string]any{"webhook": map[string]any{"enabled": true}}, "maxPods": 50}, dst); diff != "" {
+		t.Errorf("the spec file's config was modified (-want +got):\n%s", diff)
+	}
+	got["authentication"].(map[string]any)["webhook"].(map[string]any)["enabled"] = false
+	if dst["authentication"].(map[string]any)["webhook"].(map[string]any)["enabled"] != true {
+		t.Error("the merged config shares maps with the spec file's")
+	}
+	if diff := cmp.Diff(spec.MergeConfig(dst, map[string]any{"authentication": map[string]any{"webhook": map[string]any{"cacheTTL": "30s"}}, "maxPods": nil}), want); diff != "" {
+		t.Errorf("the plugin's merge differs from the spec's (-spec +plugin):\n%s", diff)
+	}
+}
