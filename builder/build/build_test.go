@@ -106,9 +106,9 @@ output: {espSize: 100MiB, varSize: 64MiB}
 	// Fake binaries, packed as upstream publishes them, in a local mirror.
 	root := filepath.Join(dir, "mirror")
 	arts, err := mirror.Write(context.Background(), s, root, func(_ context.Context, component, version string) (string, error) {
-		l, err := components.Lookup(component)
-		if err != nil {
-			return "", err
+		l, ok := components.Find(component)
+		if !ok {
+			return "", fmt.Errorf("no component %s", component)
 		}
 		bins := filepath.Join(dir, "bins", component)
 		os.MkdirAll(bins, 0o755)
@@ -212,8 +212,9 @@ func TestBuildFromMirror(t *testing.T) {
 func TestBuildFailureLeavesNothing(t *testing.T) {
 	f := newFixture(t)
 	bad := f.spec.Clone()
-	kc := bad.ComponentField(spec.ComponentKubelet)
+	kc := bad.Components["kubelet"]
 	kc.SHA256 = map[spec.Arch]string{"amd64": strings.Repeat("0", 64)}
+	bad.SetComponent("kubelet", kc)
 	out := t.TempDir()
 	_, err := f.build(t, out, bad)
 	var ce *cache.ChecksumError

@@ -1,9 +1,5 @@
 package build
 
-import (
-	"github.com/nodebake/nodebake/layers/gosource"
-)
-
 // Manifest describes a built image: written next to it as JSON.
 type Manifest struct {
 	Name          string          `json:"name"`
@@ -79,5 +75,3 @@ type DiskInfo struct {
 	RootPartUUID string `json:"rootPartUUID"`
 	VarPartUUID  string `json:"varPartUUID"`
 }
-
-func gosourceLookup(name string) (gosource.Recipe, error) { return gosource.Lookup(name) }

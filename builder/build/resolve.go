@@ -114,11 +114,7 @@ func resolveComponents(ctx context.Context, s *spec.Spec, o *Options) ([]Compone
 	for _, nc := range s.NamedComponents() {
 		name := nc.Name
 		field := "components." + string(nc.Key)
-		c := nc.Component
-		layout, err := components.Lookup(name)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", field, err)
-		}
+		c, layout := nc.Component, nc.Catalogue
 		info := ComponentInfo{Name: name, Version: c.Version, From: string(c.From)}
 		var ents []entry.Entry
 		switch c.From {
@@ -179,7 +175,7 @@ func resolveComponents(ctx context.Context, s *spec.Spec, o *Options) ([]Compone
 // buildFromSource builds a component through the Go module proxy, cached by
 // component, version, Go version and architecture.
 func buildFromSource(ctx context.Context, s *spec.Spec, o *Options, name, version string) (string, string, error) {
-	r, err := gosourceLookup(name)
+	r, err := components.Recipe(name)
 	if err != nil {
 		return "", "", err
 	}

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/nodebake/nodebake/layers/components"
 	"github.com/nodebake/nodebake/layers/spec"
 )
 
@@ -39,12 +38,8 @@ type BuildFunc func(ctx context.Context, component, version string) (string, err
 func Write(ctx context.Context, s *spec.Spec, root string, build BuildFunc) ([]Artifact, error) {
 	var out []Artifact
 	for _, nc := range s.NamedComponents() {
-		name := nc.Name
-		layout, err := components.Lookup(name)
-		if err != nil {
-			return nil, err
-		}
-		upstream := spec.ReleaseURL(nc.Key, nc.Component.Version, s.Arch)
+		name, layout := nc.Name, nc.Catalogue
+		upstream := layout.ReleaseURL(nc.Component.Version, string(s.Arch))
 		rel, ok := strings.CutPrefix(upstream, "https://")
 		if !ok {
 			return nil, fmt.Errorf("%s: no upstream release URL", name)
@@ -78,14 +73,15 @@ func Pin(s *spec.Spec, url string, arts []Artifact) (*spec.Spec, error) {
 	c := s.Clone()
 	c.Sources.Mirror = url
 	for _, a := range arts {
-		comp := c.ComponentField(a.Component)
-		if comp == nil {
-			return nil, fmt.Errorf("unknown component %s", a.Component)
+		comp, ok := c.Components[a.Component]
+		if !ok {
+			return nil, fmt.Errorf("the spec has no component %s", a.Component)
 		}
 		comp.From = spec.FromRelease
 		comp.URL, comp.Image = "", ""
 		comp.SHA256 = map[spec.Arch]string{s.Arch: a.SHA256}
 		comp.SHA512 = nil
+		c.SetComponent(a.Component, comp)
 	}
 	return c, nil
 }

@@ -1,130 +1,116 @@
 package spec
 
 import (
+	"maps"
+	"slices"
+	"sort"
 	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/nodebake/nodebake/layers/components"
 )
 
-// ComponentName is a component's key in the spec (components.NAME).
-type ComponentName string
+// ComponentName is a component's key in the spec (components.NAME); the
+// component catalogue (package components) lists them.
+type ComponentName = components.Key
 
-// The components, by spec key.
-const (
-	ComponentContainerd ComponentName = "containerd"
-	ComponentRunc       ComponentName = "runc"
-	ComponentCNIPlugins ComponentName = "cniPlugins"
-	ComponentKubelet    ComponentName = "kubelet"
-	ComponentKubeProxy  ComponentName = "kubeProxy"
-	ComponentKubectl    ComponentName = "kubectl"
-)
+// ComponentSet holds the components baked into the image, by spec key.
+// Which keys exist, and which components are baked when the spec does not
+// list them, is the component catalogue's: Default adds every component
+// that is not optional.
+type ComponentSet map[ComponentName]Component
 
-// ComponentNames returns every component in the stable build order.
-func ComponentNames() []ComponentName {
-	return []ComponentName{
-		ComponentContainerd, ComponentRunc, ComponentCNIPlugins,
-		ComponentKubelet, ComponentKubeProxy, ComponentKubectl,
+// MarshalYAML writes the components in catalogue order (keys the catalogue
+// does not know last, sorted), so that a dump, and the spec hash, do not
+// depend on map order.
+func (cs ComponentSet) MarshalYAML() (any, error) {
+	n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	for _, k := range cs.keys() {
+		var v yaml.Node
+		if err := v.Encode(cs[k]); err != nil {
+			return nil, err
+		}
+		n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: string(k)}, &v)
 	}
+	return n, nil
 }
 
-// Upstream returns the component's upstream name (cni-plugins, kube-proxy,
-// ...), or "" for an unknown component.
-func (n ComponentName) Upstream() string {
-	switch n {
-	case ComponentContainerd, ComponentRunc, ComponentKubelet, ComponentKubectl:
-		return string(n)
-	case ComponentCNIPlugins:
-		return "cni-plugins"
-	case ComponentKubeProxy:
-		return "kube-proxy"
-	}
-	return ""
-}
-
-// lookupComponent accepts a spec key or an upstream name.
-func lookupComponent(name string) (ComponentName, bool) {
-	for _, n := range ComponentNames() {
-		if string(n) == name || n.Upstream() == name {
-			return n, true
+// keys returns the set's keys in catalogue order, unknown keys last.
+func (cs ComponentSet) keys() []ComponentName {
+	var out, unknown []ComponentName
+	for _, k := range components.Keys() {
+		if _, ok := cs[k]; ok {
+			out = append(out, k)
 		}
 	}
-	return "", false
+	for k := range cs {
+		if _, ok := components.Lookup(k); !ok {
+			unknown = append(unknown, k)
+		}
+	}
+	sort.Slice(unknown, func(i, j int) bool { return unknown[i] < unknown[j] })
+	return append(out, unknown...)
 }
 
-// NamedComponent is a component with its names.
+// clone returns a deep copy.
+func (cs ComponentSet) clone() ComponentSet {
+	if cs == nil {
+		return nil
+	}
+	out := make(ComponentSet, len(cs))
+	for k, c := range cs {
+		c.SHA256 = maps.Clone(c.SHA256)
+		c.SHA512 = maps.Clone(c.SHA512)
+		out[k] = c
+	}
+	return out
+}
+
+// NamedComponent is a component of a spec with its catalogue entry.
 type NamedComponent struct {
 	// Key is the spec key (kubeProxy).
 	Key ComponentName
 	// Name is the upstream name (kube-proxy).
 	Name string
 	Component
+	// Catalogue is what the catalogue knows about the component.
+	Catalogue components.Component
 }
 
-// NamedComponents returns the components in the stable order containerd,
-// runc, cniPlugins, kubelet, kubeProxy, kubectl. Call it on a defaulted spec
-// to see defaulted versions.
+// NamedComponents returns the spec's components in catalogue order. Call
+// it on a defaulted spec to see every component baked, with its defaulted
+// version; keys the catalogue does not know are left out (Validate
+// reports them).
 func (s *Spec) NamedComponents() []NamedComponent {
-	out := make([]NamedComponent, 0, 6)
-	for _, n := range ComponentNames() {
-		out = append(out, NamedComponent{Key: n, Name: n.Upstream(), Component: *s.component(n)})
+	var out []NamedComponent
+	for _, cat := range components.Catalogue() {
+		if c, ok := s.Components[cat.Key]; ok {
+			out = append(out, NamedComponent{Key: cat.Key, Name: cat.Name, Component: c, Catalogue: cat})
+		}
 	}
 	return out
 }
 
-// Component returns the component with a spec key or upstream name.
+// Component returns the spec's component with a spec key or upstream name.
 func (s *Spec) Component(name string) (NamedComponent, bool) {
-	n, ok := lookupComponent(name)
+	cat, ok := components.Find(name)
 	if !ok {
 		return NamedComponent{}, false
 	}
-	return NamedComponent{Key: n, Name: n.Upstream(), Component: *s.component(n)}, true
-}
-
-// ComponentField returns a pointer to the component field of n, to change
-// it in place (nil for an unknown name).
-func (s *Spec) ComponentField(n ComponentName) *Component { return s.component(n) }
-
-// component returns a pointer to the named component's field.
-func (s *Spec) component(n ComponentName) *Component {
-	c := &s.Components
-	switch n {
-	case ComponentContainerd:
-		return &c.Containerd
-	case ComponentRunc:
-		return &c.Runc
-	case ComponentCNIPlugins:
-		return &c.CNIPlugins
-	case ComponentKubelet:
-		return &c.Kubelet
-	case ComponentKubeProxy:
-		return &c.KubeProxy
-	case ComponentKubectl:
-		return &c.Kubectl
-	}
-	return nil
-}
-
-// ReleaseURL returns the upstream release artifact URL of a component (by
-// spec key or upstream name), or "" for an unknown component. The
-// Kubernetes binaries and runc are plain binaries; containerd
-// and the CNI plugins are gzipped tarballs.
-func ReleaseURL(component ComponentName, version string, arch Arch) string {
-	n, ok := lookupComponent(string(component))
+	c, ok := s.Components[cat.Key]
 	if !ok {
-		return ""
+		return NamedComponent{}, false
 	}
-	a := string(arch)
-	switch n {
-	case ComponentKubelet, ComponentKubeProxy, ComponentKubectl:
-		return "https://dl.k8s.io/release/" + version + "/bin/linux/" + a + "/" + n.Upstream()
-	case ComponentContainerd:
-		return "https://github.com/containerd/containerd/releases/download/" + version +
-			"/containerd-" + strings.TrimPrefix(version, "v") + "-linux-" + a + ".tar.gz"
-	case ComponentRunc:
-		return "https://github.com/opencontainers/runc/releases/download/" + version + "/runc." + a
-	case ComponentCNIPlugins:
-		return "https://github.com/containernetworking/plugins/releases/download/" + version +
-			"/cni-plugins-linux-" + a + "-" + version + ".tgz"
+	return NamedComponent{Key: cat.Key, Name: cat.Name, Component: c, Catalogue: cat}, true
+}
+
+// SetComponent sets the component with spec key k.
+func (s *Spec) SetComponent(k ComponentName, c Component) {
+	if s.Components == nil {
+		s.Components = ComponentSet{}
 	}
-	return ""
+	s.Components[k] = c
 }
 
 // MirrorURL maps an upstream URL https://HOST/PATH to MIRROR/HOST/PATH. It
@@ -137,18 +123,23 @@ func MirrorURL(mirror, upstream string) string {
 	return strings.TrimSuffix(mirror, "/") + "/" + rest
 }
 
-// ArtifactURL returns where the release artifact of component name is
-// fetched from: the url override with {version} and {arch} substituted,
-// taken as given; otherwise ReleaseURL mapped through the mirror (see
-// MirrorURL). It returns "" unless c comes from a release.
-func (c Component) ArtifactURL(name ComponentName, arch Arch, mirror string) string {
+// ArtifactURL returns where the release artifact of component key is
+// fetched from: the url override with its placeholders substituted (see
+// components.Expand), taken as given; otherwise the catalogue's release
+// URL mapped through the mirror (see MirrorURL). It returns "" unless c
+// comes from a release, and for a key the catalogue does not know.
+func (c Component) ArtifactURL(key ComponentName, arch Arch, mirror string) string {
 	if c.From != "" && c.From != FromRelease {
 		return ""
 	}
 	if c.URL != "" {
-		return strings.NewReplacer("{version}", c.Version, "{arch}", string(arch)).Replace(c.URL)
+		return components.Expand(c.URL, c.Version, string(arch))
 	}
-	return MirrorURL(mirror, ReleaseURL(name, c.Version, arch))
+	cat, ok := components.Lookup(key)
+	if !ok {
+		return ""
+	}
+	return MirrorURL(mirror, cat.ReleaseURL(c.Version, string(arch)))
 }
 
 // Checksum returns the pinned checksum of the release artifact for arch:
@@ -164,13 +155,22 @@ func (c Component) Checksum(arch Arch) (algorithm, hex string, ok bool) {
 	return "", "", false
 }
 
-// ArtifactURL returns the release artifact URL of component n for this
+// ArtifactURL returns the release artifact URL of component key for this
 // spec's architecture and mirror (see Component.ArtifactURL). Call it on a
 // defaulted spec.
-func (s *Spec) ArtifactURL(n ComponentName) string {
-	c := s.component(n)
-	if c == nil {
+func (s *Spec) ArtifactURL(key ComponentName) string {
+	c, ok := s.Components[key]
+	if !ok {
 		return ""
 	}
-	return c.ArtifactURL(n, s.Arch, s.Sources.Mirror)
+	return c.ArtifactURL(key, s.Arch, s.Sources.Mirror)
+}
+
+// componentKeys lists the catalogue's keys for suggestions.
+func componentKeys() []string {
+	var out []string
+	for _, k := range components.Keys() {
+		out = append(out, string(k))
+	}
+	return slices.Clip(out)
 }

@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 
+	"github.com/nodebake/nodebake/layers/components"
 	"github.com/nodebake/nodebake/layers/firstboot"
 )
 
@@ -90,20 +91,17 @@ func DefaultKubeProxyConfig(clusterCIDR string) map[string]any {
 	}
 }
 
-// ManagedPaths returns the paths the image itself provides: component
-// binaries, configuration files and systemd units. A files entry must not be
-// one of them or lie below one. The kubelet and kube-proxy config paths
-// named by their "config" flags are managed as well.
-func ManagedPaths() []string {
-	return []string{
-		"/usr/local/bin/containerd",
-		"/usr/local/bin/containerd-shim-runc-v2",
-		"/usr/local/bin/ctr",
-		"/usr/local/sbin/runc",
-		"/usr/local/bin/kubelet",
-		"/usr/local/bin/kube-proxy",
-		"/usr/local/bin/kubectl",
-		"/opt/cni/bin",
+// ManagedPaths returns the paths the image itself provides: the files and
+// directories of the components it bakes (see the component catalogue),
+// configuration files and systemd units. A files entry must not be one of
+// them or lie below one. The kubelet and kube-proxy config paths named by
+// their "config" flags are managed as well. Call it on a defaulted spec.
+func (s *Spec) ManagedPaths() []string {
+	var out []string
+	for _, c := range s.NamedComponents() {
+		out = append(out, c.Catalogue.InstalledPaths()...)
+	}
+	return append(out,
 		"/etc/cni/net.d",
 		"/etc/containerd/config.toml",
 		"/etc/systemd/system/containerd.service",
@@ -115,7 +113,7 @@ func ManagedPaths() []string {
 		firstboot.LibDir,
 		firstboot.KubeletConfigPath,
 		firstboot.KubeProxyConfigPath,
-	}
+	)
 }
 
 // Default fills in every default in place. It is idempotent.
@@ -136,14 +134,18 @@ func (s *Spec) Default() {
 	if k.PodNetwork == "" {
 		k.PodNetwork = DefaultPodNetwork
 	}
-	for _, n := range ComponentNames() {
-		c := s.component(n)
+	for _, cat := range components.Catalogue() {
+		c, listed := s.Components[cat.Key]
+		if !listed && cat.Optional {
+			continue
+		}
 		if c.From == "" {
 			c.From = FromRelease
 		}
-		if c.Version == "" && (n == ComponentKubelet || n == ComponentKubeProxy || n == ComponentKubectl) {
+		if c.Version == "" && cat.Version == components.VersionKubernetes {
 			c.Version = k.Version
 		}
+		s.SetComponent(cat.Key, c)
 	}
 	if s.Sources.Retries == nil {
 		s.Sources.Retries = ptr(DefaultRetries)

@@ -9,7 +9,7 @@
 //	  image: oci:base/trixie-amd64       # or tarball:FILE, or a registry reference
 //	kubernetes:
 //	  version: v1.35.4
-//	components:                          # containerd, runc, cniPlugins, kubelet, kubeProxy, kubectl
+//	components:                          # keys of the component catalogue (package components)
 //	  containerd: {version: v2.2.0, sha256: {amd64: <64 hex>}}
 //	  kubelet: {sha256: {amd64: <64 hex>}}  # version defaults to kubernetes.version
 //	  ...
@@ -21,8 +21,11 @@
 // authorization, anonymous authentication off, cluster DNS 10.32.0.254),
 // containerd, images (container images to preload), files (extra files,
 // directories and symlinks) and output (formats, partition sizes,
-// compression level). Per-node values (node addresses, TLS files) are not
-// part of a spec: the image's first-boot step fills them in.
+// compression level). Which components exist, their release URLs,
+// layouts, default versions and whether they are baked when the spec does
+// not list them is the component catalogue's (package components).
+// Per-node values (node addresses, TLS files) are not part of a spec: the
+// image's first-boot step fills them in.
 //
 // The life of a spec: Parse or Load decodes strictly (unknown fields,
 // duplicate keys and wrong types are errors naming the field path and the

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"maps"
 	"slices"
 
 	"gopkg.in/yaml.v3"
@@ -52,11 +51,7 @@ func (s *Spec) defaulted() *Spec {
 // Clone returns a deep copy of s.
 func (s *Spec) Clone() *Spec {
 	d := *s
-	for _, n := range ComponentNames() {
-		c := d.component(n)
-		c.SHA256 = maps.Clone(c.SHA256)
-		c.SHA512 = maps.Clone(c.SHA512)
-	}
+	d.Components = s.Components.clone()
 	if s.Sources.Retries != nil {
 		d.Sources.Retries = ptr(*s.Sources.Retries)
 	}

@@ -57,7 +57,8 @@ func TestParseErrors(t *testing.T) {
 		{"not a mapping", "- a\n- b\n", []string{"~expected a mapping"}},
 		{"unknown top-level field", "apiVersion: a\nkubernets:\n  version: v1.35.4\n", []string{"kubernets~unknown field (did you mean kubernetes?) (line 2)"}},
 		{"unknown nested field", "kubernetes:\n  version: v1.35.4\n  serviceCidr: 10.0.0.0/16\n", []string{"kubernetes.serviceCidr~did you mean serviceCIDR"}},
-		{"unknown component", "components:\n  etcd: {version: v3.6.6}\n", []string{"components.etcd~unknown field"}},
+		{"unknown component", "components:\n  etcd: {version: v3.6.6}\n", []string{"components.etcd~unknown component (line 2; known: containerd, runc"}},
+		{"misspelt component", "components:\n  kubeproxy: {from: go}\n", []string{"components.kubeproxy~unknown component (did you mean kubeProxy?) (line 2"}},
 		{"unknown component field", "components:\n  runc: {version: v1.3.4, sha265: {}}\n", []string{"components.runc.sha265~did you mean sha256"}},
 		{"unknown file field", "files:\n  - path: /a\n    contents: x\n", []string{"files[0].contents~unknown field (did you mean content?) (line 3)"}},
 		{"duplicate key", "name: a\nname: b\n", []string{"name~duplicate key (first at line 1, again at line 2)"}},
@@ -121,36 +122,36 @@ func TestValidateErrors(t *testing.T) {
 		}, want: []string{"base.digest~does not match"}},
 		{name: "bad version strings", mutate: func(s *Spec) {
 			s.Kubernetes.Version = "1.35.4"
-			s.Components.Runc.Version = "v1.3"
-			s.Components.CNIPlugins.Version = "v1.8.0+build"
-			s.Components.Kubectl.Version = "latest"
+			setComponent(s, "runc", func(c *Component) { c.Version = "v1.3" })
+			setComponent(s, "cniPlugins", func(c *Component) { c.Version = "v1.8.0+build" })
+			setComponent(s, "kubectl", func(c *Component) { c.Version = "latest" })
 		}, want: []string{"kubernetes.version~invalid version", "components.runc.version", "components.cniPlugins.version", "components.kubectl.version",
 			// kubelet and kube-proxy inherit the bad version
 			"components.kubelet.version", "components.kubeProxy.version"}},
-		{name: "missing component version", mutate: func(s *Spec) { s.Components.Containerd.Version = "" },
+		{name: "missing component version", mutate: func(s *Spec) { setComponent(s, "containerd", func(c *Component) { c.Version = "" }) },
 			want: []string{"components.containerd.version~required"}},
-		{name: "containerd 1.x", mutate: func(s *Spec) { s.Components.Containerd.Version = "v1.7.29" },
+		{name: "containerd 1.x", mutate: func(s *Spec) { setComponent(s, "containerd", func(c *Component) { c.Version = "v1.7.29" }) },
 			want: []string{"components.containerd.version~config (version 3) needs containerd 2.x"}},
-		{name: "checksum wrong length", mutate: func(s *Spec) { s.Components.Runc.SHA256[ArchAMD64] = "abc" },
+		{name: "checksum wrong length", mutate: func(s *Spec) { s.Components["runc"].SHA256[ArchAMD64] = "abc" },
 			want: []string{"components.runc.sha256.amd64~3 characters, want 64"}},
-		{name: "checksum not hex", mutate: func(s *Spec) { s.Components.Kubectl.SHA512[ArchAMD64] = strings.Repeat("g", 128) },
+		{name: "checksum not hex", mutate: func(s *Spec) { s.Components["kubectl"].SHA512[ArchAMD64] = strings.Repeat("g", 128) },
 			want: []string{"components.kubectl.sha512.amd64~not hexadecimal"}},
-		{name: "checksum unknown arch", mutate: func(s *Spec) { s.Components.Runc.SHA256["386"] = hex64 },
+		{name: "checksum unknown arch", mutate: func(s *Spec) { s.Components["runc"].SHA256["386"] = hex64 },
 			want: []string{"components.runc.sha256.386~unknown architecture"}},
 		{name: "missing checksum for arch", mutate: func(s *Spec) { s.Arch = ArchARM64 },
 			want: []string{"components.containerd.sha256.arm64~required for from: release", "components.kubelet.sha256.arm64", "components.kubectl.sha256.arm64"}},
 		{name: "from go with url and image", mutate: func(s *Spec) {
-			s.Components.Kubelet.From = FromGo
-			s.Components.Kubelet.URL = "https://example.invalid/kubelet"
-			s.Components.Kubelet.Image = "repo/kubelet:v1"
+			setComponent(s, "kubelet", func(c *Component) { c.From = FromGo })
+			setComponent(s, "kubelet", func(c *Component) { c.URL = "https://example.invalid/kubelet" })
+			setComponent(s, "kubelet", func(c *Component) { c.Image = "repo/kubelet:v1" })
 		}, want: []string{"components.kubelet.url~not used with from: go", "components.kubelet.image~not used with from: go"}},
-		{name: "from oci without image", mutate: func(s *Spec) { s.Components.Runc.From = FromOCI },
+		{name: "from oci without image", mutate: func(s *Spec) { setComponent(s, "runc", func(c *Component) { c.From = FromOCI }) },
 			want: []string{"components.runc.image~required for from: oci"}},
-		{name: "unknown from", mutate: func(s *Spec) { s.Components.Runc.From = "apt" }, want: []string{"components.runc.from~unknown source"}},
-		{name: "bad url override", mutate: func(s *Spec) { s.Components.Runc.URL = "ftp://x/runc" }, want: []string{"components.runc.url~invalid URL"}},
-		{name: "kubelet newer than kubernetes", mutate: func(s *Spec) { s.Components.Kubelet.Version = "v1.36.0" },
+		{name: "unknown from", mutate: func(s *Spec) { setComponent(s, "runc", func(c *Component) { c.From = "apt" }) }, want: []string{"components.runc.from~unknown source"}},
+		{name: "bad url override", mutate: func(s *Spec) { setComponent(s, "runc", func(c *Component) { c.URL = "ftp://x/runc" }) }, want: []string{"components.runc.url~invalid URL"}},
+		{name: "kubelet newer than kubernetes", mutate: func(s *Spec) { setComponent(s, "kubelet", func(c *Component) { c.Version = "v1.36.0" }) },
 			want: []string{"components.kubelet.version~newer than kubernetes.version"}},
-		{name: "kube-proxy too old", mutate: func(s *Spec) { s.Components.KubeProxy.Version = "v1.31.9" },
+		{name: "kube-proxy too old", mutate: func(s *Spec) { setComponent(s, "kubeProxy", func(c *Component) { c.Version = "v1.31.9" }) },
 			want: []string{"components.kubeProxy.version~more than 3 minor versions older"}},
 		{name: "bad CIDR", mutate: func(s *Spec) {
 			s.Kubernetes.ServiceCIDR = "10.32.0.0/33"
@@ -209,7 +210,10 @@ func TestValidateErrors(t *testing.T) {
 		{name: "bad output", extra: "output:\n  formats: [raw, qcow3, raw]\n  espSize: 64MiB\n  varSize: 1000000\n  rootCompressionLevel: 23\n",
 			want: []string{"output.formats[1]~unknown format", "output.formats[2]~listed twice", "output.espSize~smaller than the minimum 100MiB", "output.varSize~not a multiple of 1MiB", "output.rootCompressionLevel~out of range"}},
 		{name: "many problems at once", extra: "name: Bad\nkubelet:\n  config:\n    cgroupDriver: cgroupfs\n    authentication: {anonymous: {enabeld: true}}\nfiles:\n  - {path: rel, content: x}\n  - {path: rel, content: x}\n",
-			mutate: func(s *Spec) { s.Components.Containerd.Version = "v1.7.0"; s.Components.Runc.SHA256 = nil },
+			mutate: func(s *Spec) {
+				setComponent(s, "containerd", func(c *Component) { c.Version = "v1.7.0" })
+				setComponent(s, "runc", func(c *Component) { c.SHA256 = nil })
+			},
 			want: []string{"name", "kubelet.config.cgroupDriver", "kubelet.config.authentication.anonymous.enabeld", "files[0].path", "files[1].path",
 				"components.containerd.version", "components.runc.sha256.amd64"}},
 	}
@@ -260,4 +264,11 @@ func TestErrorsAreInvalidInput(t *testing.T) {
 			t.Errorf("%s: %v carries no *ValidationError", name, err)
 		}
 	}
+}
+
+// setComponent changes the spec's component with key k.
+func setComponent(s *Spec, k ComponentName, change func(*Component)) {
+	c := s.Components[k]
+	change(&c)
+	s.Components[k] = c
 }

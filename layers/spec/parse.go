@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nodebake/nodebake/layers/components"
 	"github.com/nodebake/nodebake/layers/failure"
 	"gopkg.in/yaml.v3"
 )
@@ -145,6 +146,12 @@ func parse(data []byte) (*Spec, error) {
 		if yaml.Unmarshal(data, &lenient) != nil {
 			return nil, errs.err()
 		}
+		// Unknown components are reported here already.
+		for k := range lenient.Components {
+			if _, ok := components.Lookup(k); !ok {
+				delete(lenient.Components, k)
+			}
+		}
 		return &lenient, errs.err()
 	}
 
@@ -164,7 +171,10 @@ func parse(data []byte) (*Spec, error) {
 	return &s, nil
 }
 
-var yamlUnmarshaler = reflect.TypeFor[yaml.Unmarshaler]()
+var (
+	yamlUnmarshaler  = reflect.TypeFor[yaml.Unmarshaler]()
+	componentSetType = reflect.TypeFor[ComponentSet]()
+)
 
 // maxDepth bounds the walk through aliases.
 const maxDepth = 64
@@ -212,6 +222,12 @@ func checkNode(errs *errorList, path string, n *yaml.Node, t reflect.Type, depth
 			return
 		}
 		walkMapping(errs, path, n, func(key string, k, v *yaml.Node) {
+			if t == componentSetType {
+				if _, ok := components.Lookup(ComponentName(key)); !ok {
+					errs.add(field(path, key), "unknown component%s (line %d; known: %s)", suggest(key, componentKeys()), k.Line, components.KnownKeys())
+					return
+				}
+			}
 			checkNode(errs, field(path, key), v, t.Elem(), depth+1)
 		})
 	case reflect.Slice:

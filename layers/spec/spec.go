@@ -20,8 +20,10 @@ type Spec struct {
 	// of every file and filesystem in the image.
 	SourceDateEpoch int64 `yaml:"sourceDateEpoch"`
 
-	Base       Base          `yaml:"base"`
-	Kubernetes Kubernetes    `yaml:"kubernetes"`
+	Base       Base       `yaml:"base"`
+	Kubernetes Kubernetes `yaml:"kubernetes"`
+	// Components are the components baked into the image, by their key
+	// in the component catalogue.
 	Components ComponentSet  `yaml:"components"`
 	Sources    Sources       `yaml:"sources"`
 	Kubelet    KubeletSpec   `yaml:"kubelet"`
@@ -82,17 +84,6 @@ type Kubernetes struct {
 	// ClusterCIDR is the pod network.
 	ClusterCIDR string     `yaml:"clusterCIDR"`
 	PodNetwork  PodNetwork `yaml:"podNetwork"`
-}
-
-// ComponentSet holds the components baked into the image; the set is fixed.
-type ComponentSet struct {
-	Containerd Component `yaml:"containerd"`
-	Runc       Component `yaml:"runc"`
-	CNIPlugins Component `yaml:"cniPlugins"`
-	// Kubelet, KubeProxy and Kubectl default to kubernetes.version.
-	Kubelet   Component `yaml:"kubelet"`
-	KubeProxy Component `yaml:"kubeProxy"`
-	Kubectl   Component `yaml:"kubectl"`
 }
 
 // ComponentSource says where a component's files come from.

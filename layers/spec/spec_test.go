@@ -240,35 +240,11 @@ func TestNamedComponents(t *testing.T) {
 		t.Errorf("NamedComponents (-want +got):\n%s", diff)
 	}
 	c, ok := s.Component("kube-proxy")
-	if !ok || c.Key != ComponentKubeProxy {
+	if !ok || c.Key != "kubeProxy" || c.Catalogue.Name != "kube-proxy" {
 		t.Errorf("Component(kube-proxy) = %+v, %v", c, ok)
 	}
 	if _, ok := s.Component("etcd"); ok {
 		t.Error("Component(etcd) found")
-	}
-}
-
-func TestReleaseURL(t *testing.T) {
-	tests := []struct {
-		name    ComponentName
-		version string
-		arch    Arch
-		want    string
-	}{
-		{ComponentKubelet, "v1.35.4", ArchAMD64, "https://dl.k8s.io/release/v1.35.4/bin/linux/amd64/kubelet"},
-		{ComponentKubeProxy, "v1.35.4", ArchARM64, "https://dl.k8s.io/release/v1.35.4/bin/linux/arm64/kube-proxy"},
-		{"kube-proxy", "v1.35.4", ArchAMD64, "https://dl.k8s.io/release/v1.35.4/bin/linux/amd64/kube-proxy"},
-		{ComponentKubectl, "v1.35.4", ArchAMD64, "https://dl.k8s.io/release/v1.35.4/bin/linux/amd64/kubectl"},
-		{ComponentContainerd, "v2.2.0", ArchAMD64, "https://github.com/containerd/containerd/releases/download/v2.2.0/containerd-2.2.0-linux-amd64.tar.gz"},
-		{ComponentRunc, "v1.3.4", ArchARM64, "https://github.com/opencontainers/runc/releases/download/v1.3.4/runc.arm64"},
-		{ComponentCNIPlugins, "v1.8.0", ArchAMD64, "https://github.com/containernetworking/plugins/releases/download/v1.8.0/cni-plugins-linux-amd64-v1.8.0.tgz"},
-		{"cni-plugins", "v1.8.0", ArchARM64, "https://github.com/containernetworking/plugins/releases/download/v1.8.0/cni-plugins-linux-arm64-v1.8.0.tgz"},
-		{"etcd", "v3.6.6", ArchAMD64, ""},
-	}
-	for _, tt := range tests {
-		if got := ReleaseURL(tt.name, tt.version, tt.arch); got != tt.want {
-			t.Errorf("ReleaseURL(%s, %s, %s) = %q, want %q", tt.name, tt.version, tt.arch, got, tt.want)
-		}
 	}
 }
 
@@ -285,7 +261,7 @@ func TestArtifactURL(t *testing.T) {
 		{"not a release", Component{Version: "v1.3.4", From: FromGo}, "", ""},
 	}
 	for _, tt := range tests {
-		if got := tt.c.ArtifactURL(ComponentRunc, ArchAMD64, tt.mirror); got != tt.want {
+		if got := tt.c.ArtifactURL("runc", ArchAMD64, tt.mirror); got != tt.want {
 			t.Errorf("%s: ArtifactURL = %q, want %q", tt.name, got, tt.want)
 		}
 	}
@@ -294,10 +270,10 @@ func TestArtifactURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Default()
-	if got, want := s.ArtifactURL(ComponentKubeProxy), "https://mirror.example/upstream/dl.k8s.io/release/v1.35.4/bin/linux/arm64/kube-proxy"; got != want {
+	if got, want := s.ArtifactURL("kubeProxy"), "https://mirror.example/upstream/dl.k8s.io/release/v1.35.4/bin/linux/arm64/kube-proxy"; got != want {
 		t.Errorf("Spec.ArtifactURL = %q, want %q", got, want)
 	}
-	algo, sum, ok := s.Components.Kubelet.Checksum(ArchARM64)
+	algo, sum, ok := s.Components["kubelet"].Checksum(ArchARM64)
 	if !ok || algo != "sha256" || sum != "44444444444444444444444444444444444444444444444444444444444444aa" {
 		t.Errorf("Checksum = %s %s %v", algo, sum, ok)
 	}

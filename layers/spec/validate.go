@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nodebake/nodebake/layers/components"
 	"github.com/nodebake/nodebake/layers/failure"
 	"golang.org/x/mod/semver"
 )
@@ -22,9 +23,10 @@ const (
 	MinVarSize        = 64 * MiB
 	MinCompressionLvl = 1
 	MaxCompressionLvl = 22
-	// MaxVersionSkew is how many minor versions kubelet, kube-proxy and
-	// kubectl may lag behind kubernetes.version.
-	MaxVersionSkew = 3
+	// MaxVersionSkew is how many minor versions a component whose version
+	// follows kubernetes.version (kubelet, kube-proxy, kubectl) may lag
+	// behind it.
+	MaxVersionSkew = components.MaxKubernetesSkew
 	maxID          = 1<<32 - 2
 )
 
@@ -163,9 +165,15 @@ func minorOf(v string) (major, minor int) {
 
 func (s *Spec) validateComponents(errs *errorList) {
 	k8sOK := versionRE.MatchString(s.Kubernetes.Version)
-	for _, n := range ComponentNames() {
-		c := *s.component(n)
-		p := "components." + string(n)
+	for _, k := range s.Components.keys() {
+		p := field("components", string(k))
+		if _, ok := components.Lookup(k); !ok {
+			errs.add(p, "unknown component%s (known: %s)", suggest(string(k), componentKeys()), components.KnownKeys())
+		}
+	}
+	for _, nc := range s.NamedComponents() {
+		c, cat := nc.Component, nc.Catalogue
+		p := field("components", string(nc.Key))
 		versionOK := checkVersion(errs, p+".version", c.Version)
 		switch c.From {
 		case FromRelease:
@@ -173,7 +181,7 @@ func (s *Spec) validateComponents(errs *errorList) {
 				errs.add(p+".image", "only used with from: oci")
 			}
 			if c.URL != "" {
-				checkURL(errs, p+".url", c.ArtifactURL(n, s.Arch, ""))
+				checkURL(errs, p+".url", c.ArtifactURL(nc.Key, s.Arch, ""))
 			}
 			if _, _, ok := c.Checksum(s.Arch); !ok {
 				errs.add(p+".sha256."+string(s.Arch), "required for from: release (or sha512.%s)", s.Arch)
@@ -202,15 +210,10 @@ func (s *Spec) validateComponents(errs *errorList) {
 		if !versionOK {
 			continue
 		}
-		switch n {
-		case ComponentContainerd:
-			if semver.Major(c.Version) != "v2" {
-				errs.add(p+".version", "containerd %s is not 2.x: the containerd config (version 3) needs containerd 2.x", c.Version)
-			}
-		case ComponentKubelet, ComponentKubeProxy, ComponentKubectl:
-			if !k8sOK {
-				continue
-			}
+		if cat.Major != "" && semver.Major(c.Version) != cat.Major {
+			errs.add(p+".version", "%s %s is not %s.x: %s", cat.Name, c.Version, strings.TrimPrefix(cat.Major, "v"), cat.MajorReason)
+		}
+		if cat.Version == components.VersionKubernetes && k8sOK {
 			cmaj, cmin := minorOf(c.Version)
 			kmaj, kmin := minorOf(s.Kubernetes.Version)
 			switch {
@@ -404,7 +407,7 @@ func (s *Spec) validateImages(errs *errorList) {
 }
 
 func (s *Spec) validateFiles(errs *errorList) {
-	managed := ManagedPaths()
+	managed := s.ManagedPaths()
 	for _, settings := range []map[string]*string{s.Kubelet.Settings, s.KubeProxy.Settings} {
 		if c := settings["config"]; c != nil && path.IsAbs(*c) {
 			managed = append(managed, path.Clean(*c))

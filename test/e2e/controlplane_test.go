@@ -64,7 +64,7 @@ func controlPlaneBinaries(t *testing.T, s *spec.Spec) binaries {
 		apiServer:         get("kube-apiserver", v, "kube-apiserver"),
 		controllerManager: get("kube-controller-manager", v, "kube-controller-manager"),
 		scheduler:         get("kube-scheduler", v, "kube-scheduler"),
-		kubectl:           get("kubectl", s.Components.Kubectl.Version, "kubectl"),
+		kubectl:           get("kubectl", s.Components["kubectl"].Version, "kubectl"),
 	}
 	for _, p := range []string{b.etcd, b.apiServer, b.controllerManager, b.scheduler, b.kubectl} {
 		if _, err := os.Stat(p); err != nil {

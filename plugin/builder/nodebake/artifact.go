@@ -11,6 +11,7 @@ import (
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/nodebake/nodebake/builder/build"
+	"github.com/nodebake/nodebake/layers/components"
 	"github.com/nodebake/nodebake/layers/spec"
 )
 
@@ -64,7 +65,7 @@ func GeneratedDataKeys() []string {
 	for _, f := range formatDataKeys[1:] {
 		keys = append(keys, f.key)
 	}
-	for _, n := range spec.ComponentNames() {
+	for _, n := range components.Keys() {
 		keys = append(keys, componentDataKey(n))
 	}
 	return keys

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 
 	"github.com/nodebake/nodebake/layers/cache"
+	"github.com/nodebake/nodebake/layers/components"
 	"github.com/nodebake/nodebake/layers/spec"
 )
 
@@ -192,7 +193,7 @@ func (c *Config) fieldError(file string, fe spec.FieldError) error {
 		}
 		return errors.New(fe.Msg)
 	}
-	p := configPath(fe.Path)
+	p := configPath(fe.Path, c.componentBlock)
 	switch {
 	case file != "":
 		return fmt.Errorf("spec_file %s: %s: %s", file, fe.Path, fe.Msg)
@@ -236,4 +237,15 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 		return nil, errors.New("nodebake: the build made no artifact")
 	}
 	return a.(*Artifact), nil
+}
+
+// componentBlock returns the index of the component block that names the
+// component with spec key key.
+func (c *Config) componentBlock(key string) (int, bool) {
+	for i, cc := range c.Components {
+		if cat, ok := components.Find(cc.Name); ok && string(cat.Key) == key {
+			return i, true
+		}
+	}
+	return 0, false
 }

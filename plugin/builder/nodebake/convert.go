@@ -8,6 +8,7 @@ import (
 	"maps"
 	"strings"
 
+	"github.com/nodebake/nodebake/layers/components"
 	"github.com/nodebake/nodebake/layers/spec"
 )
 
@@ -61,8 +62,26 @@ func (c *Config) overlay(workDir string) (*spec.Spec, []spec.FieldError, error) 
 	setString(&k.ClusterCIDR, c.Kubernetes.ClusterCIDR)
 	setString((*string)(&k.PodNetwork), c.Kubernetes.PodNetwork)
 
-	for _, cc := range c.Components.byName() {
-		overlayComponent(s.ComponentField(cc.name), cc.config)
+	seen := map[spec.ComponentName]int{}
+	for i, cc := range c.Components {
+		p := fmt.Sprintf("component[%d].name", i)
+		cat, ok := components.Find(cc.Name)
+		switch {
+		case cc.Name == "":
+			fail(p, "required")
+			continue
+		case !ok:
+			fail(p, "unknown component %q (known: %s)", cc.Name, components.KnownKeys())
+			continue
+		}
+		if j, dup := seen[cat.Key]; dup {
+			fail(p, "%s is already set by component[%d]", cat.Key, j)
+			continue
+		}
+		seen[cat.Key] = i
+		comp := s.Components[cat.Key]
+		overlayComponent(&comp, cc)
+		s.SetComponent(cat.Key, comp)
 	}
 
 	setString(&s.Sources.Mirror, c.Sources.Mirror)
@@ -128,23 +147,6 @@ func (c *Config) overlay(workDir string) (*spec.Spec, []spec.FieldError, error) 
 	}
 
 	return s, errs, nil
-}
-
-type namedComponent struct {
-	name   spec.ComponentName
-	config ComponentConfig
-}
-
-// byName pairs each component block with its spec key.
-func (c ComponentsConfig) byName() []namedComponent {
-	return []namedComponent{
-		{spec.ComponentContainerd, c.Containerd},
-		{spec.ComponentRunc, c.Runc},
-		{spec.ComponentCNIPlugins, c.CNIPlugins},
-		{spec.ComponentKubelet, c.Kubelet},
-		{spec.ComponentKubeProxy, c.KubeProxy},
-		{spec.ComponentKubectl, c.Kubectl},
-	}
 }
 
 func overlayComponent(dst *spec.Component, c ComponentConfig) {

@@ -64,8 +64,9 @@ kubernetes {
   version     = "v1.35.4"
   pod_network = "bridge"
 }
-components {
-  kube_proxy { from = "go" }
+component {
+  name = "kube-proxy"
+  from = "go"
 }`,
 		yaml: `name: w1
 base: {image: "oci:base"}
@@ -176,17 +177,21 @@ func unsetFields(v reflect.Value, path string) []string {
 		}
 		fv := v.Field(i)
 		switch {
-		case fv.Kind() == reflect.Struct && sameTypedFields(f.Type):
-			// A fixed set of values of one type (the components):
-			// like a list, one of them setting a field is enough.
+		case fv.Kind() == reflect.Map && f.Type.Elem().Kind() == reflect.Struct:
+			// Named values of one type (the components): like a list,
+			// one of them setting a field is enough.
+			if fv.Len() == 0 {
+				out = append(out, p)
+				continue
+			}
 			missing := map[string]int{}
-			for j := range fv.NumField() {
-				for _, m := range unsetFields(fv.Field(j), p+".*") {
+			for _, k := range fv.MapKeys() {
+				for _, m := range unsetFields(fv.MapIndex(k), p+".*") {
 					missing[m]++
 				}
 			}
 			for m, n := range missing {
-				if n == fv.NumField() {
+				if n == fv.Len() {
 					out = append(out, m)
 				}
 			}
@@ -216,20 +221,6 @@ func unsetFields(v reflect.Value, path string) []string {
 	return out
 }
 
-// sameTypedFields says whether a struct has several fields, all structs of
-// one type.
-func sameTypedFields(t reflect.Type) bool {
-	if t.NumField() < 2 {
-		return false
-	}
-	for i := range t.NumField() {
-		if f := t.Field(i).Type; f.Kind() != reflect.Struct || f != t.Field(0).Type {
-			return false
-		}
-	}
-	return true
-}
-
 func TestSpecFileOverrides(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "worker.yaml")
@@ -250,8 +241,9 @@ output: {kernelArgs: [quiet]}
 	}
 	c := configFromHCL(t, "source.pkr.hcl", `spec_file = "`+file+`"
 kubernetes { version = "v1.35.4" }
-components {
-  containerd { sha256 = { arm64 = "2222222222222222222222222222222222222222222222222222222222222222" } }
+component {
+  name   = "containerd"
+  sha256 = { arm64 = "2222222222222222222222222222222222222222222222222222222222222222" }
 }
 kubelet {
   settings    = { "register-node" = "false" }
