@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"time"
 
 	"github.com/nodebake/nodebake/builder/disk"
@@ -100,6 +99,8 @@ type Result struct {
 	// Outputs are the formats written besides raw.
 	Outputs  []publish.Output
 	Manifest Manifest
+	// Plan is what the build was to write (see PlanFor).
+	Plan *Plan
 }
 
 func (o *Options) say(stage Stage, format string, args ...any) {
@@ -120,6 +121,10 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	}
 	if opts.Workers == 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	plan, err := PlanFor(s, opts)
+	if err != nil {
+		return nil, err
 	}
 	specHash, err := s.Hash()
 	if err != nil {
@@ -163,11 +168,8 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	}
 
 	name := s.Name
-	finalImage := filepath.Join(opts.OutputDir, name+".raw")
-	finalManifest := filepath.Join(opts.OutputDir, name+".manifest.json")
-	finalSBOM := filepath.Join(opts.OutputDir, name+".spdx.json")
-	finalSums := filepath.Join(opts.OutputDir, name+".SHA256SUMS")
-	tmpImage := filepath.Join(opts.OutputDir, "."+name+".raw.partial")
+	finalImage, finalManifest, finalSBOM, finalSums := plan.Image, plan.Manifest, plan.SBOM, plan.Sums
+	tmpImage := partial(plan.Image)
 	defer os.Remove(tmpImage)
 
 	seed, err := imageSeed(specHash, baseInfo.Digest)
@@ -203,18 +205,9 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	formats := opts.Formats
-	if formats == nil {
-		formats = s.Output.Formats
-	}
-	if len(formats) == 0 {
-		formats = []spec.Format{spec.FormatRaw}
-	}
-	keepRaw := slices.Contains(formats, spec.FormatRaw)
+	keepRaw := plan.KeepImage
 	staged, err := publish.Convert(ctx, tmpImage, publish.Options{
-		Name:            name,
-		OutDir:          opts.OutputDir,
-		Formats:         formats,
+		Targets:         plan.targets(),
 		Seed:            seed,
 		ModTime:         time.Unix(s.SourceDateEpoch, 0).UTC(),
 		Workers:         opts.Workers,
@@ -287,7 +280,7 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	if keepRaw {
 		opts.say(StageOutput, "wrote %s (sha256 %s)", finalImage, imageSum)
 	}
-	return &Result{ImagePath: imageOut, ManifestPath: finalManifest, SBOMPath: finalSBOM, SumsPath: finalSums, Outputs: staged.Outputs, Manifest: m}, nil
+	return &Result{ImagePath: imageOut, ManifestPath: finalManifest, SBOMPath: finalSBOM, SumsPath: finalSums, Outputs: staged.Outputs, Manifest: m, Plan: plan}, nil
 }
 
 // writeRoot streams the composed root tar into the squashfs writer.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -389,6 +390,15 @@ func TestBuildFormats(t *testing.T) {
 	}
 	if got, want := strings.Join(names, ","), "test.SHA256SUMS,test.manifest.json,test.qcow2,test.raw.zst,test.spdx.json"; got != want {
 		t.Errorf("output dir holds %s, want %s", got, want)
+	}
+	// The plan named exactly what was written.
+	var planned []string
+	for _, p := range res.Plan.Files() {
+		planned = append(planned, filepath.Base(p))
+	}
+	slices.Sort(planned)
+	if got := strings.Join(planned, ","); got != strings.Join(names, ",") {
+		t.Errorf("the plan names %s, the build wrote %s", got, strings.Join(names, ","))
 	}
 	var formats []string
 	for _, o := range res.Manifest.Outputs {

@@ -53,7 +53,20 @@ func Export(ctx context.Context, raw string, opts ExportOptions) (*ExportResult,
 		return nil, failure.Errorf(failure.Invalid, "%s: not a raw image (want NAME.raw)", raw)
 	}
 	dir := filepath.Dir(raw)
-	manifestPath := filepath.Join(dir, name+".manifest.json")
+	out := opts.OutputDir
+	if out == "" {
+		out = dir
+	}
+	// Where the build put the image's manifest, and what the export writes.
+	built, err := PlanOutputs(dir, name, nil)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := PlanOutputs(out, name, opts.Formats)
+	if err != nil {
+		return nil, err
+	}
+	manifestPath := built.Manifest
 	b, err := os.ReadFile(manifestPath)
 	if err != nil {
 		return nil, failure.Errorf(failure.Invalid, "the image's manifest: %w", err)
@@ -76,17 +89,11 @@ func Export(ctx context.Context, raw string, opts ExportOptions) (*ExportResult,
 	if sum != m.Image.SHA256 {
 		return nil, failure.Errorf(failure.Invalid, "%s does not match its manifest: sha256 %s, the manifest says %s", raw, sum, m.Image.SHA256)
 	}
-	out := opts.OutputDir
-	if out == "" {
-		out = dir
-	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the output directory: %w", err)
 	}
 	staged, err := publish.Convert(ctx, raw, publish.Options{
-		Name:            name,
-		OutDir:          out,
-		Formats:         opts.Formats,
+		Targets:         plan.targets(),
 		Seed:            seed,
 		ModTime:         time.Unix(m.SourceDateEpoch, 0).UTC(),
 		Workers:         opts.Workers,
@@ -102,7 +109,7 @@ func Export(ctx context.Context, raw string, opts ExportOptions) (*ExportResult,
 		return nil, err
 	}
 	defer staged.Abort()
-	sumsPath := filepath.Join(out, name+".SHA256SUMS")
+	sumsPath := plan.Sums
 	sums, err := readSums(sumsPath)
 	if err != nil {
 		return nil, err

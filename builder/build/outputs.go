@@ -91,7 +91,7 @@ func install(tmpImage, finalImage string, staged *publish.Staged, files []sideca
 		}
 	}()
 	for _, f := range files {
-		tmp := filepath.Join(filepath.Dir(f.path), "."+filepath.Base(f.path)+".partial")
+		tmp := partial(f.path)
 		temps = append(temps, tmp)
 		if err := os.WriteFile(tmp, f.data, 0o644); err != nil {
 			return fmt.Errorf("writing %s: %w", filepath.Base(f.path), err)

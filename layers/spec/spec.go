@@ -196,30 +196,3 @@ type Output struct {
 	// and ro/rw are set by nodebake and cannot be given here.
 	KernelArgs []string `yaml:"kernelArgs,omitempty"`
 }
-
-// Format is an output format.
-type Format string
-
-// Output formats.
-const (
-	// FormatRaw is the sparse raw disk image, <name>.raw.
-	FormatRaw Format = "raw"
-	// FormatRawZst is the raw image as one zstd stream, <name>.raw.zst.
-	FormatRawZst Format = "raw.zst"
-	// FormatQCOW2 is a qcow2 image (OpenStack, Proxmox, libvirt, Metal3).
-	FormatQCOW2 Format = "qcow2"
-	// FormatVHD is a fixed VHD with a whole-MiB size (Azure).
-	FormatVHD Format = "vhd"
-	// FormatVMDK is a stream-optimized VMDK (vSphere).
-	FormatVMDK Format = "vmdk"
-	// FormatGCE is a gzip'd tar holding disk.raw (Compute Engine import).
-	FormatGCE Format = "gce"
-	// FormatNetboot is the network-boot bundle: kernel, initrd, the root
-	// filesystem and an iPXE script, in <name>.netboot/.
-	FormatNetboot Format = "netboot"
-)
-
-// Formats returns every known output format. It is the one list of them.
-func Formats() []Format {
-	return []Format{FormatRaw, FormatRawZst, FormatQCOW2, FormatVHD, FormatVMDK, FormatGCE, FormatNetboot}
-}

@@ -513,7 +513,7 @@ func (s *Spec) validateOutput(errs *errorList) {
 		p := index("output.formats", i)
 		switch {
 		case !slices.Contains(Formats(), f):
-			errs.add(p, "unknown format %q (known: %s)", f, formatList())
+			errs.add(p, "unknown format %q (known: %s)", f, FormatNames())
 		case seen[f]:
 			errs.add(p, "%s is listed twice", f)
 		}
@@ -543,12 +543,4 @@ func checkSize(errs *errorList, p string, sz, minSize Size) {
 	case sz < minSize:
 		errs.add(p, "%s is smaller than the minimum %s", sz, minSize)
 	}
-}
-
-func formatList() string {
-	var names []string
-	for _, f := range Formats() {
-		names = append(names, string(f))
-	}
-	return strings.Join(names, ", ")
 }

@@ -66,12 +66,12 @@ func findFirstboot(flagValue string) (string, error) {
 }
 
 func runBuild(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "build", "SPEC.yaml", "Build the worker disk image a spec describes into DIR: the formats of output.formats (NAME.raw,\nNAME.qcow2, ...), NAME.manifest.json, the SPDX SBOM NAME.spdx.json and NAME.SHA256SUMS.")
+	fs := newFlags(e, "build", "SPEC.yaml", "Build the worker disk image a spec describes into DIR: the formats of output.formats (NAME.raw,\nNAME.qcow2, ...), NAME.manifest.json, the SPDX SBOM NAME.spdx.json and NAME.SHA256SUMS.\n\n"+formatHelp(true))
 	out := fs.String("o", "out", "output `DIR`")
 	cacheDir := fs.String("cache", "", "cache `DIR` (default $NODEBAKE_CACHE or the user cache directory)")
 	offline := fs.Bool("offline", false, "use only what the cache holds; never download")
 	firstboot := fs.String("firstboot", "", "the nodebake-firstboot program `PATH` (default: next to nodebake)")
-	formats := fs.String("format", "", "the formats to write, comma-separated, instead of the spec's output.formats (`LIST`: "+formatNames()+")")
+	formats := fs.String("format", "", "the formats to write, comma-separated, instead of the spec's output.formats (`LIST`: "+spec.FormatNames()+")")
 	netbootURL := fs.String("netboot-url", "", "the `URL` the netboot bundle will be served from (default: where boot.ipxe was loaded from)")
 	quiet := fs.Bool("q", false, "print only errors")
 	if err := parse(e, fs, args); err != nil {

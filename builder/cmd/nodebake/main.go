@@ -54,7 +54,7 @@ type env struct {
 func commands() []command {
 	return []command{
 		{"build", "build the worker image a spec describes", runBuild},
-		{"export", "convert a built image into other formats (qcow2, vhd, vmdk, gce, raw.zst, netboot)", runExport},
+		{"export", "convert a built image into other formats (" + exportFormats() + ")", runExport},
 		{"spec", "print or validate a spec (print, validate)", runSpec},
 		{"mirror", "build a release mirror of a spec's components from source (build)", runMirror},
 		{"image", "make OCI image layouts from filesystem tars: base OS, preloaded images (import)", runImage},

@@ -71,6 +71,7 @@ func suffixes() []struct {
 		{".spdx.json", MediaTypeSPDX},
 		{".gce.tar.gz", MediaTypeDiskGCE},
 		{".raw.tar.gz", MediaTypeDiskGCE},
+		{".tar.gz", MediaTypeDiskGCE}, // the gce format's NAME.tar.gz
 		{".raw.zst", MediaTypeDiskRawZstd},
 		{".raw.gz", MediaTypeDiskRawGzip},
 		{".raw.xz", MediaTypeDiskRawXz},

@@ -30,6 +30,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/nodebake/nodebake/layers/failure"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // startRegistry runs an in-process registry behind httptest, its handler
@@ -559,4 +560,32 @@ func TestMemory(t *testing.T) {
 	t.Logf("1 GiB sparse raw: push (compress+upload) %v, pull (download+decompress+verify) %v; heap in use before %.1f MiB, peak %.1f MiB",
 		pushed.Round(time.Millisecond), (time.Since(start) - pushed).Round(time.Millisecond),
 		float64(base.HeapInuse)/(1<<20), float64(peak)/(1<<20))
+}
+
+// TestImageFilesNamesFormatsAsTheBuild checks that every disk format is
+// looked for under the name the build gives it (the gce format's output is
+// NAME.tar.gz, not NAME.gce.tar.gz).
+func TestImageFilesNamesFormatsAsTheBuild(t *testing.T) {
+	src := t.TempDir()
+	writeImage(t, src, "worker", 1<<20)
+	for _, i := range spec.FormatTable() {
+		if i.Directory {
+			continue
+		}
+		p := filepath.Join(src, "worker"+i.Extension)
+		if _, err := os.Stat(p); err != nil {
+			if err := os.WriteFile(p, []byte("disk"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		files, cleanup, err := ImageFiles(context.Background(), src, "worker", string(i.Format))
+		if err != nil {
+			t.Errorf("%s: %v", i.Format, err)
+			continue
+		}
+		cleanup()
+		if files[0].Name != "worker"+i.Extension || !IsDisk(files[0].MediaType) {
+			t.Errorf("%s: disk file %+v", i.Format, files[0])
+		}
+	}
 }

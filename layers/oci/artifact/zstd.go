@@ -15,24 +15,26 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/zstd"
 	"github.com/nodebake/nodebake/layers/failure"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // ImageFiles returns the files of the built image <dir>/<name>.* to push,
-// in a fixed order: the disk in the given format (e.g. "raw.zst", "raw",
-// "qcow2"), the nodebake manifest, and the SPDX SBOM and SHA256SUMS when
+// in a fixed order: the disk in the given output format (e.g. "raw.zst",
+// "raw", "qcow2", named as the spec's format table says), the nodebake manifest, and the SPDX SBOM and SHA256SUMS when
 // they exist. For "raw.zst" without a <name>.raw.zst, <name>.raw is
 // compressed to a temporary file beside it; call cleanup when done with the
 // files (it is never nil).
 func ImageFiles(ctx context.Context, dir, name, format string) (files []File, cleanup func(), err error) {
 	cleanup = func() {}
 	format = strings.TrimPrefix(format, ".")
-	switch format {
-	case "gce":
-		format = "gce.tar.gz"
-	case "netboot":
+	info, ok := spec.Format(format).Info()
+	switch {
+	case !ok:
+		return nil, cleanup, failure.Errorf(failure.Invalid, "format %q: not a disk image format (known: %s)", format, spec.FormatNames())
+	case info.Directory:
 		return nil, cleanup, failure.Errorf(failure.Invalid, "format %q: a directory of files, not one disk image; push a disk format", format)
 	}
-	diskName := name + "." + format
+	diskName := name + info.Extension
 	mt, err := MediaTypeFor(diskName)
 	if err != nil || !IsDisk(mt) {
 		return nil, cleanup, failure.Errorf(failure.Invalid, "format %q: not a disk image format", format)

@@ -23,7 +23,11 @@ func testPlan(t *testing.T, dir string) *plan {
 		t.Fatal(err)
 	}
 	s.Default()
-	return &plan{spec: s, specHash: strings.Repeat("ab", 32), outputDir: dir, firstboot: "/fb", cacheDir: filepath.Join(dir, "cache")}
+	outputs, err := build.PlanFor(s, build.Options{OutputDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &plan{spec: s, specHash: strings.Repeat("ab", 32), outputDir: dir, firstboot: "/fb", cacheDir: filepath.Join(dir, "cache"), outputs: outputs}
 }
 
 // testResult writes the files of a finished build into dir.
@@ -152,5 +156,37 @@ func TestComponentDataKeys(t *testing.T) {
 		if !slices.Contains(keys, componentDataKey(k)) {
 			t.Errorf("no generated data key for component %s", k)
 		}
+	}
+}
+
+// TestFormatDataKeysFromTheTable checks that every format of the format
+// table has its path among the generated data, the raw image's being
+// ImagePath, and that the planned paths are the build plan's.
+func TestFormatDataKeysFromTheTable(t *testing.T) {
+	keys := GeneratedDataKeys()
+	for _, f := range spec.FormatTable() {
+		if !slices.Contains(keys, formatDataKey(f)) {
+			t.Errorf("no generated data key for format %s", f.Format)
+		}
+	}
+	raw, _ := spec.FormatRaw.Info()
+	if formatDataKey(raw) != DataImagePath {
+		t.Errorf("the raw image's key is %s, want %s", formatDataKey(raw), DataImagePath)
+	}
+	dir := t.TempDir()
+	p := testPlan(t, dir)
+	p.spec.Output.Formats = []spec.Format{spec.FormatQCOW2, spec.FormatNetboot}
+	var err error
+	if p.outputs, err = build.PlanFor(p.spec, build.Options{OutputDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	d := plannedData(p)
+	for _, o := range p.outputs.Outputs {
+		if d[formatDataKey(o.FormatInfo)] != o.Path {
+			t.Errorf("%s: planned data %v, the plan says %s", o.Format, d[formatDataKey(o.FormatInfo)], o.Path)
+		}
+	}
+	if d[DataImagePath] != "" || d["VHDPath"] != "" {
+		t.Errorf("formats not built have paths: %v", d)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 
+	"github.com/nodebake/nodebake/builder/build"
 	"github.com/nodebake/nodebake/layers/cache"
 	"github.com/nodebake/nodebake/layers/components"
 	"github.com/nodebake/nodebake/layers/spec"
@@ -42,6 +43,8 @@ type plan struct {
 	firstboot string
 	cacheDir  string
 	outputDir string
+	// outputs is what the build will write, from the build library's plan.
+	outputs *build.Plan
 }
 
 // ConfigSpec returns the HCL schema of the configuration.
@@ -111,6 +114,9 @@ func (c *Config) prepare(workDir string, fb firstbootLookup) (*plan, []error) {
 		p.spec = s
 		if p.specHash, err = s.Hash(); err != nil {
 			errs = packersdk.MultiErrorAppend(errs, err)
+		}
+		if p.outputs, err = build.PlanFor(s, build.Options{OutputDir: p.outputDir}); err != nil {
+			errs = packersdk.MultiErrorAppend(errs, fmt.Errorf("output.formats: %w", err))
 		}
 	}
 	if errs != nil {
