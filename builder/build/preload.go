@@ -58,7 +58,7 @@ func preloadImages(ctx context.Context, s *spec.Spec, o *Options) ([]PreloadInfo
 			return nil, nil, err
 		}
 		out = append(out, entry.Entry{
-			Path: fmt.Sprintf("%s/%02d.tar", worker.PreloadDir, i), Type: tar.TypeReg, Mode: 0o644, Size: fi.Size(),
+			Path: fmt.Sprintf("%s/%02d.tar", worker.PreloadDir(), i), Type: tar.TypeReg, Mode: 0o644, Size: fi.Size(),
 			Open: func() (io.ReadCloser, error) { return os.Open(p) },
 		})
 		infos = append(infos, PreloadInfo{Ref: im.Ref, Source: im.Image, Digest: d.String()})

@@ -234,7 +234,7 @@ func configLayer(s *spec.Spec, program, specHash string, comps []ComponentInfo, 
 	if err != nil {
 		return nil, err
 	}
-	out = append(out, entry.File(worker.ImageInfo, 0o644, append(b, '\n')))
+	out = append(out, entry.File(worker.ImageInfo(), 0o644, append(b, '\n')))
 	return out, nil
 }
 

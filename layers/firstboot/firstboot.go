@@ -18,19 +18,17 @@ import (
 	"github.com/nodebake/nodebake/layers/firstboot/strictyaml"
 )
 
-// Paths in the image, read or written by Run (under Options.Root); the
-// directories they live in, and the paths only the image build uses, are in
-// contract.go.
+// Paths in the image, read or written by Run (under Options.Root).
 const (
 	// FactsPath is the image facts the image build bakes (JSON
 	// nodeconfig.ImageFacts).
-	FactsPath = LibDir + "/firstboot.json"
+	FactsPath = "/usr/lib/nodebake/firstboot.json"
 	// ProgramPath is where the image build installs the program.
-	ProgramPath = LibDir + "/nodebake-firstboot"
+	ProgramPath = "/usr/lib/nodebake/nodebake-firstboot"
 
-	StatusPath              = RunDir + "/status.json"
-	ReadyPath               = RunDir + "/node-ready"
-	KubeletEnvPath          = RunDir + "/kubelet.env"
+	StatusPath              = "/run/nodebake/status.json"
+	ReadyPath               = "/run/nodebake/node-ready"
+	KubeletEnvPath          = "/run/nodebake/kubelet.env"
 	NetdevPath              = "/run/systemd/network/50-nodebake-wg0.netdev"
 	NetworkPath             = "/run/systemd/network/50-nodebake-wg0.network"
 	CertDir                 = "/var/lib/kubernetes"
@@ -39,7 +37,7 @@ const (
 	KubeletConfigPath       = "/var/lib/kubelet/kubelet-config.yaml"
 	KubeProxyKubeconfigPath = "/var/lib/kube-proxy/kubeconfig"
 	KubeProxyConfigPath     = "/var/lib/kube-proxy/kubeproxy-config.yaml"
-	CNIConfigPath           = CNIConfigDir + "/10-nodebake-bridge.conflist"
+	CNIConfigPath           = "/var/lib/cni/net.d/10-nodebake-bridge.conflist"
 
 	// CmdlineParam names the node config's path on the kernel command line.
 	CmdlineParam = "nodebake.config"

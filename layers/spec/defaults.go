@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"path"
 
 	"github.com/nodebake/nodebake/layers/components"
 	"github.com/nodebake/nodebake/layers/firstboot"
@@ -110,7 +111,7 @@ func (s *Spec) ManagedPaths() []string {
 		"/etc/systemd/system/nodebake-firstboot.service",
 		"/etc/crictl.yaml",
 		"/etc/fstab",
-		firstboot.LibDir,
+		path.Dir(firstboot.ProgramPath), // what the image bakes for nodebake
 		firstboot.KubeletConfigPath,
 		firstboot.KubeProxyConfigPath,
 	)

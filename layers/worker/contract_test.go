@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -132,9 +133,29 @@ func TestUnitsUseTheContract(t *testing.T) {
 		}
 	}
 	tmp := files["/etc/tmpfiles.d/nodebake.conf"]
-	for _, d := range []string{firstboot.RunDir, firstboot.CertDir, firstboot.CNIConfigDir} {
+	for _, d := range []string{RunDir(), firstboot.CertDir, CNIConfigDir()} {
 		if !strings.Contains(tmp, "d "+d+" ") {
 			t.Errorf("tmpfiles does not create %s:\n%s", d, tmp)
 		}
+	}
+}
+
+// TestContractDirectories checks that the directories the image derives
+// from the first-boot program's paths hold all of them: tmpfiles creates
+// RunDir for everything the program writes per boot, and LibDir holds
+// what the image bakes for it.
+func TestContractDirectories(t *testing.T) {
+	for _, p := range []string{firstboot.ReadyPath, firstboot.StatusPath, firstboot.KubeletEnvPath} {
+		if path.Dir(p) != RunDir() {
+			t.Errorf("%s is not in %s", p, RunDir())
+		}
+	}
+	for _, p := range []string{firstboot.ProgramPath, firstboot.FactsPath, KubeletConfigTemplate(), KubeProxyConfigTemplate(), ImageInfo(), PreloadDir()} {
+		if path.Dir(p) != LibDir() {
+			t.Errorf("%s is not in %s", p, LibDir())
+		}
+	}
+	if LibDir() != "/usr/lib/nodebake" || RunDir() != "/run/nodebake" || CNIConfigDir() != "/var/lib/cni/net.d" {
+		t.Errorf("directories moved: %s %s %s", LibDir(), RunDir(), CNIConfigDir())
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 
@@ -20,11 +21,39 @@ import (
 	"github.com/nodebake/nodebake/layers/spec"
 )
 
-// Paths inside the image that other parts of nodebake rely on. The paths the
-// first-boot program shares with the image are package firstboot's.
+// The image's side of the first-boot contract. The paths the first-boot
+// program reads and writes are package firstboot's constants; the image
+// build lays out its own files around them, deriving the directories from
+// those constants, and tells the program where the templates are through
+// the facts (nodeconfig.ImageFacts).
+
+// LibDir holds what the image bakes for nodebake itself: the first-boot
+// program, its facts, the configuration templates, the image's description
+// and the preloaded images.
+func LibDir() string { return path.Dir(firstboot.ProgramPath) }
+
+// RunDir holds what the first-boot program writes for this boot: its
+// status, the node-ready marker and the kubelet's environment.
+func RunDir() string { return path.Dir(firstboot.ReadyPath) }
+
+// CNIConfigDir is the writable CNI configuration directory that
+// /etc/cni/net.d links to; the first-boot program writes the bridge
+// configuration there.
+func CNIConfigDir() string { return path.Dir(firstboot.CNIConfigPath) }
+
+// KubeletConfigTemplate and KubeProxyConfigTemplate are the JSON
+// KubeletConfiguration and KubeProxyConfiguration the image bakes, lacking
+// only the per-node fields; the facts name them.
+func KubeletConfigTemplate() string   { return LibDir() + "/kubelet-config.json" }
+func KubeProxyConfigTemplate() string { return LibDir() + "/kube-proxy-config.json" }
+
+// ImageInfo is the image's own description; PreloadDir holds the image
+// archives the preload unit imports into containerd.
+func ImageInfo() string  { return LibDir() + "/image.json" }
+func PreloadDir() string { return LibDir() + "/images" }
+
+// Other paths of the image.
 const (
-	ImageInfo        = firstboot.LibDir + "/image.json"
-	PreloadDir       = firstboot.LibDir + "/images"
 	SystemdUnitDir   = "/etc/systemd/system"
 	ContainerdConfig = "/etc/containerd/config.toml"
 	CNIConfDir       = "/etc/cni/net.d"
@@ -38,8 +67,8 @@ func ImageFacts(s *spec.Spec) nodeconfig.ImageFacts {
 		ServiceCIDR:             s.Kubernetes.ServiceCIDR,
 		ClusterCIDR:             s.Kubernetes.ClusterCIDR,
 		PodNetwork:              string(s.Kubernetes.PodNetwork),
-		KubeletConfigTemplate:   firstboot.KubeletConfigTemplatePath,
-		KubeProxyConfigTemplate: firstboot.KubeProxyConfigTemplatePath,
+		KubeletConfigTemplate:   KubeletConfigTemplate(),
+		KubeProxyConfigTemplate: KubeProxyConfigTemplate(),
 		KubernetesVersion:       s.Kubernetes.Version,
 	}
 }
@@ -54,7 +83,7 @@ func Render(s *spec.Spec) ([]entry.Entry, error) {
 	// containerd, runc, CNI and crictl.
 	text(ContainerdConfig, 0o644, containerdConfig(s))
 	text("/etc/crictl.yaml", 0o644, crictlConfig)
-	add(entry.Symlink(CNIConfDir, "../.."+firstboot.CNIConfigDir))
+	add(entry.Symlink(CNIConfDir, "../.."+CNIConfigDir()))
 
 	// Units.
 	text(SystemdUnitDir+"/containerd.service", 0o644, containerdUnit)
@@ -73,7 +102,7 @@ func Render(s *spec.Spec) ([]entry.Entry, error) {
 	add(entry.Symlink(SystemdUnitDir+"/sysinit.target.wants/systemd-network-generator.service", "/usr/lib/systemd/system/systemd-network-generator.service"))
 
 	if len(s.Images) > 0 {
-		text(SystemdUnitDir+"/nodebake-preload.service", 0o644, preloadUnit)
+		text(SystemdUnitDir+"/nodebake-preload.service", 0o644, preloadUnit())
 		add(entry.Symlink(SystemdUnitDir+"/multi-user.target.wants/nodebake-preload.service", "../nodebake-preload.service"))
 	}
 
@@ -102,8 +131,8 @@ func Render(s *spec.Spec) ([]entry.Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rendering the kube-proxy configuration: %w", err)
 	}
-	text(firstboot.KubeletConfigTemplatePath, 0o644, string(kc))
-	text(firstboot.KubeProxyConfigTemplatePath, 0o644, string(kp))
+	text(KubeletConfigTemplate(), 0o644, string(kc))
+	text(KubeProxyConfigTemplate(), 0o644, string(kp))
 	facts, err := json.MarshalIndent(ImageFacts(s), "", "  ")
 	if err != nil {
 		return nil, err
@@ -274,7 +303,8 @@ WantedBy=multi-user.target
 
 // preloadUnit imports the baked image archives into containerd before the
 // kubelet starts; importing what is already there is harmless.
-const preloadUnit = `[Unit]
+func preloadUnit() string {
+	return `[Unit]
 Description=nodebake: import preloaded container images into containerd
 After=containerd.service
 Requires=containerd.service
@@ -283,11 +313,12 @@ Before=kubelet.service
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/sh -c 'for f in ` + PreloadDir + `/*.tar; do /usr/local/bin/ctr --namespace k8s.io images import "$f" || exit 1; done'
+ExecStart=/bin/sh -c 'for f in ` + PreloadDir() + `/*.tar; do /usr/local/bin/ctr --namespace k8s.io images import "$f" || exit 1; done'
 
 [Install]
 WantedBy=multi-user.target
 `
+}
 
 // waitWG0 waits until systemd-networkd has configured wg0.
 const waitWG0 = "/usr/lib/systemd/systemd-networkd-wait-online --interface=wg0:routable --timeout=120"
@@ -339,9 +370,9 @@ func tmpfiles() string {
 		{firstboot.CertDir, "0700"},
 		{"/var/lib/containerd", "0711"},
 		{"/var/lib/cni", "0755"},
-		{firstboot.CNIConfigDir, "0755"},
+		{CNIConfigDir(), "0755"},
 		{"/var/log/pods", "0755"},
-		{firstboot.RunDir, "0755"},
+		{RunDir(), "0755"},
 	})
 }
 
