@@ -84,6 +84,8 @@ func TestExitCodes(t *testing.T) {
 			exitInvalid, "there is no OCI image layout at"},
 		{"download failure", []string{"build", "--firstboot", fb, "--cache", t.TempDir(), "-o", t.TempDir(), writeSpec(t, strings.Replace(validSpec, "oci:base", "oci:"+tinyBase(t), 1))},
 			exitSource, "fetching containerd v2.2.0 linux/amd64: GET http://127.0.0.1:1/"},
+		{"base without a kernel", []string{"build", "--firstboot", fb, "--cache", t.TempDir(), "-o", t.TempDir(), writeSpec(t, strings.Replace(validSpec, "oci:base", "oci:"+tinyBase(t, "etc/hostname"), 1))},
+			exitInvalid, "base.image: want exactly one /boot/vmlinuz-*, found 0"},
 		{"unknown format", []string{"build", "--format", "iso", "x.yaml"}, exitInvalid, `unknown format "iso"`},
 		{"missing node config", []string{"node", "check", "/nonexistent-node.yaml"}, exitInvalid, "nonexistent-node.yaml"},
 	} {
@@ -111,10 +113,14 @@ func TestSpecPrintShowsDefaults(t *testing.T) {
 	}
 }
 
-// tinyBase writes a one-file base image as an OCI layout: enough for a
-// build to get past the base to the components.
-func tinyBase(t *testing.T) string {
+// tinyBase writes a base image as an OCI layout holding the given files
+// (path -> content): with a kernel, an initrd and systemd-boot, enough for
+// a build to get past the base to the components.
+func tinyBase(t *testing.T, files ...string) string {
 	t.Helper()
+	if len(files) == 0 {
+		files = []string{"boot/vmlinuz-6.12", "boot/initrd.img-6.12", "usr/lib/systemd/boot/efi/systemd-bootx64.efi"}
+	}
 	dir := t.TempDir()
 	tarPath := filepath.Join(dir, "rootfs.tar")
 	f, err := os.Create(tarPath)
@@ -122,9 +128,10 @@ func tinyBase(t *testing.T) string {
 		t.Fatal(err)
 	}
 	tw := tar.NewWriter(f)
-	tw.WriteHeader(&tar.Header{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755})
-	tw.WriteHeader(&tar.Header{Name: "etc/hostname", Typeflag: tar.TypeReg, Mode: 0o644, Size: 5})
-	tw.Write([]byte("base\n"))
+	for _, p := range files {
+		tw.WriteHeader(&tar.Header{Name: p, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(p))})
+		tw.Write([]byte(p))
+	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}

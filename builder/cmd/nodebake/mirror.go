@@ -10,6 +10,7 @@ import (
 	"github.com/nodebake/nodebake/layers/gosource"
 	"github.com/nodebake/nodebake/layers/mirror"
 	"github.com/nodebake/nodebake/layers/oci"
+	"github.com/nodebake/nodebake/layers/resolve"
 )
 
 func runMirror(ctx context.Context, e *env, args []string) error {
@@ -41,7 +42,9 @@ func runMirror(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	p := newProgress(e, false)
-	arts, err := mirror.Write(ctx, s, *dir, build.BuildFromSource(s, build.Options{Cache: c, Go: gosource.Builder{Log: p.goLog()}, Progress: p.event}))
+	layers := resolve.New(s, c, resolve.WithGo(gosource.Builder{Log: p.goLog()}),
+		resolve.WithLog(func(msg string) { p.event(build.Event{Stage: build.StageFetch, Message: msg}) }))
+	arts, err := mirror.Write(ctx, s, *dir, layers.BuildFromSource)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/nodebake/nodebake/builder/build"
 	"github.com/nodebake/nodebake/builder/publish"
 	"github.com/nodebake/nodebake/layers/components"
+	"github.com/nodebake/nodebake/layers/resolve"
 	"github.com/nodebake/nodebake/layers/spec"
 )
 
@@ -46,8 +47,8 @@ func testResult(t *testing.T, dir string) *build.Result {
 		Manifest: build.Manifest{
 			Name: "worker", Arch: "amd64", SpecHash: strings.Repeat("ab", 32), KernelRelease: "6.12.0-amd64",
 			Image: build.ImageInfo{File: "worker.raw", SHA256: strings.Repeat("0f", 32), Size: 3 << 30},
-			Base:  build.BaseInfo{Image: "oci:base", Digest: "sha256:" + strings.Repeat("1", 64)},
-			Components: []build.ComponentInfo{
+			Base:  resolve.BaseInfo{Image: "oci:base", Digest: "sha256:" + strings.Repeat("1", 64)},
+			Components: []resolve.ComponentInfo{
 				{Name: "containerd", Version: "v2.2.0"}, {Name: "kube-proxy", Version: "v1.35.4"},
 				{Name: "cni-plugins", Version: "v1.8.0"},
 			},
