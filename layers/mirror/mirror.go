@@ -29,7 +29,7 @@ type Artifact struct {
 }
 
 // BuildFunc returns a directory holding a component's binaries built from
-// source (see layers/gosource; the build package caches them).
+// source (resolve.Resolver.BuildFromSource builds and caches them).
 type BuildFunc func(ctx context.Context, component, version string) (string, error)
 
 // Write builds every component of s from source and writes its release
@@ -59,7 +59,7 @@ func Write(ctx context.Context, s *spec.Spec, root string, build BuildFunc) ([]A
 		if err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(dst+".sha256", []byte(sum+"\n"), 0o644); err != nil {
+		if err := writeFile(dst+".sha256", []byte(sum+"\n")); err != nil {
 			return nil, err
 		}
 		out = append(out, Artifact{Component: nc.Key, Version: nc.Component.Version, Path: rel, SHA256: sum})
@@ -97,4 +97,18 @@ func fileSHA256(p string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// writeFile writes data under a temporary name and renames it into place.
+func writeFile(p string, data []byte) error {
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }
