@@ -134,6 +134,15 @@ func Catalogue() []Component {
 		kubernetesComponent("kubelet", "kubelet", "the kubelet, the node agent"),
 		kubernetesComponent("kubeProxy", "kube-proxy", "kube-proxy, the service proxy"),
 		kubernetesComponent("kubectl", "kubectl", "kubectl, the Kubernetes command-line client"),
+		{
+			Key: "crictl", Name: "crictl",
+			Description: "crictl, the CRI command-line client (cri-tools); the image's /etc/crictl.yaml points it at containerd",
+			URLPattern:  "https://github.com/kubernetes-sigs/cri-tools/releases/download/{version}/crictl-{version}-linux-{arch}.tar.gz",
+			Artifact:    TarGz,
+			Files:       []Install{{Name: "crictl", Member: "crictl", To: BinDir + "/crictl"}},
+			Recipe:      crictlRecipe(),
+			Optional:    true,
+		},
 	}
 }
 

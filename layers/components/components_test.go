@@ -120,6 +120,7 @@ func TestReleaseURLs(t *testing.T) {
 		{"containerd", "v2.2.0", "amd64", "https://github.com/containerd/containerd/releases/download/v2.2.0/containerd-2.2.0-linux-amd64.tar.gz"},
 		{"runc", "v1.3.4", "arm64", "https://github.com/opencontainers/runc/releases/download/v1.3.4/runc.arm64"},
 		{"cniPlugins", "v1.8.0", "amd64", "https://github.com/containernetworking/plugins/releases/download/v1.8.0/cni-plugins-linux-amd64-v1.8.0.tgz"},
+		{"crictl", "v1.34.0", "arm64", "https://github.com/kubernetes-sigs/cri-tools/releases/download/v1.34.0/crictl-v1.34.0-linux-arm64.tar.gz"},
 	} {
 		c, ok := Lookup(tc.key)
 		if !ok {
@@ -307,5 +308,41 @@ func TestRecipes(t *testing.T) {
 	}
 	if e, _ := Recipe("etcd"); e.ReplaceVersion != nil {
 		t.Error("etcd's replaces are published at other versions than its own")
+	}
+}
+
+// TestCrictl checks crictl's entry: off unless the spec lists it, its
+// release tarball holding crictl at its root, and its recipe.
+func TestCrictl(t *testing.T) {
+	c, ok := Lookup("crictl")
+	if !ok {
+		t.Fatal("no crictl")
+	}
+	if !c.Optional || c.Version != VersionRequired || c.Name != "crictl" {
+		t.Errorf("crictl must be optional with an explicit version: %+v", c)
+	}
+	// Upstream's tarball: crictl at the root, nothing else.
+	ents, err := c.FromRelease(tarGz(t, [][2]string{{"crictl", "#!crictl"}}))
+	if err != nil || len(ents) != 1 || ents[0].Path != "/usr/local/bin/crictl" || ents[0].Mode != 0o755 {
+		t.Fatalf("crictl from its release: %+v, %v", ents, err)
+	}
+	rc, _ := ents[0].Open()
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(b) != "#!crictl" {
+		t.Errorf("content %q", b)
+	}
+	if _, err := c.FromRelease(tarGz(t, [][2]string{{"bin/crictl", "x"}})); err == nil {
+		t.Error("a tarball with crictl elsewhere is accepted")
+	}
+	r := c.Recipe
+	if r.Module != "sigs.k8s.io/cri-tools" || len(r.Binaries) != 1 || r.Binaries[0].Package != "sigs.k8s.io/cri-tools/cmd/crictl" || r.CGO {
+		t.Errorf("recipe %+v", r)
+	}
+	if got := strings.Join(r.LDFlags("v1.34.0"), " "); got != "-X sigs.k8s.io/cri-tools/pkg/version.Version=1.34.0" {
+		t.Errorf("version stamp %q: upstream stamps 1.34.0", got)
+	}
+	if typ, name := c.Package("go"); typ != "golang" || name != "sigs.k8s.io/cri-tools" {
+		t.Errorf("package URL of a build from source: %s %s", typ, name)
 	}
 }

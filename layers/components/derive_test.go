@@ -124,3 +124,28 @@ func TestArtifactURLFromCatalogue(t *testing.T) {
 		}
 	}
 }
+
+// TestCrictlInTheSpec checks that crictl is baked only when the spec lists
+// it, and then with the version it names.
+func TestCrictlInTheSpec(t *testing.T) {
+	base := map[components.Key]string{"containerd": "{version: v2.2.0, from: go}", "runc": "{version: v1.3.4, from: go}", "cniPlugins": "{version: v1.8.0, from: go}",
+		"kubelet": "{from: go}", "kubeProxy": "{from: go}", "kubectl": "{from: go}"}
+	without := specWith(t, base)
+	if _, ok := without.Component("crictl"); ok || slices.Contains(without.ManagedPaths(), "/usr/local/bin/crictl") {
+		t.Error("crictl is baked though the spec does not list it")
+	}
+	base["crictl"] = "{version: v1.34.0, from: go}"
+	with := specWith(t, base)
+	if err := with.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c, ok := with.Component("crictl")
+	if !ok || c.Version != "v1.34.0" || !slices.Contains(with.ManagedPaths(), "/usr/local/bin/crictl") {
+		t.Errorf("crictl listed: %+v, %v", c, ok)
+	}
+	base["crictl"] = "{sha256: {amd64: " + strings.Repeat("a", 64) + "}}"
+	var ve *spec.ValidationError
+	if err := specWith(t, base).Validate(); !errors.As(err, &ve) || !ve.Has("components.crictl.version") {
+		t.Errorf("crictl without a version: %v", err)
+	}
+}

@@ -120,6 +120,19 @@ func cniPluginFiles() []Install {
 	return out
 }
 
+func crictlRecipe() gosource.Recipe {
+	const mod = "sigs.k8s.io/cri-tools"
+	return gosource.Recipe{
+		Component: "crictl",
+		Module:    mod,
+		Binaries:  []gosource.Binary{{Name: "crictl", Package: mod + "/cmd/crictl"}},
+		// Upstream's Makefile stamps the version without its v.
+		LDFlags: func(v string) []string {
+			return []string{"-X " + mod + "/pkg/version.Version=" + strings.TrimPrefix(v, "v")}
+		},
+	}
+}
+
 // controlPlaneRecipes are programs built from the components' sources that
 // no image bakes: the test cluster's control plane.
 func controlPlaneRecipes() []gosource.Recipe {
