@@ -336,10 +336,14 @@ func (l *Lab) serve(c io.Closer, fn func() error) {
 	}()
 }
 
-// track closes c when the lab is removed.
+// track closes c when the lab is removed, or at once when it is gone.
 func (l *Lab) track(c io.Closer) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		c.Close()
+		return
+	}
 	l.closers = append(l.closers, c)
 }
 
@@ -526,6 +530,44 @@ func (l *Lab) Attach(t testing.TB, cfg *qemu.Config) net.HardwareAddr {
 	}
 	cfg.NetNS, cfg.Tap = l.name, tap
 	return hw
+}
+
+// OutsideDrops returns how many packets the lab has dropped because they
+// were addressed outside it (the kernel's Ip InAddrErrors counter in the
+// namespace: a namespace that does not forward drops them silently, with
+// no ICMP error). A test that tries an outside address from a guest can
+// check that the packets arrived and went nowhere.
+func (l *Lab) OutsideDrops() (int64, error) {
+	var snmp []byte
+	err := l.Do(func() error {
+		// thread-self: /proc/self/net is the namespace of the process's
+		// main thread, not of this one.
+		var err error
+		snmp, err = os.ReadFile("/proc/thread-self/net/snmp")
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("reading the lab's IP counters: %w", err)
+	}
+	return snmpCounter(snmp, "Ip", "InAddrErrors")
+}
+
+// snmpCounter finds a counter in /proc/net/snmp: a header line "Proto:
+// names..." followed by a value line "Proto: values...".
+func snmpCounter(snmp []byte, proto, name string) (int64, error) {
+	lines := strings.Split(string(snmp), "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		head, ok := strings.CutPrefix(lines[i], proto+": ")
+		vals, ok2 := strings.CutPrefix(lines[i+1], proto+": ")
+		if !ok || !ok2 {
+			continue
+		}
+		names, values := strings.Fields(head), strings.Fields(vals)
+		if j := slices.Index(names, name); j >= 0 && j < len(values) {
+			return strconv.ParseInt(values[j], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s %s counter in /proc/net/snmp", proto, name)
 }
 
 // Leases returns the DHCP leases the lab has given (none WithoutDHCP).

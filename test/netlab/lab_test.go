@@ -207,15 +207,22 @@ func guestTap(t *testing.T, l *Lab, tap string) *os.File {
 // dhcpFrame wraps a DHCP message from a client without an address in
 // Ethernet, IPv4 and UDP headers, broadcast.
 func dhcpFrame(src net.HardwareAddr, m *dhcp4.Message) []byte {
-	payload := m.Marshal()
+	bcast := netip.MustParseAddr("255.255.255.255")
+	return udpFrame(src, net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, netip.IPv4Unspecified(), bcast, dhcp4.ClientPort, dhcp4.ServerPort, m.Marshal())
+}
+
+// udpFrame builds an Ethernet frame with a UDP datagram (no UDP checksum,
+// which IPv4 allows).
+func udpFrame(srcMAC, dstMAC net.HardwareAddr, from, to netip.Addr, srcPort, dstPort int, payload []byte) []byte {
 	f := make([]byte, 14+20+8, 14+20+8+len(payload))
-	copy(f[0:6], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
-	copy(f[6:12], src)
+	copy(f[0:6], dstMAC)
+	copy(f[6:12], srcMAC)
 	binary.BigEndian.PutUint16(f[12:], 0x0800)
 	ip := f[14:34]
 	ip[0], ip[8], ip[9] = 0x45, 64, 17
 	binary.BigEndian.PutUint16(ip[2:], uint16(20+8+len(payload)))
-	copy(ip[16:20], []byte{255, 255, 255, 255})
+	copy(ip[12:16], from.AsSlice())
+	copy(ip[16:20], to.AsSlice())
 	var sum uint32
 	for i := 0; i < 20; i += 2 {
 		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
@@ -225,8 +232,8 @@ func dhcpFrame(src net.HardwareAddr, m *dhcp4.Message) []byte {
 	}
 	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
 	udp := f[34:42]
-	binary.BigEndian.PutUint16(udp[0:], dhcp4.ClientPort)
-	binary.BigEndian.PutUint16(udp[2:], dhcp4.ServerPort)
+	binary.BigEndian.PutUint16(udp[0:], uint16(srcPort))
+	binary.BigEndian.PutUint16(udp[2:], uint16(dstPort))
 	binary.BigEndian.PutUint16(udp[4:], uint16(8+len(payload)))
 	return append(f, payload...)
 }
@@ -321,6 +328,33 @@ func TestDHCPOverTap(t *testing.T) {
 		t.Errorf("lease %+v", lease)
 	}
 	t.Logf("DISCOVER to lease over the tap: %s", lease.Bound.Sub(start))
+
+	// A packet from the guest to an address outside the lab, sent to the
+	// gateway as a guest's default route would: dropped, and counted.
+	drops, err := l.OutsideDrops()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gwMAC, _ := net.ParseMAC(bridgeMAC)
+	for i := 0; i < 3; i++ {
+		if _, err := tap.Write(udpFrame(mac, gwMAC, lease.Addr, netip.MustParseAddr("192.0.2.1"), 40000, 9, []byte("out?"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, err := l.OutsideDrops()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n >= drops+3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("OutsideDrops went from %d to %d after 3 packets to 192.0.2.1, want +3", drops, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // TestNTPInLab queries the lab's NTP server with ntpdig (NTPsec's SNTP
