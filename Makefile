@@ -14,7 +14,8 @@ export CGO_ENABLED := 0
 # Debian packages the build and the tests use.
 DEBS := mmdebstrap squashfs-tools gdisk dosfstools mtools e2fsprogs qemu-system-x86 \
         ovmf qemu-utils libseccomp-dev gcc libc6-dev zstd openssl wireguard-tools attr \
-        squashfs-tools-ng genisoimage util-linux mount tar git ca-certificates ipxe-qemu cpio
+        squashfs-tools-ng genisoimage util-linux mount tar git ca-certificates ipxe-qemu cpio \
+        iproute2 ntpsec-ntpdig
 
 .PHONY: all deps bin base image test test-fast test-slow test-e2e vet clean
 
