@@ -173,11 +173,11 @@ func TestHostile(t *testing.T) {
 			return uint32(binary.LittleEndian.Uint16(d[20:]))<<16 | uint32(binary.LittleEndian.Uint16(d[26:]))
 		}
 		tests := []struct {
-			name  string
+			name   string
 			break_ func(t *testing.T, l layout)
-			path  string
-			want  error
-			msg   string
+			path   string
+			want   error
+			msg    string
 		}{
 			{"cluster loop in a file", func(t *testing.T, l layout) {
 				c := cluster(l, l.entryOffset(t, "NODE    YML"))

@@ -34,11 +34,11 @@ func TestGenisoimage(t *testing.T) {
 	}
 	long := strings.Repeat("n", 200) // a Rock Ridge name long enough to need a continuation area
 	files := testimage.Files{
-		"openstack/latest/user_data":     []byte("apiVersion: nodebake.io/v1alpha1\n"),
+		"openstack/latest/user_data":      []byte("apiVersion: nodebake.io/v1alpha1\n"),
 		"openstack/latest/meta_data.json": []byte(`{"uuid": "x"}`),
-		"openstack/2012-08-10/user_data": []byte("old"),
-		"user-data":                      []byte("#cloud-config\n"),
-		"big.bin":                        big,
+		"openstack/2012-08-10/user_data":  []byte("old"),
+		"user-data":                       []byte("#cloud-config\n"),
+		"big.bin":                         big,
 	}
 	for i := range 150 { // more records than fit in one 2048-byte sector
 		files[fmt.Sprintf("many/file-%03d.txt", i)] = []byte(fmt.Sprint(i))
