@@ -164,11 +164,11 @@ func TestAzureReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Report(context.Background(), opts, nil); err != nil {
+	if err := d.Report(context.Background(), nil); err != nil {
 		t.Fatalf("Report(ready): %v", err)
 	}
 	failure := errors.New(`kubernetes.nodeCert: not signed by the CA in kubernetes.caCert (issuer "CN=<other> & co")` + strings.Repeat("é", 600))
-	if err := d.Report(context.Background(), opts, failure); err != nil {
+	if err := d.Report(context.Background(), failure); err != nil {
 		t.Fatalf("Report(failure): %v", err)
 	}
 	az.mu.Lock()
@@ -216,7 +216,7 @@ func TestAzureReportBadGoalState(t *testing.T) {
 			m := newMachine(t, dmiAzure, "")
 			opts := m.options(srv.URL, nil)
 			d, _ := Detect(opts)
-			err := d.Report(context.Background(), opts, nil)
+			err := d.Report(context.Background(), nil)
 			if err == nil || !strings.Contains(err.Error(), tt.msg) || !strings.HasPrefix(err.Error(), "azure ready report: ") {
 				t.Errorf("Report: %v; want an error with %q", err, tt.msg)
 			}
@@ -264,8 +264,25 @@ func BenchmarkReportAzure(b *testing.B) {
 	opts := m.options(srv.URL, nil)
 	d, _ := Detect(opts)
 	for b.Loop() {
-		if err := d.Report(context.Background(), opts, nil); err != nil {
+		if err := d.Report(context.Background(), nil); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzParseGoalState: any document gives a checked goal state or an
+// error, never a panic, and a health report that parses back.
+func FuzzParseGoalState(f *testing.F) {
+	f.Add([]byte(fmt.Sprintf(goalStateXML, "1", "c", "i")))
+	f.Add([]byte("<GoalState><Incarnation>1</Incarnation></GoalState>"))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		gs, err := parseGoalState(doc)
+		if err != nil {
+			return
+		}
+		var h health
+		if err := xml.Unmarshal(healthReport(gs, errors.New("x")), &h); err != nil || h.InstanceID != gs.InstanceID {
+			t.Fatalf("the health report of %+v does not parse back: %v", gs, err)
+		}
+	})
 }

@@ -186,7 +186,7 @@ func TestReadNoPlatform(t *testing.T) {
 	if d.Platform != None || !errors.Is(err, ErrNoPlatform) || c.Data != nil {
 		t.Errorf("Lookup on plain QEMU = %s, %v; want none and ErrNoPlatform", d.Platform, err)
 	}
-	if err := d.Report(context.Background(), Options{Root: m.root}, nil); err != nil {
+	if err := d.Report(context.Background(), nil); err != nil {
 		t.Errorf("Report without a platform: %v", err)
 	}
 }

@@ -103,7 +103,7 @@ func TestRetry(t *testing.T) {
 			}))
 			defer srv.Close()
 			m := newMachine(t, nil, "")
-			e := newEnv(m.options(srv.URL, nil), Detection{})
+			e := newEnv(Detection{opts: m.options(srv.URL, nil)})
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			resp, err := e.do(ctx, request{method: http.MethodGet, url: srv.URL, limit: 10, retry: tt.extra})
@@ -137,7 +137,7 @@ func TestAttemptTimeout(t *testing.T) {
 	m := newMachine(t, nil, "")
 	opts := m.options(srv.URL, nil)
 	opts.AttemptTimeout = 100 * time.Millisecond
-	e := newEnv(opts, Detection{})
+	e := newEnv(Detection{opts: opts})
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()
 	_, err := e.do(ctx, request{method: http.MethodGet, url: srv.URL, limit: 10})

@@ -250,6 +250,7 @@ type Detection struct {
 
 	p     *platform
 	probe *probe
+	opts  Options
 }
 
 // Sources lists the names of the platform's sources, in the order Read
@@ -289,7 +290,7 @@ func Detect(opts Options) (Detection, error) {
 		return Detection{}, err
 	}
 	pr := newProbe(opts.Root, params)
-	d := Detection{Platform: None, Timeout: timeout, probe: pr}
+	d := Detection{Platform: None, Timeout: timeout, probe: pr, opts: opts}
 	platforms := table()
 	if v, ok := params.Get(ParamPlatform); ok {
 		d.Reason = "kernel command line " + ParamPlatform + "=" + v
@@ -341,16 +342,17 @@ func timeoutFrom(params cmdline.Params, def time.Duration) (time.Duration, error
 	return d, nil
 }
 
-// Read asks the platform's sources in order, within d.Timeout, and returns
-// the first node config found. When no platform was detected it returns
-// ErrNoPlatform. Every other failure is an *Error.
-func (d Detection) Read(ctx context.Context, opts Options) (Config, error) {
+// Read asks the platform's sources in order, within d.Timeout, with the
+// options given to Detect, and returns the first node config found. When
+// no platform was detected it returns ErrNoPlatform. Every other failure
+// is an *Error.
+func (d Detection) Read(ctx context.Context) (Config, error) {
 	if d.p == nil {
 		return Config{}, ErrNoPlatform
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.Timeout)
 	defer cancel()
-	e := newEnv(opts, d)
+	e := newEnv(d)
 	defer e.client.CloseIdleConnections()
 	var none []string
 	for _, src := range d.p.sources {
@@ -376,13 +378,13 @@ func (d Detection) Read(ctx context.Context, opts Options) (Config, error) {
 // where the platform shows it; it must hold no secrets). Platforms that
 // want no report return nil at once. It has its own time limit,
 // d.Timeout.
-func (d Detection) Report(ctx context.Context, opts Options, failure error) error {
+func (d Detection) Report(ctx context.Context, failure error) error {
 	if d.p == nil || d.p.report == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.Timeout)
 	defer cancel()
-	e := newEnv(opts, d)
+	e := newEnv(d)
 	defer e.client.CloseIdleConnections()
 	if err := d.p.report(ctx, e.forSource(string(d.Platform)+" ready report"), failure); err != nil {
 		return &Error{Platform: d.Platform, Source: string(d.Platform) + " ready report", Err: err}
@@ -396,7 +398,7 @@ func Lookup(ctx context.Context, opts Options) (Detection, Config, error) {
 	if err != nil {
 		return d, Config{}, err
 	}
-	c, err := d.Read(ctx, opts)
+	c, err := d.Read(ctx)
 	return d, c, err
 }
 
@@ -418,8 +420,8 @@ type env struct {
 	client *http.Client
 }
 
-func newEnv(opts Options, d Detection) *env {
-	opts = opts.withDefaults()
+func newEnv(d Detection) *env {
+	opts := d.opts.withDefaults()
 	return &env{opts: opts, probe: d.probe, client: newClient(opts)}
 }
 
