@@ -56,13 +56,13 @@ func readAzureIMDS(ctx context.Context, e *env) ([]byte, string, error) {
 	switch resp.status {
 	case http.StatusOK:
 	case http.StatusNotFound:
-		return nil, "", noData("azure-imds: no userData (404)")
+		return nil, "", noData("no userData (404)")
 	default:
 		return nil, "", unexpected(resp.status)
 	}
 	data, err := decode(resp.body, true, e.opts.MaxSize)
 	if errors.Is(err, ErrNoData) {
-		return nil, "", noData("azure-imds: userData is empty")
+		return nil, "", noData("userData is empty")
 	}
 	return data, "", err
 }

@@ -122,7 +122,7 @@ func TestAzureUserData(t *testing.T) {
 		{"userData", &fakeAzure{userData: b64(nodeConfig)}, nodeConfig, nil, ""},
 		{"gzip userData", &fakeAzure{userData: b64(gz(t, nodeConfig))}, nodeConfig, nil, ""},
 		{"410 then success", &fakeAzure{userData: b64(nodeConfig), fail: 2}, nodeConfig, nil, ""},
-		{"no userData", &fakeAzure{}, nil, ErrNoData, "userData is empty"},
+		{"no userData", &fakeAzure{}, nil, ErrNoData, "azure: no node config from any source (azure-imds userData: userData is empty)"},
 		{"bad base64", &fakeAzure{userData: secret}, nil, nil, "azure-imds userData: decoding base64"},
 		{"gzip bomb", &fakeAzure{userData: b64(bomb(t, 4<<20))}, nil, nil, "more than 65536"},
 		{"oversized", &fakeAzure{userData: strings.Repeat("A", 200_000)}, nil, nil, "answer of"},

@@ -62,7 +62,7 @@ func TestOpenStack(t *testing.T) {
 		{"empty user data", dmiOpenStack, configDrive(t, []byte{}), nil, nil, "openstack config-2 drive", "user_data is empty", false},
 		{"gzip bomb on the drive", dmiOpenStack, configDrive(t, bomb(t, 4<<20)), nil, nil, "openstack config-2 drive", "more than 65536", false},
 		{"too large on the drive", dmiOpenStack, configDrive(t, make([]byte, 70_000)), nil, nil, "openstack config-2 drive", "file too large", false},
-		{"no drive, no user data", dmiOpenStack, "", nil, nil, "openstack", "no drive labelled config-2; openstack-metadata: no user data (404)", true},
+		{"no drive, no user data", dmiOpenStack, "", nil, nil, "openstack", "openstack: no node config from any source (openstack config-2 drive: no drive labelled config-2; openstack-metadata user_data: no user data (404))", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -48,7 +48,7 @@ func readEC2(ctx context.Context, e *env) ([]byte, string, error) {
 			data, err := decode(resp.body, false, e.opts.MaxSize)
 			return data, "", err
 		case http.StatusNotFound:
-			return nil, "", noData("ec2-imds user-data: no user data (404)")
+			return nil, "", noData("no user data (404)")
 		case http.StatusUnauthorized:
 			e.logf("the session token was refused (401); asking for a new one")
 			continue

@@ -124,7 +124,7 @@ func TestEC2(t *testing.T) {
 		{"5xx then success", &fakeIMDS{userData: nodeConfig, fail: 3}, 0, nodeConfig, nil, "", 5},
 		{"expired token is replaced", &fakeIMDS{userData: nodeConfig, revoke: 1}, 0, nodeConfig, nil, "", 4},
 		{"tokens keep being refused", &fakeIMDS{userData: nodeConfig, revoke: 10}, 0, nil, nil, "refused 3 times (401)", 6},
-		{"no user data", &fakeIMDS{}, 0, nil, ErrNoData, "no user data (404)", 2},
+		{"no user data", &fakeIMDS{}, 0, nil, ErrNoData, "ec2: no node config from any source (ec2-imds user-data: no user data (404))", 2},
 		{"IMDS disabled", &fakeIMDS{userData: nodeConfig, disabled: true}, 0, nil, ErrIMDSDisabled, "disabled", 1},
 		{"oversized", &fakeIMDS{userData: make([]byte, 70_000)}, 64 << 10, nil, nil, "more than 65536", 2},
 		{"oversized chunked", &fakeIMDS{userData: make([]byte, 70_000), chunked: true}, 64 << 10, nil, nil, "more than 65536", 2},

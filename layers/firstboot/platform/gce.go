@@ -35,7 +35,7 @@ func readGCEAttribute(key string) func(context.Context, *env) ([]byte, string, e
 			return nil, "", err
 		}
 		if !found {
-			return nil, "", noData("gce-metadata: attribute %s is not set", key)
+			return nil, "", noData("not set (404)")
 		}
 		enc, found, err := gceGet(ctx, e, base+key+"-encoding", maxGCEEncoding)
 		if err != nil {

@@ -71,7 +71,7 @@ func TestGCE(t *testing.T) {
 		{"5xx then success", &fakeGCE{fail: 2, attrs: map[string]string{"user-data": string(nodeConfig)}},
 			nodeConfig, "gce-metadata user-data", nil, ""},
 		{"nothing set", &fakeGCE{attrs: map[string]string{"ssh-keys": "x"}},
-			nil, "gce", ErrNoData, "attribute nodebake-node is not set; gce-metadata: attribute user-data is not set"},
+			nil, "gce", ErrNoData, "gce: no node config from any source (gce-metadata nodebake-node: not set (404); gce-metadata user-data: not set (404))"},
 		{"bad base64", &fakeGCE{attrs: map[string]string{"user-data": secret + "!!", "user-data-encoding": "base64"}},
 			nil, "gce-metadata user-data", nil, "decoding base64: illegal base64 data"},
 		{"unknown encoding", &fakeGCE{attrs: map[string]string{"user-data": "x", "user-data-encoding": "rot13"}},

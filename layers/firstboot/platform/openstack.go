@@ -45,7 +45,7 @@ func readOpenStackMetadata(ctx context.Context, e *env) ([]byte, string, error) 
 		data, err := decode(resp.body, false, e.opts.MaxSize)
 		return data, "", err
 	case http.StatusNotFound:
-		return nil, "", noData("openstack-metadata: no user data (404)")
+		return nil, "", noData("no user data (404)")
 	default:
 		return nil, "", unexpected(resp.status)
 	}

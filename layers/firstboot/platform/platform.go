@@ -358,7 +358,7 @@ func (d Detection) Read(ctx context.Context) (Config, error) {
 	for _, src := range d.p.sources {
 		data, where, err := src.read(ctx, e.forSource(src.name))
 		if errors.Is(err, ErrNoData) {
-			none = append(none, err.Error())
+			none = append(none, src.name+": "+err.Error())
 			continue
 		}
 		if err != nil {
