@@ -22,7 +22,7 @@ type Writer struct {
 	size int64  // bytes written so far
 
 	jobs   chan writerJob
-	free   chan []byte   // data buffers not in use
+	free   chan []byte    // data buffers not in use
 	groups []*writerGroup // one per group, in order
 	wg     sync.WaitGroup
 	closed bool
