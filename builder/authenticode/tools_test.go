@@ -72,7 +72,7 @@ func checkWithTools(t *testing.T, img []byte) {
 	}
 
 	out, err := run(ossl, "verify", "-in", signed, "-CAfile", goodCert)
-	if err != nil || !strings.Contains(out, "Signature verification: ok") || strings.Contains(strings.ToLower(out), "mismatch") {
+	if err != nil || !strings.Contains(out, "Signature verification: ok") || strings.Contains(out, "invalid PE checksum") {
 		t.Errorf("osslsigncode verify: %v\n%s", err, out)
 	}
 	for _, m := range osslDigest.FindAllStringSubmatch(out, -1) {
