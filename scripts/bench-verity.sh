@@ -1,6 +1,6 @@
 #!/bin/sh
 # Time of nodebake's dm-verity hash tree against `veritysetup format` on the
-# same data file (random data in the page cache, best of three runs each):
+# same data file (random data in the page cache, best of five runs each):
 #   scripts/bench-verity.sh [MiB]     (default 200)
 # Needs veritysetup (Debian package cryptsetup-bin). Prints one FIGURE line.
 set -eu
