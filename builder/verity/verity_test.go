@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -322,8 +323,8 @@ func TestSameTree(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, n := range []int{1, 2, 127, 128, 129, 255, 256, 257, 16384, 16385} {
 		data := make([]byte, n*BlockSize)
-		for i := range data {
-			data[i] = byte(rng.Uint32())
+		for i := 0; i < len(data); i += 8 {
+			binary.LittleEndian.PutUint64(data[i:], rng.Uint64())
 		}
 		salt := make([]byte, rng.IntN(MaxSaltSize+1))
 		for i := range salt {
