@@ -305,7 +305,7 @@ func TestRunBadInput(t *testing.T) {
 		{name: "address in pod CIDR", mutate: func(c *nodeconfig.NodeConfig) { c.WireGuard.Address = "10.200.1.1/24" },
 			line: "wireguard.address: 10.200.1.1/24 overlaps the cluster (pod) CIDR 10.200.0.0/16"},
 		{name: "bad WireGuard key", mutate: func(c *nodeconfig.NodeConfig) { c.WireGuard.PrivateKey = "c2hvcnQ=" },
-			line: "wireguard.privateKey: decodes to 5 bytes; a WireGuard key has 32"},
+			line: "wireguard.privateKey: 8 characters; a WireGuard key is 44 characters"},
 		{name: "certificate from another CA", mutate: func(c *nodeconfig.NodeConfig) { c.Kubernetes.NodeCert, c.Kubernetes.NodeKey = otherCert, otherKey },
 			line: `kubernetes.nodeCert: not signed by the CA in kubernetes.caCert (issuer "CN=another CA")`},
 		{name: "key not matching certificate", mutate: func(c *nodeconfig.NodeConfig) { c.Kubernetes.NodeKey = c.Kubernetes.KubeProxy.Key },
