@@ -124,7 +124,12 @@ func writeFile(t *testing.T, root, path string, data []byte) {
 // nil) is delivered as the system credential.
 func newRoot(t *testing.T, node []byte) string {
 	t.Helper()
-	root := t.TempDir()
+	return newRootIn(t, t.TempDir(), node)
+}
+
+// newRootIn lays out the image's inputs under root.
+func newRootIn(t *testing.T, root string, node []byte) string {
+	t.Helper()
 	writeFile(t, root, FactsPath, []byte(factsJSON))
 	writeFile(t, root, "/usr/lib/nodebake/kubelet-config.json", []byte(kubeletTemplate))
 	writeFile(t, root, "/usr/lib/nodebake/kube-proxy-config.json", []byte(kubeProxyTemplate))
@@ -328,7 +333,7 @@ func TestRunBadInput(t *testing.T) {
 		}, line: "source: config-drive /dev/vdb: mounting vfat read-only: "},
 		{name: "kernel command line path missing", setup: func(t *testing.T, root string) {
 			writeFile(t, root, "/proc/cmdline", []byte("root=/dev/vda2 ro nodebake.config=/var/lib/node.yaml quiet\n"))
-		}, line: "source: kernel-cmdline /var/lib/node.yaml: open /var/lib/node.yaml: no such file or directory"},
+		}, line: "source: kernel-cmdline /var/lib/node.yaml: no such file or directory"},
 		{name: "nothing found", setup: func(t *testing.T, root string) {
 			os.Remove(filepath.Join(root, SystemCredentialsDir, CredentialName))
 		}, line: "source: no node config found"},

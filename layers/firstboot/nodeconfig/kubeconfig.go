@@ -144,6 +144,24 @@ func ParseKubeconfig(s, field string) (*Kubeconfig, error) {
 	return &k, nil
 }
 
+// Credentials returns the server and the client certificate and key (PEM)
+// of a kubeconfig with one cluster and one user (see ParseKubeconfig; Load
+// checks them).
+func (k *Kubeconfig) Credentials() (server, certPEM, keyPEM string, err error) {
+	if len(k.Clusters) != 1 || len(k.Users) != 1 {
+		return "", "", "", fmt.Errorf("%d clusters and %d users; want one of each", len(k.Clusters), len(k.Users))
+	}
+	cert, err := base64.StdEncoding.Strict().DecodeString(k.Users[0].User.ClientCertificateData)
+	if err != nil {
+		return "", "", "", fmt.Errorf("client-certificate-data: %w", err)
+	}
+	key, err := base64.StdEncoding.Strict().DecodeString(k.Users[0].User.ClientKeyData)
+	if err != nil {
+		return "", "", "", fmt.Errorf("client-key-data: %w", err)
+	}
+	return k.Clusters[0].Cluster.Server, string(cert), string(key), nil
+}
+
 // kubeconfigCredentials is what a checked kubeconfig holds.
 type kubeconfigCredentials struct {
 	server, caPEM, certPEM, keyPEM string

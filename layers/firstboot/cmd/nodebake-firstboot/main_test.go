@@ -94,12 +94,14 @@ func TestFailureIsOneLine(t *testing.T) {
 	if code != 1 || stdout != "" {
 		t.Errorf("exit %d, stdout %q", code, stdout)
 	}
-	if want := "nodebake-firstboot: kind: required\n"; stderr != want {
+	// Problems come in document order: the first is on line 2; the absent
+	// fields follow.
+	if want := "nodebake-firstboot: nodeName: \"Bad_Name\" is not a DNS-1123 subdomain (lower-case letters, digits, '-' and '.') (line 2)\n"; stderr != want {
 		t.Errorf("stderr %q, want %q", stderr, want)
 	}
 	var st firstboot.Status
 	b, _ := os.ReadFile(filepath.Join(root, firstboot.StatusPath))
-	if err := json.Unmarshal(b, &st); err != nil || st.OK || st.Field != "kind" || len(st.Problems) < 5 {
+	if err := json.Unmarshal(b, &st); err != nil || st.OK || st.Field != "nodeName" || len(st.Problems) < 5 || st.Problems[len(st.Problems)-1].Field != "kubernetes.podCIDR" {
 		t.Errorf("status %s (%v)", b, err)
 	}
 }
