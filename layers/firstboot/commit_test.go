@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
+	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig/nodeconfigtest"
 )
 
 // faultOps wraps the real file calls: the call numbered at (from 1) fails,
@@ -177,24 +178,10 @@ func commitScenarios(t *testing.T) []*commitScenario {
 	return scenarios
 }
 
-// memDir returns a new directory in memory (/dev/shm) when the system has
-// one, else on disk: the sweeps below create and remove thousands of files,
-// which on a busy disk takes minutes, and what they check is the order of
-// the calls, not the disk.
-func memDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("/dev/shm", "firstboot-test-")
-	if err != nil {
-		return t.TempDir()
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 // setup returns a root where A ran (unless fresh) and B is the config.
 func (sc *commitScenario) setup(t *testing.T) string {
 	t.Helper()
-	root := newRootIn(t, memDir(t), sc.a)
+	root := newRootIn(t, nodeconfigtest.MemDir(t), sc.a)
 	if !sc.fresh {
 		if _, err := Run(context.Background(), fastOptions(root)); err != nil {
 			t.Fatalf("%s: A: %v", sc.name, err)

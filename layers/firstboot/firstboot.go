@@ -174,12 +174,8 @@ func run(ctx context.Context, opts Options, w *writer, st *Status) error {
 		return fail("facts", err)
 	}
 	data, source, err := findConfig(ctx, opts)
-	var tooLarge *nodeconfig.TooLargeError
-	if errors.As(err, &tooLarge) {
-		return fail("config", err)
-	}
 	if err != nil {
-		return fail("source", err)
+		return nodeconfig.ReadProblem(err)
 	}
 	st.Source = source
 	cfg, err := nodeconfig.Load(data, facts, opts.Now)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nodebake/nodebake/layers/firstboot/internal/testpki"
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
+	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig/nodeconfigtest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -162,9 +163,11 @@ func snapshot(t *testing.T, root string) map[string]entry {
 		if err != nil {
 			return err
 		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
+		var data []byte
+		if info.Mode().IsRegular() { // not named pipes: they would block
+			if data, err = os.ReadFile(p); err != nil {
+				return err
+			}
 		}
 		st := info.Sys().(*syscall.Stat_t)
 		rel, _ := filepath.Rel(root, p)
@@ -334,6 +337,31 @@ func TestRunBadInput(t *testing.T) {
 		{name: "kernel command line path missing", setup: func(t *testing.T, root string) {
 			writeFile(t, root, "/proc/cmdline", []byte("root=/dev/vda2 ro nodebake.config=/var/lib/node.yaml quiet\n"))
 		}, line: "source: kernel-cmdline /var/lib/node.yaml: no such file or directory"},
+		{name: "kernel command line path is a named pipe", setup: func(t *testing.T, root string) {
+			writeFile(t, root, "/proc/cmdline", []byte("nodebake.config=/var/lib/node.yaml\n"))
+			if err := nodeconfigtest.Place(filepath.Join(root, "/var/lib/node.yaml"), nodeconfigtest.Case{Source: nodeconfigtest.NamedPipe}); err != nil {
+				t.Fatal(err)
+			}
+		}, line: "source: kernel-cmdline /var/lib/node.yaml: not a regular file but a named pipe"},
+		{name: "kernel command line path is a directory", setup: func(t *testing.T, root string) {
+			writeFile(t, root, "/proc/cmdline", []byte("nodebake.config=/usr/lib/nodebake\n"))
+		}, line: "source: kernel-cmdline /usr/lib/nodebake: not a regular file but a directory"},
+		{name: "kernel command line path too large", setup: func(t *testing.T, root string) {
+			writeFile(t, root, "/proc/cmdline", []byte("nodebake.config=/var/lib/node.yaml\n"))
+			writeFile(t, root, "/var/lib/node.yaml", make([]byte, nodeconfig.MaxSize+1))
+		}, line: "config: kernel-cmdline /var/lib/node.yaml: larger than the limit of 1048576 bytes"},
+		{name: "credential is a symbolic link to a named pipe", setup: func(t *testing.T, root string) {
+			cred := filepath.Join(root, SystemCredentialsDir, CredentialName)
+			os.Remove(cred)
+			if err := nodeconfigtest.Place(cred, nodeconfigtest.Case{Source: nodeconfigtest.SymlinkToPipe}); err != nil {
+				t.Fatal(err)
+			}
+		}, line: "source: credential /run/credentials/@system/nodebake.node: not a regular file but a named pipe"},
+		{name: "kernel command line is not a regular file", setup: func(t *testing.T, root string) {
+			if err := nodeconfigtest.Place(filepath.Join(root, "/proc/cmdline"), nodeconfigtest.Case{Source: nodeconfigtest.NamedPipe}); err != nil {
+				t.Fatal(err)
+			}
+		}, line: "source: reading the kernel command line /proc/cmdline: not a regular file but a named pipe"},
 		{name: "nothing found", setup: func(t *testing.T, root string) {
 			os.Remove(filepath.Join(root, SystemCredentialsDir, CredentialName))
 		}, line: "source: no node config found"},

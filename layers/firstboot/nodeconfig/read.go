@@ -33,6 +33,17 @@ func (e *NotRegularError) Error() string {
 	return "not a regular file but a " + e.Type
 }
 
+// ReadProblem is the problem of a node config that could not be read:
+// field "config" when it is too large, else "source" (not found, not a
+// regular file, unreadable).
+func ReadProblem(err error) Problems {
+	var tl *TooLargeError
+	if errors.As(err, &tl) {
+		return Problems{{Field: documentField, Message: err.Error()}}
+	}
+	return Problems{{Field: "source", Message: err.Error()}}
+}
+
 // ReadFile reads a node config from the file at path: a regular file (or a
 // symbolic link to one) of at most MaxSize bytes. See ReadRegularFile.
 func ReadFile(path string) ([]byte, error) { return ReadRegularFile(path, MaxSize) }

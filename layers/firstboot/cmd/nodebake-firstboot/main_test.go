@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/nodebake/nodebake/layers/firstboot"
+	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig/nodeconfigtest"
 )
 
 // The test binary runs as the program when this variable is set.
@@ -25,7 +26,7 @@ func TestMain(m *testing.M) {
 
 func setup(t *testing.T, node []byte) string {
 	t.Helper()
-	root := t.TempDir()
+	root := nodeconfigtest.MemDir(t)
 	files := map[string][]byte{
 		firstboot.FactsPath: []byte(`{"serviceCIDR":"10.32.0.0/16","clusterCIDR":"10.200.0.0/16","podNetwork":"bridge",
  "kubeletConfigTemplate":"/usr/lib/nodebake/kubelet.json","kubeProxyConfigTemplate":"/usr/lib/nodebake/kube-proxy.json"}`),

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"testing"
 
 	"github.com/nodebake/nodebake/layers/firstboot/internal/testpki"
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
@@ -103,6 +104,20 @@ func YAML(cfg *nodeconfig.NodeConfig) []byte {
 		panic("nodeconfigtest: " + err.Error()) // the corpus's own configs always marshal
 	}
 	return b
+}
+
+// MemDir returns a new directory in memory (/dev/shm) when the system has
+// one, else t.TempDir(). The acceptance tables and fault sweeps create and
+// sync thousands of files; on a busy disk that takes minutes, and what
+// they check is first boot's logic, not the disk.
+func MemDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/dev/shm", "nodebake-test-")
+	if err != nil {
+		return t.TempDir()
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 // SourceKind is what the node config's source is on disk.
