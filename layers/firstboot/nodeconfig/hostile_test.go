@@ -247,6 +247,13 @@ func TestMaxProblems(t *testing.T) {
 	}
 }
 
+func TestProblemIsOneLine(t *testing.T) {
+	_, err := nodeconfig.Load([]byte(`{"wireguard": {"a\nb": 1}}`), facts(), testpki.Now())
+	if got := firstProblem(t, err).String(); got != `wireguard.a\nb: unknown field (line 1)` {
+		t.Errorf("got %q", got)
+	}
+}
+
 func TestKubeconfigRoundTrip(t *testing.T) {
 	p := newPKI(t)
 	k := nodeconfig.NewKubeconfig("https://10.8.0.1:6443", p.ca.CertPEM, "system:kube-proxy", p.proxyCert, p.proxyKey)
@@ -327,6 +334,9 @@ func FuzzLoad(f *testing.F) {
 		}
 		if probs[0].Field == "" || probs[0].Message == "" {
 			t.Fatalf("the first problem names no field: %+v", probs[0])
+		}
+		if line := probs[0].String(); strings.ContainsAny(line, "\n\r") {
+			t.Fatalf("the console line %q is not one line", line)
 		}
 		if len(doc) > nodeconfig.MaxSize && probs[0].Field != "config" {
 			t.Fatalf("a document of %d bytes: %v", len(doc), probs[0])
@@ -445,8 +455,11 @@ func FuzzKubeconfig(f *testing.F) {
 	f.Fuzz(func(t *testing.T, kc string) {
 		cfg := p.config()
 		cfg.Kubernetes.KubeProxy = nodeconfig.KubeProxy{Kubeconfig: kc}
-		_, err := nodeconfig.Load(nodeconfigtest.YAML(cfg), facts(), testpki.Now())
+		doc, err := nodeconfig.Marshal(cfg)
 		if err != nil {
+			return // not a string YAML holds (invalid UTF-8)
+		}
+		if _, err := nodeconfig.Load(doc, facts(), testpki.Now()); err != nil {
 			return
 		}
 		k, err := nodeconfig.ParseKubeconfig(kc, "kubeconfig")
