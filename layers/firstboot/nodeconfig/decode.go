@@ -35,20 +35,57 @@ func Parse(data []byte) (*NodeConfig, error) {
 	return cfg, err
 }
 
-// parse is Parse that also returns the line of every field it decoded,
-// by field path.
-func parse(data []byte) (*NodeConfig, map[string]int, error) {
+// parse is Parse that also returns the line of every field it decoded.
+func parse(data []byte) (*NodeConfig, *fieldLines, error) {
 	root, err := parseDocument(data, documentField, "node config")
 	if err != nil {
 		return nil, nil, err
 	}
 	var cfg NodeConfig
-	d := decoder{lines: map[string]int{}}
+	d := decoder{lines: &fieldLines{fields: map[string]int{}, seqs: map[string]seqLines{}}}
 	d.decode(root, reflect.ValueOf(&cfg).Elem(), "")
 	if probs := d.probs.result(); len(probs) > 0 {
 		return nil, nil, probs
 	}
 	return &cfg, d.lines, nil
+}
+
+// fieldLines is the document line of every decoded field, kept compactly:
+// a sequence's items are one slice of lines, left out when they are all on
+// the sequence's line (as in [a, b]), so that a long sequence costs a few
+// bytes per item rather than a path each.
+type fieldLines struct {
+	fields map[string]int // by field path, sequence items excepted
+	seqs   map[string]seqLines
+}
+
+type seqLines struct {
+	len   int
+	lines []int // nil: every item is on the sequence's line
+}
+
+// line returns the line of a field path, or false when the field is not
+// in the document.
+func (l *fieldLines) line(field string) (int, bool) {
+	if l == nil {
+		return 0, false
+	}
+	if n, ok := l.fields[field]; ok {
+		return n, true
+	}
+	i := strings.LastIndexByte(field, '[')
+	if i < 0 || !strings.HasSuffix(field, "]") {
+		return 0, false
+	}
+	seq, ok := l.seqs[field[:i]]
+	idx, err := strconv.Atoi(field[i+1 : len(field)-1])
+	if !ok || err != nil || idx < 0 || idx >= seq.len {
+		return 0, false
+	}
+	if seq.lines != nil {
+		return seq.lines[idx], true
+	}
+	return l.fields[field[:i]], true
 }
 
 // parseDocument reads a YAML or JSON document within the bounds; problems
@@ -139,7 +176,7 @@ func (c *collector) result() Problems {
 // of every field.
 type decoder struct {
 	probs collector
-	lines map[string]int // nil: not recorded
+	lines *fieldLines // nil: not recorded
 	// unsupported explains known fields that are refused, by field name.
 	unsupported map[string]string
 }
@@ -163,9 +200,6 @@ func (d *decoder) decode(n *strictyaml.Node, v reflect.Value, path string) {
 	}
 	add := func(format string, args ...any) {
 		d.probs.add(Problem{Field: field, Message: fmt.Sprintf(format, args...), Line: n.Line})
-	}
-	if d.lines != nil && path != "" {
-		d.lines[path] = n.Line
 	}
 	if n.IsNull() {
 		return // the zero value
@@ -192,6 +226,9 @@ func (d *decoder) decode(n *strictyaml.Node, v reflect.Value, path string) {
 				}
 				d.probs.add(Problem{Field: join(path, k.Value), Message: msg, Line: k.Line})
 				continue
+			}
+			if d.lines != nil {
+				d.lines.fields[join(path, k.Value)] = k.Line
 			}
 			d.decode(n.Content[i+1], v.Field(fi), join(path, k.Value))
 		}
@@ -222,9 +259,28 @@ func (d *decoder) decode(n *strictyaml.Node, v reflect.Value, path string) {
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, item := range n.Content {
+			if item.Kind == strictyaml.ScalarNode && s.Index(i).Kind() == reflect.String {
+				s.Index(i).SetString(item.Value) // no path to make: nothing can be wrong
+				continue
+			}
 			d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
 		}
 		v.Set(s)
+		if d.lines != nil {
+			seq := seqLines{len: len(n.Content)}
+			for i, item := range n.Content {
+				if item.Line != n.Line && seq.lines == nil {
+					seq.lines = make([]int, len(n.Content))
+					for j := range i {
+						seq.lines[j] = n.Content[j].Line
+					}
+				}
+				if seq.lines != nil {
+					seq.lines[i] = item.Line
+				}
+			}
+			d.lines.seqs[path] = seq
+		}
 	default:
 		add("unsupported field type %s", v.Type())
 	}

@@ -232,6 +232,26 @@ func TestProblemsInDocumentOrder(t *testing.T) {
 	}
 }
 
+func TestItemLines(t *testing.T) {
+	doc := "wireguard:\n  peers:\n    - publicKey: x\n      allowedIPs:\n        - 10.9.0.0/24\n        - 10.9.1.1/24\n" +
+		"    - allowedIPs: [10.7.0.0/16, 10.7.0.0/24]\n"
+	_, err := nodeconfig.Load([]byte(doc), facts(), testpki.Now())
+	lines := map[string]int{}
+	for _, p := range err.(nodeconfig.Problems) {
+		lines[p.Field] = p.Line
+	}
+	for field, want := range map[string]int{
+		"wireguard.peers[0].publicKey":     3,
+		"wireguard.peers[0].allowedIPs[1]": 6, // a block sequence item: its own line
+		"wireguard.peers[1].allowedIPs[1]": 7, // a flow sequence item: the sequence's
+		"wireguard.peers[1].publicKey":     0, // absent
+	} {
+		if got, ok := lines[field]; !ok || got != want {
+			t.Errorf("%s: line %d (reported %v), want %d", field, got, ok, want)
+		}
+	}
+}
+
 func TestMaxProblems(t *testing.T) {
 	p := newPKI(t)
 	cfg := p.config()

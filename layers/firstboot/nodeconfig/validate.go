@@ -60,7 +60,7 @@ func Validate(cfg *NodeConfig, facts ImageFacts, now time.Time) error {
 type validator struct {
 	now time.Time
 	// lines gives the document line of each field, when known.
-	lines map[string]int
+	lines *fieldLines
 	probs collector
 }
 
@@ -76,11 +76,12 @@ const kubeProxyKubeconfigField = "kubernetes.kubeProxy.kubeconfig"
 // the kubeconfig inside the node config, the kubeconfig's; 0 for fields
 // that are absent.
 func (v *validator) line(field string) int {
-	if l, ok := v.lines[field]; ok {
+	if l, ok := v.lines.line(field); ok {
 		return l
 	}
 	if strings.HasPrefix(field, kubeProxyKubeconfigField+".") {
-		return v.lines[kubeProxyKubeconfigField]
+		l, _ := v.lines.line(kubeProxyKubeconfigField)
+		return l
 	}
 	return 0
 }
@@ -144,11 +145,15 @@ func podCIDR(s string, facts ImageFacts, service, cluster netip.Prefix) (netip.P
 	return p, probs
 }
 
-// allowedIP is one peer's allowed network, with its field and place.
+// allowedIP is one peer's allowed network, with its place.
 type allowedIP struct {
-	prefix netip.Prefix
-	field  string
-	index  int // in document order
+	prefix     netip.Prefix
+	peer, item int
+	index      int // in document order
+}
+
+func (a allowedIP) field() string {
+	return fmt.Sprintf("wireguard.peers[%d].allowedIPs[%d]", a.peer, a.item)
 }
 
 func (v *validator) wireGuard(wg *WireGuard, service, cluster, podCIDR netip.Prefix) {
@@ -204,19 +209,20 @@ func (v *validator) wireGuard(wg *WireGuard, service, cluster, podCIDR netip.Pre
 			v.add(f+".allowedIPs", "required: a peer without allowed IPs gets no traffic")
 		}
 		for j, s := range p.AllowedIPs {
-			af := fmt.Sprintf("%s.allowedIPs[%d]", f, j)
+			ai := allowedIP{peer: i, item: j, index: len(allowed)}
 			a, err := parseNetwork(s)
 			if err != nil {
-				v.add(af, "%v", err)
+				v.add(ai.field(), "%v", err)
 				continue
 			}
 			switch {
 			case addr.IsValid() && a.Contains(addr.Addr()):
-				v.add(af, "%s contains this node's own address %s", a, addr.Addr())
+				v.add(ai.field(), "%s contains this node's own address %s", a, addr.Addr())
 			case podCIDR.IsValid() && a.Overlaps(podCIDR):
-				v.add(af, "%s overlaps this node's podCIDR %s", a, podCIDR)
+				v.add(ai.field(), "%s overlaps this node's podCIDR %s", a, podCIDR)
 			}
-			allowed = append(allowed, allowedIP{prefix: a, field: af, index: len(allowed)})
+			ai.prefix = a
+			allowed = append(allowed, ai)
 		}
 		if p.PersistentKeepalive < 0 || p.PersistentKeepalive > 65535 {
 			v.add(f+".persistentKeepalive", "%d is not 0-65535 seconds", p.PersistentKeepalive)
@@ -256,7 +262,7 @@ func (v *validator) overlaps(allowed []allowedIP) {
 	}
 	slices.SortStableFunc(found, func(x, y pair) int { return x.later.index - y.later.index })
 	for _, p := range found {
-		v.add(p.later.field, "%s overlaps %s (%s)", p.later.prefix, p.earlier.field, p.earlier.prefix)
+		v.add(p.later.field(), "%s overlaps %s (%s)", p.later.prefix, p.earlier.field(), p.earlier.prefix)
 	}
 }
 

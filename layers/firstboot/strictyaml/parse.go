@@ -572,9 +572,16 @@ func simpleEscape(c byte) string {
 	return ""
 }
 
-// flowSequence parses a one-line flow sequence of scalars.
+// flowSequence parses a one-line flow sequence of scalars. Its items are
+// allocated together: a long sequence costs its nodes and nothing more.
 func flowSequence(t string, l line) (*Node, error) {
-	seq := &Node{Kind: SequenceNode, Line: l.num}
+	most := strings.Count(t, ",") + 1 // at least the number of items
+	seq := &Node{Kind: SequenceNode, Line: l.num, Content: make([]*Node, 0, most)}
+	items := make([]Node, 0, most)
+	item := func(n Node) *Node {
+		items = append(items, n)
+		return &items[len(items)-1]
+	}
 	i := 1
 	skip := func() {
 		for i < len(t) && (t[i] == ' ' || t[i] == '\t') {
@@ -600,7 +607,7 @@ func flowSequence(t string, l line) (*Node, error) {
 			if err != nil {
 				return nil, err
 			}
-			seq.Content = append(seq.Content, &Node{Kind: ScalarNode, Style: style, Value: v, Line: l.num})
+			seq.Content = append(seq.Content, item(Node{Kind: ScalarNode, Style: style, Value: v, Line: l.num}))
 			i = len(t) - len(after)
 		default:
 			j := i
@@ -614,7 +621,7 @@ func flowSequence(t string, l line) (*Node, error) {
 			if isNullWord(v) {
 				v = ""
 			}
-			seq.Content = append(seq.Content, &Node{Kind: ScalarNode, Style: Plain, Value: v, Line: l.num})
+			seq.Content = append(seq.Content, item(Node{Kind: ScalarNode, Style: Plain, Value: v, Line: l.num}))
 			i = j
 		}
 		skip()
