@@ -369,3 +369,27 @@ func TestJournalConfined(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestHostnameFailureRollsBack: the hostname is set once every file is in
+// place; if that fails, the files go back to the old set.
+func TestHostnameFailureRollsBack(t *testing.T) {
+	for _, sc := range commitScenarios(t) {
+		t.Run(sc.name, func(t *testing.T) {
+			root := sc.setup(t)
+			opts := fastOptions(root)
+			opts.SetHostname = func(string) error { return errors.New("no such luck") }
+			_, err := Run(context.Background(), opts)
+			var probs nodeconfig.Problems
+			if !errors.As(err, &probs) || probs[0].Field != "nodeName" || !strings.Contains(probs[0].Message, "setting the hostname: no such luck") {
+				t.Fatalf("got %v", err)
+			}
+			files, leftovers := nodeFilesAndLeftovers(t, root)
+			if !same(files, sc.oldFiles) || len(leftovers) > 0 {
+				t.Errorf("not the old set: %v, left %v", written(sc.oldFiles, files), leftovers)
+			}
+			if _, err := os.Stat(filepath.Join(root, ReadyPath)); !os.IsNotExist(err) {
+				t.Error("node-ready exists")
+			}
+		})
+	}
+}
