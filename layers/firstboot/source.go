@@ -60,7 +60,7 @@ func findConfig(ctx context.Context, opts Options) ([]byte, string, error) {
 	for waited := time.Duration(0); ; waited += drivePoll {
 		devs, err := blockdev.FindByLabel(root, DriveLabel)
 		if err != nil {
-			return nil, "", err
+			return nil, "", errorAt("looking for a config drive in", "/sys/class/block", err)
 		}
 		if len(devs) > 0 {
 			d := devs[0]
@@ -125,7 +125,7 @@ func cmdlineParam(cmdline, name string) (string, bool) {
 func readDrive(root string, d blockdev.Device) (data []byte, err error) {
 	dir, err := os.MkdirTemp(filepath.Join(root, filepath.Dir(StatusPath)), "configdrive-")
 	if err != nil {
-		return nil, fmt.Errorf("creating a mount point: %w", err)
+		return nil, errorAt("creating a mount point in", filepath.Dir(StatusPath), err)
 	}
 	defer os.Remove(dir)
 	flags := uintptr(syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC)
