@@ -14,7 +14,8 @@ export CGO_ENABLED := 0
 # Debian packages the build and the tests use.
 DEBS := mmdebstrap squashfs-tools gdisk dosfstools mtools e2fsprogs qemu-system-x86 \
         ovmf qemu-utils libseccomp-dev gcc libc6-dev zstd openssl wireguard-tools attr \
-        squashfs-tools-ng genisoimage util-linux mount tar git ca-certificates ipxe-qemu cpio
+        squashfs-tools-ng genisoimage util-linux mount tar git ca-certificates ipxe-qemu cpio \
+        iproute2 ntpsec-ntpdig
 
 .PHONY: all deps bin base image test test-fast test-slow test-e2e vet clean fuzz-short
 
@@ -64,6 +65,7 @@ fuzz-short:
 
 # The real-world tier: the pinned set built from source (cached by version
 # in build/cache), QEMU boots (disk, qcow2, netboot over HTTP and iPXE),
+# the platform readers against real services (amazon-ec2-metadata-mock),
 # every output format, reproducibility, the Packer acceptance test.
 # The cluster end to end (a control plane on loopback and three TCG guests,
 # 18-32 minutes) is `make test-e2e`. It is not part of `make test` yet: it
@@ -75,7 +77,7 @@ SLOW_FILTER := grep -E '^(=== RUN|--- |PASS|FAIL|ok|FIGURE|\s+\S+_test.go)'
 
 test-slow: base
 	mkdir -p build
-	$(SLOW_ENV) $(GO) test -count=1 -timeout 45m -v ./test/boot ./test/harness ./test/qemu 2>&1 | tee build/test-slow.log | $(SLOW_FILTER); exit $${PIPESTATUS[0]}
+	$(SLOW_ENV) $(GO) test -count=1 -timeout 45m -v ./test/boot ./test/harness ./test/platform ./test/qemu 2>&1 | tee build/test-slow.log | $(SLOW_FILTER); exit $${PIPESTATUS[0]}
 	$(MAKE) plugin-acc
 
 test-e2e: base

@@ -8,8 +8,9 @@
 # field of the spec can also be set here, in snake_case blocks:
 #
 #   kubernetes { service_cidr = "10.96.0.0/16" }
-#   components {
-#     kubelet { from = "go" }
+#   component {
+#     name = "kubelet"
+#     from = "go"
 #   }
 #   kubelet { config_json = jsonencode({ maxPods = 200 }) }
 #   file {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,11 +23,12 @@ import (
 	"github.com/spdx/tools-golang/spdxlib"
 
 	"github.com/nodebake/nodebake/builder/publish"
-	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/layers/cache"
 	"github.com/nodebake/nodebake/layers/components"
+	"github.com/nodebake/nodebake/layers/failure"
 	"github.com/nodebake/nodebake/layers/mirror"
 	"github.com/nodebake/nodebake/layers/oci"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // This file tests the pipeline in-process with small fake inputs: a tiny
@@ -105,9 +107,9 @@ output: {espSize: 100MiB, varSize: 64MiB}
 	// Fake binaries, packed as upstream publishes them, in a local mirror.
 	root := filepath.Join(dir, "mirror")
 	arts, err := mirror.Write(context.Background(), s, root, func(_ context.Context, component, version string) (string, error) {
-		l, err := components.Lookup(component)
-		if err != nil {
-			return "", err
+		l, ok := components.Find(component)
+		if !ok {
+			return "", fmt.Errorf("no component %s", component)
 		}
 		bins := filepath.Join(dir, "bins", component)
 		os.MkdirAll(bins, 0o755)
@@ -211,8 +213,9 @@ func TestBuildFromMirror(t *testing.T) {
 func TestBuildFailureLeavesNothing(t *testing.T) {
 	f := newFixture(t)
 	bad := f.spec.Clone()
-	kc := bad.ComponentField(spec.ComponentKubelet)
+	kc := bad.Components["kubelet"]
 	kc.SHA256 = map[spec.Arch]string{"amd64": strings.Repeat("0", 64)}
+	bad.SetComponent("kubelet", kc)
 	out := t.TempDir()
 	_, err := f.build(t, out, bad)
 	var ce *cache.ChecksumError
@@ -388,6 +391,15 @@ func TestBuildFormats(t *testing.T) {
 	if got, want := strings.Join(names, ","), "test.SHA256SUMS,test.manifest.json,test.qcow2,test.raw.zst,test.spdx.json"; got != want {
 		t.Errorf("output dir holds %s, want %s", got, want)
 	}
+	// The plan named exactly what was written.
+	var planned []string
+	for _, p := range res.Plan.Files() {
+		planned = append(planned, filepath.Base(p))
+	}
+	slices.Sort(planned)
+	if got := strings.Join(planned, ","); got != strings.Join(names, ",") {
+		t.Errorf("the plan names %s, the build wrote %s", got, strings.Join(names, ","))
+	}
 	var formats []string
 	for _, o := range res.Manifest.Outputs {
 		formats = append(formats, o.Format)
@@ -448,15 +460,14 @@ func TestExport(t *testing.T) {
 		os.WriteFile(filepath.Join(bad, n), b, 0o644)
 	}
 	_, err = Export(t.Context(), filepath.Join(bad, "test.raw"), ExportOptions{Formats: []spec.Format{spec.FormatQCOW2}})
-	var ie *InputError
-	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "does not match its manifest") {
+	if failure.KindOf(err) != failure.Invalid || !strings.Contains(err.Error(), "does not match its manifest") {
 		t.Errorf("export of a changed image: %v", err)
 	}
 	entries, _ := os.ReadDir(bad)
 	if len(entries) != 2 {
 		t.Errorf("a refused export left %d files", len(entries))
 	}
-	if _, err := Export(t.Context(), filepath.Join(bad, "nothing.img"), ExportOptions{Formats: []spec.Format{spec.FormatQCOW2}}); !errors.As(err, &ie) {
+	if _, err := Export(t.Context(), filepath.Join(bad, "nothing.img"), ExportOptions{Formats: []spec.Format{spec.FormatQCOW2}}); failure.KindOf(err) != failure.Invalid {
 		t.Errorf("export of a non-raw name: %v", err)
 	}
 }

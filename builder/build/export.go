@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"github.com/nodebake/nodebake/builder/publish"
-	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/failure"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // ExportOptions configure an Export.
@@ -49,43 +50,50 @@ func Export(ctx context.Context, raw string, opts ExportOptions) (*ExportResult,
 	base := filepath.Base(raw)
 	name, ok := strings.CutSuffix(base, ".raw")
 	if !ok || name == "" {
-		return nil, &InputError{fmt.Errorf("%s: not a raw image (want NAME.raw)", raw)}
+		return nil, failure.Errorf(failure.Invalid, "%s: not a raw image (want NAME.raw)", raw)
 	}
 	dir := filepath.Dir(raw)
-	manifestPath := filepath.Join(dir, name+".manifest.json")
+	out := opts.OutputDir
+	if out == "" {
+		out = dir
+	}
+	// Where the build put the image's manifest, and what the export writes.
+	built, err := PlanOutputs(dir, name, nil)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := PlanOutputs(out, name, opts.Formats)
+	if err != nil {
+		return nil, err
+	}
+	manifestPath := built.Manifest
 	b, err := os.ReadFile(manifestPath)
 	if err != nil {
-		return nil, &InputError{fmt.Errorf("the image's manifest: %w", err)}
+		return nil, failure.Errorf(failure.Invalid, "the image's manifest: %w", err)
 	}
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, &InputError{fmt.Errorf("%s: %w", manifestPath, err)}
+		return nil, failure.Errorf(failure.Invalid, "%s: %w", manifestPath, err)
 	}
 	seed, err := imageSeed(m.SpecHash, m.Base.Digest)
 	if err != nil {
-		return nil, &InputError{fmt.Errorf("%s: %w", manifestPath, err)}
+		return nil, failure.Errorf(failure.Invalid, "%s: %w", manifestPath, err)
 	}
 	if opts.Progress != nil {
 		opts.Progress(Event{Stage: StageResolve, Message: "checking " + base + " against its manifest"})
 	}
 	sum, err := sha256File(ctx, raw)
 	if err != nil {
-		return nil, &InputError{err}
+		return nil, failure.New(failure.Invalid, err)
 	}
 	if sum != m.Image.SHA256 {
-		return nil, &InputError{fmt.Errorf("%s does not match its manifest: sha256 %s, the manifest says %s", raw, sum, m.Image.SHA256)}
-	}
-	out := opts.OutputDir
-	if out == "" {
-		out = dir
+		return nil, failure.Errorf(failure.Invalid, "%s does not match its manifest: sha256 %s, the manifest says %s", raw, sum, m.Image.SHA256)
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the output directory: %w", err)
 	}
 	staged, err := publish.Convert(ctx, raw, publish.Options{
-		Name:            name,
-		OutDir:          out,
-		Formats:         opts.Formats,
+		Targets:         plan.targets(),
 		Seed:            seed,
 		ModTime:         time.Unix(m.SourceDateEpoch, 0).UTC(),
 		Workers:         opts.Workers,
@@ -101,7 +109,7 @@ func Export(ctx context.Context, raw string, opts ExportOptions) (*ExportResult,
 		return nil, err
 	}
 	defer staged.Abort()
-	sumsPath := filepath.Join(out, name+".SHA256SUMS")
+	sumsPath := plan.Sums
 	sums, err := readSums(sumsPath)
 	if err != nil {
 		return nil, err
@@ -136,15 +144,9 @@ func readSums(p string) (map[string]string, error) {
 	for n := 1; sc.Scan(); n++ {
 		sum, file, ok := strings.Cut(sc.Text(), "  ")
 		if !ok || len(sum) != 64 || file == "" {
-			return nil, &InputError{fmt.Errorf("%s:%d: not a sha256sum line", p, n)}
+			return nil, failure.Errorf(failure.Invalid, "%s:%d: not a sha256sum line", p, n)
 		}
 		sums[file] = sum
 	}
 	return sums, sc.Err()
 }
-
-// InputError marks a missing or malformed input file.
-type InputError struct{ Err error }
-
-func (e *InputError) Error() string { return e.Err.Error() }
-func (e *InputError) Unwrap() error { return e.Err }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/nodebake/nodebake/builder/publish"
+	"github.com/nodebake/nodebake/layers/resolve"
 )
 
 // imageSeed derives every identifier of an image and of its formats (disk
@@ -30,7 +31,7 @@ func outputInfos(dir string, st *publish.Staged) ([]OutputInfo, error) {
 			if err != nil {
 				return nil, err
 			}
-			oi.Files = append(oi.Files, FileInfo{Path: filepath.ToSlash(rel), SHA256: f.SHA256, Size: f.Size})
+			oi.Files = append(oi.Files, resolve.FileInfo{Path: filepath.ToSlash(rel), SHA256: f.SHA256, Size: f.Size})
 		}
 		out = append(out, oi)
 	}

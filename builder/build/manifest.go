@@ -1,20 +1,18 @@
 package build
 
-import (
-	"github.com/nodebake/nodebake/layers/gosource"
-)
+import "github.com/nodebake/nodebake/layers/resolve"
 
 // Manifest describes a built image: written next to it as JSON.
 type Manifest struct {
-	Name          string          `json:"name"`
-	Arch          string          `json:"arch"`
-	SpecHash      string          `json:"specHash"`
-	Image         ImageInfo       `json:"image"`
-	Base          BaseInfo        `json:"base"`
-	KernelRelease string          `json:"kernelRelease"`
-	Components    []ComponentInfo `json:"components"`
-	Images        []PreloadInfo   `json:"images,omitempty"`
-	Disk          DiskInfo        `json:"disk"`
+	Name          string                  `json:"name"`
+	Arch          string                  `json:"arch"`
+	SpecHash      string                  `json:"specHash"`
+	Image         ImageInfo               `json:"image"`
+	Base          resolve.BaseInfo        `json:"base"`
+	KernelRelease string                  `json:"kernelRelease"`
+	Components    []resolve.ComponentInfo `json:"components"`
+	Images        []resolve.PreloadInfo   `json:"images,omitempty"`
+	Disk          DiskInfo                `json:"disk"`
 	// SBOM and Checksums are the file names of the SPDX document and the
 	// SHA256SUMS file (image, manifest and SBOM) written next to the image.
 	SBOM      string `json:"sbom"`
@@ -33,7 +31,7 @@ type OutputInfo struct {
 	Format string `json:"format"`
 	// Files are the format's files, relative to the output directory: one
 	// file, or each file of the netboot bundle's directory.
-	Files []FileInfo `json:"files"`
+	Files []resolve.FileInfo `json:"files"`
 }
 
 // ImageInfo is the disk image file.
@@ -44,34 +42,6 @@ type ImageInfo struct {
 	RootFilesystemSize int64  `json:"rootFilesystemSize"`
 }
 
-// BaseInfo is the base OS image.
-type BaseInfo struct {
-	Image    string `json:"image"`
-	Digest   string `json:"digest"`
-	Packages int    `json:"packages"`
-}
-
-// ComponentInfo is one baked component.
-type ComponentInfo struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
-	From    string `json:"from"`
-	// Source is the URL, image reference or module the component came from.
-	Source string `json:"source"`
-	// Checksum is the pinned checksum of the release artifact or image.
-	Checksum string     `json:"checksum,omitempty"`
-	Files    []FileInfo `json:"files"`
-}
-
-// FileInfo is one installed file.
-type FileInfo struct {
-	Path   string `json:"path"`
-	SHA256 string `json:"sha256"`
-	// SHA1 is for the SBOM (SPDX file checksums), not the manifest.
-	SHA1 string `json:"-"`
-	Size int64  `json:"size"`
-}
-
 // DiskInfo holds the derived GUIDs.
 type DiskInfo struct {
 	GUID         string `json:"guid"`
@@ -79,5 +49,3 @@ type DiskInfo struct {
 	RootPartUUID string `json:"rootPartUUID"`
 	VarPartUUID  string `json:"varPartUUID"`
 }
-
-func gosourceLookup(name string) (gosource.Recipe, error) { return gosource.Lookup(name) }

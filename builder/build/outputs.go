@@ -13,7 +13,8 @@ import (
 
 	"github.com/nodebake/nodebake/builder/publish"
 	"github.com/nodebake/nodebake/builder/sbom"
-	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/components"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // sbomDocument describes the build m of s for the SBOM.
@@ -29,13 +30,11 @@ func sbomDocument(s *spec.Spec, m *Manifest, debs []sbom.Package, distro, toolVe
 	}
 	for _, c := range m.Components {
 		sc := sbom.Component{Name: c.Name, Version: c.Version, From: c.From, Source: c.Source, Checksum: c.Checksum}
-		if c.From == string(spec.FromGo) {
-			r, err := gosourceLookup(c.Name)
-			if err != nil {
-				return d, fmt.Errorf("sbom: component %s: %w", c.Name, err)
-			}
-			sc.Module = r.Module
+		cat, ok := components.Find(c.Name)
+		if !ok {
+			return d, fmt.Errorf("sbom: component %s is not in the catalogue", c.Name)
 		}
+		sc.PackageType, sc.PackageName = cat.Package(c.From)
 		for _, f := range c.Files {
 			sc.Files = append(sc.Files, sbom.File{Path: f.Path, SHA256: f.SHA256, SHA1: f.SHA1})
 		}
@@ -92,7 +91,7 @@ func install(tmpImage, finalImage string, staged *publish.Staged, files []sideca
 		}
 	}()
 	for _, f := range files {
-		tmp := filepath.Join(filepath.Dir(f.path), "."+filepath.Base(f.path)+".partial")
+		tmp := partial(f.path)
 		temps = append(temps, tmp)
 		if err := os.WriteFile(tmp, f.data, 0o644); err != nil {
 			return fmt.Errorf("writing %s: %w", filepath.Base(f.path), err)

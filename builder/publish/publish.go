@@ -15,8 +15,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/nodebake/nodebake/builder/publish/gce"
@@ -25,18 +23,21 @@ import (
 	"github.com/nodebake/nodebake/builder/publish/rawzst"
 	"github.com/nodebake/nodebake/builder/publish/vhd"
 	"github.com/nodebake/nodebake/builder/publish/vmdk"
-	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/spec"
 )
+
+// Target is one output to write: a format and its final path (a file, or
+// for a directory format the directory). The build plan names them.
+type Target struct {
+	Format spec.Format
+	Path   string
+}
 
 // Options configure a conversion.
 type Options struct {
-	// Name is the stem of every output file: <Name><extension>.
-	Name string
-	// OutDir receives the outputs.
-	OutDir string
-	// Formats are the formats to write; FormatRaw is ignored here (the raw
-	// image is the input, kept or not by the caller).
-	Formats []spec.Format
+	// Targets are the outputs to write; a FormatRaw target is skipped (the
+	// raw image is the input, kept or not by the caller).
+	Targets []Target
 	// Seed derives every identifier a format carries (VHD unique id, VMDK
 	// CID and UUID); the build passes the spec hash and base digest.
 	Seed []byte
@@ -89,72 +90,60 @@ type Staged struct {
 	Outputs []Output
 }
 
-// Extension returns the file name suffix of a format (for FormatNetboot,
-// the bundle directory's).
-func Extension(f spec.Format) (string, error) {
-	switch f {
-	case spec.FormatRaw:
-		return ".raw", nil
-	case spec.FormatNetboot:
-		return ".netboot", nil
-	}
-	if c, ok := converters()[f]; ok {
-		return c.ext, nil
-	}
-	return "", fmt.Errorf("unknown format %q (known: %s)", f, formatNames())
-}
+// converter writes a single-file format.
+type converter func(ctx context.Context, dst, src *os.File, o Options) error
 
-func formatNames() string {
-	var s []string
-	for _, f := range spec.Formats() {
-		s = append(s, string(f))
-	}
-	return strings.Join(s, ", ")
-}
-
-// converter is a single-file format: its extension and its writer.
-type converter struct {
-	ext   string
-	write func(ctx context.Context, dst, src *os.File, o Options) error
-}
-
-// converters returns the single-file formats. Every writer takes the same
-// options: the seed, the timestamp and the number of workers.
+// converters returns the writers of the single-file formats (their names
+// and extensions are the spec's format table's). Every writer takes the
+// same options: the seed, the timestamp and the number of workers.
 func converters() map[spec.Format]converter {
 	return map[spec.Format]converter{
-		spec.FormatRawZst: {rawzst.Extension, func(ctx context.Context, dst, src *os.File, o Options) error {
+		spec.FormatRawZst: func(ctx context.Context, dst, src *os.File, o Options) error {
 			return rawzst.Write(ctx, dst, src, rawzst.Options{Seed: o.Seed, ModTime: o.ModTime, Workers: o.Workers})
-		}},
-		spec.FormatQCOW2: {qcow2.Extension, func(ctx context.Context, dst, src *os.File, o Options) error {
+		},
+		spec.FormatQCOW2: func(ctx context.Context, dst, src *os.File, o Options) error {
 			return qcow2.Write(ctx, dst, src, qcow2.Options{Seed: o.Seed, ModTime: o.ModTime, Workers: o.Workers})
-		}},
-		spec.FormatVHD: {vhd.Extension, func(ctx context.Context, dst, src *os.File, o Options) error {
+		},
+		spec.FormatVHD: func(ctx context.Context, dst, src *os.File, o Options) error {
 			return vhd.Write(ctx, dst, src, vhd.Options{Seed: o.Seed, ModTime: o.ModTime, Workers: o.Workers})
-		}},
-		spec.FormatVMDK: {vmdk.Extension, func(ctx context.Context, dst, src *os.File, o Options) error {
+		},
+		spec.FormatVMDK: func(ctx context.Context, dst, src *os.File, o Options) error {
 			return vmdk.Write(ctx, dst, src, vmdk.Options{Seed: o.Seed, ModTime: o.ModTime, Workers: o.Workers})
-		}},
-		spec.FormatGCE: {gce.Extension, func(ctx context.Context, dst, src *os.File, o Options) error {
+		},
+		spec.FormatGCE: func(ctx context.Context, dst, src *os.File, o Options) error {
 			return gce.Write(ctx, dst, src, gce.Options{Seed: o.Seed, ModTime: o.ModTime, Workers: o.Workers})
-		}},
+		},
 	}
 }
 
-// Convert writes every format of opts.Formats (but raw) from the raw image
-// under temporary names in opts.OutDir. On error nothing is left; on
+// check refuses a target whose format is unknown or that has no writer.
+func check(t Target) error {
+	if _, ok := t.Format.Info(); !ok {
+		return fmt.Errorf("unknown format %q (known: %s)", t.Format, spec.FormatNames())
+	}
+	if _, ok := converters()[t.Format]; !ok && t.Format != spec.FormatRaw && t.Format != spec.FormatNetboot {
+		return fmt.Errorf("format %s has no writer", t.Format)
+	}
+	if t.Path == "" {
+		return fmt.Errorf("format %s: no output path", t.Format)
+	}
+	return nil
+}
+
+// Convert writes every target of opts (but raw) from the raw image under
+// temporary names beside their final paths. On error nothing is left; on
 // success the caller commits or aborts the result.
 func Convert(ctx context.Context, raw string, opts Options) (_ *Staged, err error) {
-	if opts.Name == "" || opts.OutDir == "" {
-		return nil, errors.New("publish: no name or output directory")
-	}
-	if slices.Contains(opts.Formats, spec.FormatNetboot) && opts.FirstbootBinary == "" {
-		return nil, errors.New("publish: the netboot format needs the nodebake-firstboot program")
-	}
-	// Every format is checked before any work.
-	for _, f := range opts.Formats {
-		if _, err := Extension(f); err != nil {
+	needsFirstboot := false
+	// Every target is checked before any work.
+	for _, t := range opts.Targets {
+		if err := check(t); err != nil {
 			return nil, err
 		}
+		needsFirstboot = needsFirstboot || t.Format == spec.FormatNetboot
+	}
+	if needsFirstboot && opts.FirstbootBinary == "" {
+		return nil, errors.New("publish: the netboot format needs the nodebake-firstboot program")
 	}
 	st := &Staged{}
 	defer func() {
@@ -162,22 +151,18 @@ func Convert(ctx context.Context, raw string, opts Options) (_ *Staged, err erro
 			st.Abort()
 		}
 	}()
-	for _, f := range opts.Formats {
-		if f == spec.FormatRaw {
+	for _, t := range opts.Targets {
+		if t.Format == spec.FormatRaw {
 			continue
 		}
-		ext, err := Extension(f)
-		if err != nil {
-			return nil, err
-		}
+		base := filepath.Base(t.Path)
 		if opts.Progress != nil {
-			opts.Progress(f, "writing "+opts.Name+ext)
+			opts.Progress(t.Format, "writing "+base)
 		}
 		start := time.Now()
-		final := filepath.Join(opts.OutDir, opts.Name+ext)
-		tmp := filepath.Join(opts.OutDir, "."+opts.Name+ext+".partial")
-		out := Output{Format: f, Path: final, tmp: tmp}
-		if f == spec.FormatNetboot {
+		tmp := filepath.Join(filepath.Dir(t.Path), "."+base+".partial")
+		out := Output{Format: t.Format, Path: t.Path, tmp: tmp}
+		if t.Format == spec.FormatNetboot {
 			os.RemoveAll(tmp)
 			_, err := netboot.Write(ctx, tmp, raw, netboot.Options{
 				FirstbootBinary: opts.FirstbootBinary,
@@ -187,18 +172,18 @@ func Convert(ctx context.Context, raw string, opts Options) (_ *Staged, err erro
 			if err != nil {
 				return nil, fmt.Errorf("writing the netboot bundle: %w", err)
 			}
-			files, err := hashTree(ctx, tmp, final)
+			files, err := hashTree(ctx, tmp, t.Path)
 			if err != nil {
 				os.RemoveAll(tmp)
 				return nil, fmt.Errorf("hashing the netboot bundle: %w", err)
 			}
 			out.Files = files
 		} else {
-			file, err := writeOne(ctx, converters()[f], raw, tmp, opts)
+			file, err := writeOne(ctx, converters()[t.Format], raw, tmp, opts)
 			if err != nil {
-				return nil, fmt.Errorf("writing %s: %w", opts.Name+ext, err)
+				return nil, fmt.Errorf("writing %s: %w", base, err)
 			}
-			file.Path = final
+			file.Path = t.Path
 			out.Files = []File{file}
 		}
 		out.Duration = time.Since(start)
@@ -224,7 +209,7 @@ func writeOne(ctx context.Context, c converter, raw, tmp string, opts Options) (
 			os.Remove(tmp)
 		}
 	}()
-	if err := c.write(ctx, dst, src, opts); err != nil {
+	if err := c(ctx, dst, src, opts); err != nil {
 		return File{}, err
 	}
 	if err := dst.Sync(); err != nil {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // testRaw writes a small sparse raw image with a few data regions.
@@ -54,7 +54,7 @@ func TestConvertCommit(t *testing.T) {
 	raw := testRaw(t)
 	out := t.TempDir()
 	formats := []spec.Format{spec.FormatRaw, spec.FormatRawZst, spec.FormatQCOW2, spec.FormatVHD, spec.FormatVMDK, spec.FormatGCE}
-	st, err := Convert(t.Context(), raw, Options{Name: "w", OutDir: out, Formats: formats, Seed: []byte("seed"), ModTime: time.Unix(1700000000, 0)})
+	st, err := Convert(t.Context(), raw, Options{Targets: targets(out, "w", formats...), Seed: []byte("seed"), ModTime: time.Unix(1700000000, 0)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,15 +94,20 @@ func TestConvertFailureLeavesNothing(t *testing.T) {
 		opts Options
 		ctx  func() context.Context
 	}{
-		{"cancelled", Options{Formats: []spec.Format{spec.FormatQCOW2, spec.FormatVHD}, Seed: []byte("s")},
+		{"cancelled", Options{Targets: []Target{{spec.FormatQCOW2, "w.qcow2"}, {spec.FormatVHD, "w.vhd"}}, Seed: []byte("s")},
 			func() context.Context { c, cancel := context.WithCancel(context.Background()); cancel(); return c }},
-		{"unknown format", Options{Formats: []spec.Format{spec.FormatQCOW2, "qcow3"}, Seed: []byte("s")}, context.Background},
-		{"netboot without firstboot", Options{Formats: []spec.Format{spec.FormatNetboot}}, context.Background},
-		{"bad netboot url", Options{Formats: []spec.Format{spec.FormatQCOW2, spec.FormatNetboot}, FirstbootBinary: "/nonexistent", NetbootURL: "ftp://x"}, context.Background},
+		{"unknown format", Options{Targets: []Target{{spec.FormatQCOW2, "w.qcow2"}, {"qcow3", "w.qcow3"}}, Seed: []byte("s")}, context.Background},
+		{"no path", Options{Targets: []Target{{spec.FormatQCOW2, ""}}, Seed: []byte("s")}, context.Background},
+		{"netboot without firstboot", Options{Targets: []Target{{spec.FormatNetboot, "w.netboot"}}}, context.Background},
+		{"bad netboot url", Options{Targets: []Target{{spec.FormatQCOW2, "w.qcow2"}, {spec.FormatNetboot, "w.netboot"}}, FirstbootBinary: "/nonexistent", NetbootURL: "ftp://x"}, context.Background},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := t.TempDir()
-			tc.opts.Name, tc.opts.OutDir = "w", out
+			for i := range tc.opts.Targets {
+				if tc.opts.Targets[i].Path != "" {
+					tc.opts.Targets[i].Path = filepath.Join(out, tc.opts.Targets[i].Path)
+				}
+			}
 			if _, err := Convert(tc.ctx(), raw, tc.opts); err == nil {
 				t.Fatal("Convert succeeded")
 			} else {
@@ -115,16 +120,27 @@ func TestConvertFailureLeavesNothing(t *testing.T) {
 	}
 }
 
-func TestExtension(t *testing.T) {
-	seen := map[string]bool{}
-	for _, f := range spec.Formats() {
-		ext, err := Extension(f)
-		if err != nil || ext == "" || seen[ext] {
-			t.Errorf("Extension(%s) = %q, %v (seen: %v)", f, ext, err, seen[ext])
-		}
-		seen[ext] = true
+// targets names each format's output in dir as the build plan does.
+func targets(dir, name string, formats ...spec.Format) []Target {
+	var out []Target
+	for _, f := range formats {
+		i, _ := f.Info()
+		out = append(out, Target{f, filepath.Join(dir, name+i.Extension)})
 	}
-	if _, err := Extension("qcow3"); err == nil {
-		t.Error("Extension(qcow3) succeeded")
+	return out
+}
+
+// TestEveryFormatHasAWriter checks the format table against the writers:
+// every format but raw (the input) and netboot (a bundle) is one file
+// written by a converter.
+func TestEveryFormatHasAWriter(t *testing.T) {
+	for _, i := range spec.FormatTable() {
+		_, ok := converters()[i.Format]
+		if want := i.Format != spec.FormatRaw && !i.Directory; ok != want {
+			t.Errorf("%s: converter %v, want %v", i.Format, ok, want)
+		}
+		if err := check(Target{i.Format, "/out/w" + i.Extension}); err != nil {
+			t.Errorf("%s: %v", i.Format, err)
+		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"path"
 	"sort"
 	"strings"
+
+	"github.com/nodebake/nodebake/layers/entry"
 )
 
 // Base is a normalized base filesystem tar, indexed for lookups.
@@ -61,18 +63,18 @@ func OpenBase(p string) (*Base, error) {
 func (b *Base) Close() error { return b.f.Close() }
 
 // Lookup returns the entry at an absolute path.
-func (b *Base) Lookup(p string) (Entry, bool) {
+func (b *Base) Lookup(p string) (entry.Entry, bool) {
 	i, ok := b.index[p]
 	if !ok {
-		return Entry{}, false
+		return entry.Entry{}, false
 	}
 	return b.entries[i].Entry, true
 }
 
 // Glob returns the entries whose paths match an absolute path.Match pattern,
 // in canonical order.
-func (b *Base) Glob(pattern string) []Entry {
-	var out []Entry
+func (b *Base) Glob(pattern string) []entry.Entry {
+	var out []entry.Entry
 	for _, s := range b.entries {
 		if ok, _ := path.Match(pattern, s.Path); ok {
 			out = append(out, s.Entry)
@@ -82,7 +84,7 @@ func (b *Base) Glob(pattern string) []Entry {
 }
 
 // Walk calls fn for every entry in canonical order.
-func (b *Base) Walk(fn func(Entry) error) error {
+func (b *Base) Walk(fn func(entry.Entry) error) error {
 	for _, s := range b.entries {
 		if err := fn(s.Entry); err != nil {
 			return err
@@ -129,7 +131,7 @@ type Options struct {
 // from both are created 0755 root:root. The overlay must not hold hardlinks,
 // must not replace a base directory with a non-directory, and must not
 // place entries below a base symlink (write to the link's target instead).
-func Compose(ctx context.Context, w io.Writer, base *Base, overlay []Entry, opts Options) error {
+func Compose(ctx context.Context, w io.Writer, base *Base, overlay []entry.Entry, opts Options) error {
 	ov, err := prepareOverlay(base, overlay)
 	if err != nil {
 		return err
@@ -148,8 +150,8 @@ func Compose(ctx context.Context, w io.Writer, base *Base, overlay []Entry, opts
 		return false
 	}
 	tw := tar.NewWriter(w)
-	emit := func(e *Entry) error {
-		if err := tw.WriteHeader(e.header(opts.ModTime)); err != nil {
+	emit := func(e *entry.Entry) error {
+		if err := tw.WriteHeader(header(e, opts.ModTime)); err != nil {
 			return fmt.Errorf("writing %s: %w", e.Path, err)
 		}
 		if e.Type != tar.TypeReg || e.Size == 0 {
@@ -205,10 +207,10 @@ func Compose(ctx context.Context, w io.Writer, base *Base, overlay []Entry, opts
 	return tw.Close()
 }
 
-func prepareOverlay(base *Base, overlay []Entry) ([]Entry, error) {
-	byPath := map[string]Entry{}
+func prepareOverlay(base *Base, overlay []entry.Entry) ([]entry.Entry, error) {
+	byPath := map[string]entry.Entry{}
 	for _, e := range overlay {
-		p, err := CleanPath(e.Path)
+		p, err := entry.CleanPath(e.Path)
 		if err != nil {
 			return nil, err
 		}
@@ -226,14 +228,14 @@ func prepareOverlay(base *Base, overlay []Entry) ([]Entry, error) {
 		}
 		byPath[p] = e
 	}
-	lookup := func(p string) (Entry, bool) {
+	lookup := func(p string) (entry.Entry, bool) {
 		if e, ok := byPath[p]; ok {
 			return e, true
 		}
 		if base != nil {
 			return base.Lookup(p)
 		}
-		return Entry{}, false
+		return entry.Entry{}, false
 	}
 	for p, e := range byPath {
 		if base != nil {
@@ -244,7 +246,7 @@ func prepareOverlay(base *Base, overlay []Entry) ([]Entry, error) {
 		for d := path.Dir(p); d != "/"; d = path.Dir(d) {
 			parent, ok := lookup(d)
 			if !ok {
-				byPath[d] = Dir(d, 0o755)
+				byPath[d] = entry.Dir(d, 0o755)
 				continue
 			}
 			if parent.Type == tar.TypeSymlink {
@@ -255,7 +257,7 @@ func prepareOverlay(base *Base, overlay []Entry) ([]Entry, error) {
 			}
 		}
 	}
-	out := make([]Entry, 0, len(byPath))
+	out := make([]entry.Entry, 0, len(byPath))
 	for _, e := range byPath {
 		out = append(out, e)
 	}

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/nodebake/nodebake/layers/entry"
 )
 
 func unixTime(sec int64) time.Time { return time.Unix(sec, 0).UTC() }
@@ -19,7 +21,7 @@ func unixTime(sec int64) time.Time { return time.Unix(sec, 0).UTC() }
 // spooled is an entry read from a source tar whose content sits in a spool
 // file at offset.
 type spooled struct {
-	Entry
+	entry.Entry
 	offset int64
 }
 
@@ -99,7 +101,7 @@ func Normalize(ctx context.Context, src io.Reader, dst string, mtime int64) erro
 			return err
 		}
 		s := entries[p]
-		if err := tw.WriteHeader(s.header(mtime)); err != nil {
+		if err := tw.WriteHeader(header(&s.Entry, mtime)); err != nil {
 			return fmt.Errorf("writing %s: %w", p, err)
 		}
 		if s.Type == tar.TypeReg && s.Size > 0 {
@@ -128,7 +130,7 @@ func Normalize(ctx context.Context, src io.Reader, dst string, mtime int64) erro
 // so that the first path of each group in sort order holds the data.
 func canonicalize(entries map[string]*spooled) error {
 	if _, ok := entries["/"]; !ok {
-		entries["/"] = &spooled{Entry: Dir("/", 0o755)}
+		entries["/"] = &spooled{Entry: entry.Dir("/", 0o755)}
 	}
 	// Parents.
 	for p := range entries {
@@ -138,7 +140,7 @@ func canonicalize(entries map[string]*spooled) error {
 					return fmt.Errorf("base filesystem: %s is inside %s, which is not a directory", p, d)
 				}
 			} else {
-				entries[d] = &spooled{Entry: Dir(d, 0o755)}
+				entries[d] = &spooled{Entry: entry.Dir(d, 0o755)}
 			}
 			if d == "/" {
 				break

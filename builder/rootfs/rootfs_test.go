@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nodebake/nodebake/layers/entry"
 )
 
 type tent struct {
@@ -176,9 +177,9 @@ func TestComposeOverlay(t *testing.T) {
 		{name: "etc/hostname", typ: tar.TypeReg, mode: 0o644, data: "builder-host\n"},
 		{name: "usr/bin/", typ: tar.TypeDir, mode: 0o755},
 	})
-	overlay := []Entry{
-		File("/etc/hostname", 0o644, []byte("localhost\n")),
-		File("/usr/local/bin/kubelet", 0o755, []byte("ELF")),
+	overlay := []entry.Entry{
+		entry.File("/etc/hostname", 0o644, []byte("localhost\n")),
+		entry.File("/usr/local/bin/kubelet", 0o755, []byte("ELF")),
 	}
 	var buf bytes.Buffer
 	if err := Compose(context.Background(), &buf, b, overlay, Options{Remove: []string{"/boot/vmlinuz-*"}}); err != nil {
@@ -200,15 +201,15 @@ func TestComposeOverlay(t *testing.T) {
 
 	for _, tc := range []struct {
 		name string
-		e    Entry
+		e    entry.Entry
 		want string
 	}{
-		{"below a symlink", File("/bin/x", 0o755, nil), "parent /bin is a symlink"},
-		{"replace a dir", File("/usr/bin", 0o755, nil), "replace a directory"},
-		{"relative", File("usr/x", 0o755, nil), "not absolute"},
+		{"below a symlink", entry.File("/bin/x", 0o755, nil), "parent /bin is a symlink"},
+		{"replace a dir", entry.File("/usr/bin", 0o755, nil), "replace a directory"},
+		{"relative", entry.File("usr/x", 0o755, nil), "not absolute"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := Compose(context.Background(), io.Discard, b, []Entry{tc.e}, Options{})
+			err := Compose(context.Background(), io.Discard, b, []entry.Entry{tc.e}, Options{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
 			}

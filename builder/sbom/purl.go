@@ -20,25 +20,23 @@ func debPURL(p Package, distro string) string {
 	return purl("deb", "debian/"+p.Name, p.Version, q)
 }
 
-// componentPURL is pkg:golang/MODULE@VERSION for a component built from
-// source, pkg:generic/NAME@VERSION with its download URL and checksum for
-// a release artifact, pkg:oci for one taken from an image.
+// componentPURL is pkg:TYPE/NAME@VERSION: for a release artifact with its
+// download URL and checksum, for a component built from source plain
+// (pkg:golang/MODULE@VERSION); pkg:oci for one taken from an image.
 func componentPURL(c Component, arch string) string {
-	switch c.From {
-	case "go":
-		if c.Module == "" {
-			return ""
-		}
-		return purl("golang", c.Module, c.Version, nil)
-	case "oci":
+	switch {
+	case c.From == "oci":
 		return ociPURL(c.Source, c.Checksum, arch)
-	default:
-		q := map[string]string{"checksum": c.Checksum}
-		if strings.HasPrefix(c.Source, "https://") || strings.HasPrefix(c.Source, "http://") {
-			q["download_url"] = c.Source
-		}
-		return purl("generic", c.Name, c.Version, q)
+	case c.PackageType == "" || c.PackageName == "":
+		return ""
+	case c.From == "go":
+		return purl(c.PackageType, c.PackageName, c.Version, nil)
 	}
+	q := map[string]string{"checksum": c.Checksum}
+	if strings.HasPrefix(c.Source, "https://") || strings.HasPrefix(c.Source, "http://") {
+		q["download_url"] = c.Source
+	}
+	return purl(c.PackageType, c.PackageName, c.Version, q)
 }
 
 // ociPURL is pkg:oci/NAME@DIGEST?arch=ARCH&repository_url=REPO&tag=TAG for

@@ -62,8 +62,10 @@ type Component struct {
 	From string
 	// Source is the URL, module or image reference it came from.
 	Source string
-	// Module is the Go module built, for From "go".
-	Module string
+	// PackageType and PackageName are the component's package URL type and
+	// name (pkg:TYPE/NAME@VERSION) for From "release" and "go" (the
+	// component catalogue's); an OCI image's come from Source.
+	PackageType, PackageName string
 	// Checksum is the pinned checksum of the release artifact or image,
 	// "sha256:<hex>" or "sha512:<hex>"; may be empty (built from source).
 	Checksum string

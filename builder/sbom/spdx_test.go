@@ -29,11 +29,11 @@ func sampleDocument() Document {
 			{Name: "libstdc--6", Version: "1", Architecture: "amd64"}, // sanitises to the same SPDX ID
 		},
 		Components: []Component{
-			{Name: "containerd", Version: "v2.2.0", From: "release", Source: "https://example.test/containerd-2.2.0-linux-amd64.tar.gz", Checksum: "sha256:" + hexOf('D', 64),
+			{Name: "containerd", Version: "v2.2.0", From: "release", PackageType: "generic", PackageName: "containerd", Source: "https://example.test/containerd-2.2.0-linux-amd64.tar.gz", Checksum: "sha256:" + hexOf('D', 64),
 				Files: []File{{Path: "/usr/local/bin/containerd", SHA256: hexOf('1', 64), SHA1: hexOf('2', 40)}}},
-			{Name: "kubelet", Version: "v1.35.4", From: "release", Source: "https://example.test/kubelet", Checksum: "sha512:" + hexOf('e', 128),
+			{Name: "kubelet", Version: "v1.35.4", From: "release", PackageType: "generic", PackageName: "kubelet", Source: "https://example.test/kubelet", Checksum: "sha512:" + hexOf('e', 128),
 				Files: []File{{Path: "/usr/local/bin/kubelet", SHA256: hexOf('3', 64), SHA1: hexOf('4', 40)}}},
-			{Name: "runc", Version: "v1.3.4", From: "go", Source: "go:github.com/opencontainers/runc@v1.3.4 (go1.26.0)", Module: "github.com/opencontainers/runc",
+			{Name: "runc", Version: "v1.3.4", From: "go", Source: "go:github.com/opencontainers/runc@v1.3.4 (go1.26.0)", PackageType: "golang", PackageName: "github.com/opencontainers/runc",
 				Files: []File{{Path: "/usr/local/sbin/runc", SHA256: hexOf('5', 64), SHA1: hexOf('6', 40)}}},
 			{Name: "cni-plugins", Version: "v1.8.0", From: "oci", Source: "registry.example.test/cni/plugins:v1.8.0", Checksum: "sha256:" + hexOf('f', 64),
 				Files: []File{{Path: "/opt/cni/bin/bridge", SHA256: hexOf('7', 64), SHA1: hexOf('8', 40)}, {Path: "/opt/cni/bin/loopback", SHA256: hexOf('9', 64), SHA1: hexOf('0', 40)}}},

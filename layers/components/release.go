@@ -15,7 +15,7 @@ import (
 // tar.gz with the upstream member names. The output is deterministic (fixed
 // times, no owner names), so its checksum is stable for the same binaries.
 // It is written under a temporary name and renamed.
-func (l Layout) PackRelease(binDir, out string) error {
+func (c Component) PackRelease(binDir, out string) error {
 	tmp := out + ".tmp"
 	defer os.Remove(tmp)
 	f, err := os.Create(tmp)
@@ -23,11 +23,11 @@ func (l Layout) PackRelease(binDir, out string) error {
 		return err
 	}
 	defer f.Close()
-	switch l.Artifact {
+	switch c.Artifact {
 	case Binary:
-		src, err := os.Open(filepath.Join(binDir, l.Files[0].Name))
+		src, err := os.Open(filepath.Join(binDir, c.Files[0].Name))
 		if err != nil {
-			return fmt.Errorf("%s: %w", l.Component, err)
+			return fmt.Errorf("%s: %w", c.Name, err)
 		}
 		defer src.Close()
 		if _, err := io.Copy(f, src); err != nil {
@@ -41,7 +41,7 @@ func (l Layout) PackRelease(binDir, out string) error {
 		tw := tar.NewWriter(zw)
 		epoch := time.Unix(0, 0).UTC()
 		dirs := map[string]bool{}
-		for _, in := range l.Files {
+		for _, in := range c.Files {
 			if d := filepath.Dir(cleanMember(in.Member)); d != "." && !dirs[d] {
 				dirs[d] = true
 				if err := tw.WriteHeader(&tar.Header{Name: d + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: epoch}); err != nil {
@@ -51,7 +51,7 @@ func (l Layout) PackRelease(binDir, out string) error {
 			p := filepath.Join(binDir, in.Name)
 			fi, err := os.Stat(p)
 			if err != nil {
-				return fmt.Errorf("%s: %w", l.Component, err)
+				return fmt.Errorf("%s: %w", c.Name, err)
 			}
 			if err := tw.WriteHeader(&tar.Header{Name: in.Member, Typeflag: tar.TypeReg, Mode: 0o755, Size: fi.Size(), ModTime: epoch}); err != nil {
 				return err

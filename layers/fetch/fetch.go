@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nodebake/nodebake/layers/cache"
+	"github.com/nodebake/nodebake/layers/failure"
 )
 
 // Artifact is one file to download.
@@ -44,10 +45,6 @@ type Progress struct {
 	// Cached is set (with Finished) when the artifact came from the cache.
 	Cached bool
 }
-
-// ErrNotCached is wrapped by the error of an offline Fetch whose artifact is
-// not in the cache.
-var ErrNotCached = errors.New("not in the cache")
 
 // DownloadError is a failed download: an HTTP error status, or a transport
 // error that persisted through every retry.
@@ -144,15 +141,16 @@ func defaultClient() *http.Client {
 //
 // A cached copy is re-verified and returned without any network access; a
 // corrupt one is deleted and downloaded again. Errors are a
-// *DownloadError, a *cache.ChecksumError naming the artifact, an error
-// wrapping ErrNotCached (offline), or the context's error.
+// *DownloadError, a *cache.ChecksumError naming the artifact or an error
+// wrapping cache.ErrNotCached (offline), each of kind failure.Source; a bad
+// URL or digest of kind failure.Invalid; or the context's error.
 func (f *Fetcher) Fetch(ctx context.Context, a Artifact) (string, error) {
 	name := a.Name
 	if name == "" {
 		name = a.URL
 	}
 	if err := a.Digest.Validate(); err != nil {
-		return "", fmt.Errorf("fetching %s: digest: %w", name, err)
+		return "", failure.Errorf(failure.Invalid, "fetching %s: digest: %w", name, err)
 	}
 	ok, err := f.cache.Has(a.Digest)
 	if err != nil {
@@ -173,11 +171,11 @@ func (f *Fetcher) Fetch(ctx context.Context, a Artifact) (string, error) {
 		}
 	}
 	if f.offline {
-		return "", fmt.Errorf("fetching %s: offline and %w (%s)", name, ErrNotCached, a.Digest)
+		return "", failure.Errorf(failure.Source, "fetching %s: offline and %w (%s)", name, cache.ErrNotCached, a.Digest)
 	}
 	u, err := url.Parse(a.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("fetching %s: url %q: want an http or https URL", name, a.URL)
+		return "", failure.Errorf(failure.Invalid, "fetching %s: url %q: want an http or https URL", name, a.URL)
 	}
 	shownURL := u.Redacted()
 
@@ -193,7 +191,7 @@ func (f *Fetcher) Fetch(ctx context.Context, a Artifact) (string, error) {
 		var ce *cache.ChecksumError
 		if errors.As(err, &ce) {
 			ce.Artifact = name
-			return "", ce
+			return "", failure.New(failure.Source, ce)
 		}
 		var de *DownloadError
 		if !errors.As(err, &de) {
@@ -201,7 +199,7 @@ func (f *Fetcher) Fetch(ctx context.Context, a Artifact) (string, error) {
 		}
 		de.Artifact, de.URL, de.Attempts = name, shownURL, attempt
 		if !retry || attempt > f.retries {
-			return "", de
+			return "", failure.New(failure.Source, de)
 		}
 		t := time.NewTimer(wait)
 		select {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/nodebake/nodebake/layers/cache"
+	"github.com/nodebake/nodebake/layers/failure"
 )
 
 const name = "kubelet v1.35.4"
@@ -131,8 +132,8 @@ func TestFetch(t *testing.T) {
 			}
 			if tt.wantErr != "" {
 				var de *DownloadError
-				if !errors.As(err, &de) {
-					t.Fatalf("Fetch error = %v, want *DownloadError", err)
+				if !errors.As(err, &de) || failure.KindOf(err) != failure.Source {
+					t.Fatalf("Fetch error = %v (kind %v), want a *DownloadError of kind source", err, failure.KindOf(err))
 				}
 				if !strings.HasPrefix(err.Error(), "fetching "+name+": GET "+url+": ") || !strings.HasSuffix(err.Error(), tt.wantErr) {
 					t.Errorf("Fetch error = %q, want it to end in %q", err, tt.wantErr)
@@ -172,8 +173,8 @@ func TestFetchChecksumMismatch(t *testing.T) {
 	want := digestOf(content)
 	_, err := New(c, WithBackoff(time.Millisecond)).Fetch(context.Background(), Artifact{Name: name, URL: s.URL, Digest: want})
 	var ce *cache.ChecksumError
-	if !errors.As(err, &ce) {
-		t.Fatalf("error = %v, want *cache.ChecksumError", err)
+	if !errors.As(err, &ce) || failure.KindOf(err) != failure.Source {
+		t.Fatalf("error = %v (kind %v), want a *cache.ChecksumError of kind source", err, failure.KindOf(err))
 	}
 	msg := fmt.Sprintf("checksum mismatch for %s: expected %s, got %s", name, want, digestOf([]byte("tampered")))
 	if err.Error() != msg {
@@ -244,7 +245,7 @@ func TestFetchCorruptCacheRefetches(t *testing.T) {
 func TestFetchOfflineMiss(t *testing.T) {
 	s := newServer(t, serve(content))
 	_, err := New(newCache(t), WithOffline(true)).Fetch(context.Background(), Artifact{Name: name, URL: s.URL, Digest: digestOf(content)})
-	if !errors.Is(err, ErrNotCached) || !strings.Contains(err.Error(), "fetching "+name+": offline and not in the cache") {
+	if !errors.Is(err, cache.ErrNotCached) || failure.KindOf(err) != failure.Source || !strings.Contains(err.Error(), "fetching "+name+": offline and not in the cache") {
 		t.Fatalf("error = %v, want ErrNotCached", err)
 	}
 	if s.count() != 0 {

@@ -203,7 +203,7 @@ func (b Builder) wrapperModule(ctx context.Context, work string, r Recipe, versi
 		newPath, newVersion := rep.New.Path, rep.New.Version
 		if modfile.IsDirectoryPath(newPath) {
 			var ok bool
-			if newPath, newVersion, ok = publishedReplace(r.Module, version, rep.Old.Path); !ok {
+			if newPath, newVersion, ok = publishedReplace(r, version, rep.Old.Path); !ok {
 				// Not a published module at this version: a guard such as
 				// etcd's "=> ./FORBIDDEN_DEPENDENCY"; it is no dependency.
 				continue
@@ -220,22 +220,14 @@ func (b Builder) wrapperModule(ctx context.Context, work string, r Recipe, versi
 // publishedReplace maps a replace of modPath by a directory of the
 // recipe's own repository to the published module at the matching version;
 // ok is false when no such module version can exist (a guard).
-func publishedReplace(recipeModule, version, modPath string) (path, v string, ok bool) {
-	v = publishedVersion(recipeModule, version)
+func publishedReplace(r Recipe, version, modPath string) (path, v string, ok bool) {
+	v = version
+	if r.ReplaceVersion != nil {
+		v = r.ReplaceVersion(version)
+	}
 	_, pathMajor, valid := module.SplitPathVersion(modPath)
 	if !valid || module.CheckPathMajor(v, pathMajor) != nil {
 		return "", "", false
 	}
 	return modPath, v, true
-}
-
-// publishedVersion is the version at which the modules a repository
-// replaces with its own directories are published: Kubernetes publishes
-// its staging modules of release v1.35.4 as v0.35.4; multi-module
-// repositories such as etcd tag every module with the release version.
-func publishedVersion(module, version string) string {
-	if module == "k8s.io/kubernetes" && strings.HasPrefix(version, "v1.") {
-		return "v0." + strings.TrimPrefix(version, "v1.")
-	}
-	return version
 }

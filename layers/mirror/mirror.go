@@ -16,8 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/nodebake/nodebake/builder/spec"
-	"github.com/nodebake/nodebake/layers/components"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // Artifact is one release artifact written into the mirror.
@@ -30,7 +29,7 @@ type Artifact struct {
 }
 
 // BuildFunc returns a directory holding a component's binaries built from
-// source (see layers/gosource; the build package caches them).
+// source (resolve.Resolver.BuildFromSource builds and caches them).
 type BuildFunc func(ctx context.Context, component, version string) (string, error)
 
 // Write builds every component of s from source and writes its release
@@ -39,12 +38,8 @@ type BuildFunc func(ctx context.Context, component, version string) (string, err
 func Write(ctx context.Context, s *spec.Spec, root string, build BuildFunc) ([]Artifact, error) {
 	var out []Artifact
 	for _, nc := range s.NamedComponents() {
-		name := nc.Name
-		layout, err := components.Lookup(name)
-		if err != nil {
-			return nil, err
-		}
-		upstream := spec.ReleaseURL(nc.Key, nc.Component.Version, s.Arch)
+		name, layout := nc.Name, nc.Catalogue
+		upstream := layout.ReleaseURL(nc.Component.Version, string(s.Arch))
 		rel, ok := strings.CutPrefix(upstream, "https://")
 		if !ok {
 			return nil, fmt.Errorf("%s: no upstream release URL", name)
@@ -64,7 +59,7 @@ func Write(ctx context.Context, s *spec.Spec, root string, build BuildFunc) ([]A
 		if err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(dst+".sha256", []byte(sum+"\n"), 0o644); err != nil {
+		if err := writeFile(dst+".sha256", []byte(sum+"\n")); err != nil {
 			return nil, err
 		}
 		out = append(out, Artifact{Component: nc.Key, Version: nc.Component.Version, Path: rel, SHA256: sum})
@@ -78,14 +73,15 @@ func Pin(s *spec.Spec, url string, arts []Artifact) (*spec.Spec, error) {
 	c := s.Clone()
 	c.Sources.Mirror = url
 	for _, a := range arts {
-		comp := c.ComponentField(a.Component)
-		if comp == nil {
-			return nil, fmt.Errorf("unknown component %s", a.Component)
+		comp, ok := c.Components[a.Component]
+		if !ok {
+			return nil, fmt.Errorf("the spec has no component %s", a.Component)
 		}
 		comp.From = spec.FromRelease
 		comp.URL, comp.Image = "", ""
 		comp.SHA256 = map[spec.Arch]string{s.Arch: a.SHA256}
 		comp.SHA512 = nil
+		c.SetComponent(a.Component, comp)
 	}
 	return c, nil
 }
@@ -101,4 +97,18 @@ func fileSHA256(p string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// writeFile writes data under a temporary name and renames it into place.
+func writeFile(p string, data []byte) error {
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/nodebake/nodebake/layers/failure"
 )
 
 // Option configures Open and Pull.
@@ -139,11 +140,11 @@ func parseRef(ref string, insecure bool) (source, error) {
 func Open(ctx context.Context, ref string, opts ...Option) (v1.Image, error) {
 	s, err := makeSettings(opts)
 	if err != nil {
-		return nil, fmt.Errorf("opening image %s: %w", ref, err)
+		return nil, failure.Errorf(failure.Invalid, "opening image %s: %w", ref, err)
 	}
 	src, err := parseRef(ref, s.insecure)
 	if err != nil {
-		return nil, err
+		return nil, failure.New(failure.Invalid, err)
 	}
 	var img v1.Image
 	var named v1.Hash // what the reference itself resolved to, for the pin
@@ -163,7 +164,13 @@ func Open(ctx context.Context, ref string, opts ...Option) (v1.Image, error) {
 		err = checkPin(img, named, s.pin)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("opening image %s: %w", ref, err)
+		// A local layout or tarball is the caller's input; a registry is
+		// a source.
+		kind := failure.Invalid
+		if src.registry != nil {
+			kind = failure.Source
+		}
+		return nil, failure.Errorf(kind, "opening image %s: %w", ref, err)
 	}
 	return img, nil
 }

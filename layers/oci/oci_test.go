@@ -30,6 +30,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/nodebake/nodebake/layers/cache"
+	"github.com/nodebake/nodebake/layers/failure"
 )
 
 // startRegistry runs an in-process registry and returns its host:port.
@@ -277,8 +278,8 @@ func TestPullServedFromCache(t *testing.T) {
 
 	// Unpinned tags always need the registry.
 	_, err = Pull(ctx, host+"/test/img:v1", c, WithOffline(true))
-	if !errors.Is(err, ErrNotCached) {
-		t.Errorf("offline unpinned Pull error = %v, want ErrNotCached", err)
+	if !errors.Is(err, cache.ErrNotCached) || failure.KindOf(err) != failure.Source {
+		t.Errorf("offline unpinned Pull error = %v (kind %v), want cache.ErrNotCached, a source failure", err, failure.KindOf(err))
 	}
 }
 
@@ -305,8 +306,8 @@ func TestPullIndexFromCache(t *testing.T) {
 		t.Errorf("got %s, want the arm64 image %s", digest(t, got), digest(t, arm))
 	}
 	// The amd64 image was never pulled.
-	if _, err := Pull(context.Background(), ref, c, WithOffline(true)); !errors.Is(err, ErrNotCached) {
-		t.Errorf("offline Pull of an uncached platform: %v, want ErrNotCached", err)
+	if _, err := Pull(context.Background(), ref, c, WithOffline(true)); !errors.Is(err, cache.ErrNotCached) {
+		t.Errorf("offline Pull of an uncached platform: %v, want cache.ErrNotCached", err)
 	}
 }
 

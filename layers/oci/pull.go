@@ -15,11 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/nodebake/nodebake/layers/cache"
+	"github.com/nodebake/nodebake/layers/failure"
 )
-
-// ErrNotCached is wrapped by Pull's error when it is offline and the image
-// is not in the cache.
-var ErrNotCached = errors.New("not in the cache")
 
 // Pull is Open with a cache. A registry image is stored blob by blob in the
 // cache's content-addressed store (whose blobs/<algorithm>/<hex> tree is
@@ -31,18 +28,18 @@ var ErrNotCached = errors.New("not in the cache")
 func Pull(ctx context.Context, ref string, c *cache.Cache, opts ...Option) (v1.Image, error) {
 	s, err := makeSettings(opts)
 	if err != nil {
-		return nil, fmt.Errorf("pulling image %s: %w", ref, err)
+		return nil, failure.Errorf(failure.Invalid, "pulling image %s: %w", ref, err)
 	}
 	src, err := parseRef(ref, s.insecure)
 	if err != nil {
-		return nil, err
+		return nil, failure.New(failure.Invalid, err)
 	}
 	if src.registry == nil {
 		return Open(ctx, ref, opts...)
 	}
 	img, err := pull(ctx, src.registry, c, s)
 	if err != nil {
-		return nil, fmt.Errorf("pulling image %s: %w", ref, err)
+		return nil, failure.Errorf(failure.Source, "pulling image %s: %w", ref, err)
 	}
 	return img, nil
 }
@@ -67,9 +64,9 @@ func pull(ctx context.Context, ref name.Reference, c *cache.Cache, s settings) (
 	}
 	if s.offline {
 		if pin == nil {
-			return nil, fmt.Errorf("offline and %w (not pinned by digest)", ErrNotCached)
+			return nil, failure.Errorf(failure.Source, "offline and %w (not pinned by digest)", cache.ErrNotCached)
 		}
-		return nil, fmt.Errorf("offline and %w (%s)", ErrNotCached, pin)
+		return nil, failure.Errorf(failure.Source, "offline and %w (%s)", cache.ErrNotCached, pin)
 	}
 	desc, img, err := openRemote(ctx, ref, s)
 	if err != nil {

@@ -11,70 +11,99 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 
-	"github.com/nodebake/nodebake/builder/rootfs"
-	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/entry"
+	"github.com/nodebake/nodebake/layers/firstboot"
+	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
-// Paths inside the image that other parts of nodebake rely on.
+// The image's side of the first-boot contract. The paths the first-boot
+// program reads and writes are package firstboot's constants; the image
+// build lays out its own files around them, deriving the directories from
+// those constants, and tells the program where the templates are through
+// the facts (nodeconfig.ImageFacts).
+
+// LibDir holds what the image bakes for nodebake itself: the first-boot
+// program, its facts, the configuration templates, the image's description
+// and the preloaded images.
+func LibDir() string { return path.Dir(firstboot.ProgramPath) }
+
+// RunDir holds what the first-boot program writes for this boot: its
+// status, the node-ready marker and the kubelet's environment.
+func RunDir() string { return path.Dir(firstboot.ReadyPath) }
+
+// CNIConfigDir is the writable CNI configuration directory that
+// /etc/cni/net.d links to; the first-boot program writes the bridge
+// configuration there.
+func CNIConfigDir() string { return path.Dir(firstboot.CNIConfigPath) }
+
+// KubeletConfigTemplate and KubeProxyConfigTemplate are the JSON
+// KubeletConfiguration and KubeProxyConfiguration the image bakes, lacking
+// only the per-node fields; the facts name them.
+func KubeletConfigTemplate() string   { return LibDir() + "/kubelet-config.json" }
+func KubeProxyConfigTemplate() string { return LibDir() + "/kube-proxy-config.json" }
+
+// ImageInfo is the image's own description; PreloadDir holds the image
+// archives the preload unit imports into containerd.
+func ImageInfo() string  { return LibDir() + "/image.json" }
+func PreloadDir() string { return LibDir() + "/images" }
+
+// Other paths of the image.
 const (
-	LibDir                  = "/usr/lib/nodebake"
-	FirstbootBinary         = LibDir + "/nodebake-firstboot"
-	FirstbootFacts          = LibDir + "/firstboot.json"
-	KubeletConfigTemplate   = LibDir + "/kubelet-config.json"
-	KubeProxyConfigTemplate = LibDir + "/kube-proxy-config.json"
-	ImageInfo               = LibDir + "/image.json"
-	PreloadDir              = LibDir + "/images"
-	NodeReadyMarker         = "/run/nodebake/node-ready"
-	SystemdUnitDir          = "/etc/systemd/system"
-	ContainerdConfig        = "/etc/containerd/config.toml"
-	CNIConfDir              = "/etc/cni/net.d"
-	CNIConfDirTarget        = "/var/lib/cni/net.d"
+	SystemdUnitDir   = "/etc/systemd/system"
+	ContainerdConfig = "/etc/containerd/config.toml"
+	CNIConfDir       = "/etc/cni/net.d"
 )
 
-// Facts are what the first-boot step needs to know about the image.
-type Facts struct {
-	ServiceCIDR             string `json:"serviceCIDR"`
-	ClusterCIDR             string `json:"clusterCIDR"`
-	PodNetwork              string `json:"podNetwork"`
-	KubeletConfigTemplate   string `json:"kubeletConfigTemplate"`
-	KubeProxyConfigTemplate string `json:"kubeProxyConfigTemplate"`
-	KubernetesVersion       string `json:"kubernetesVersion"`
+// ImageFacts returns what an image built from s tells its first-boot
+// program about itself (baked as JSON at firstboot.FactsPath). The CLI
+// checks node configs against the same facts.
+func ImageFacts(s *spec.Spec) nodeconfig.ImageFacts {
+	return nodeconfig.ImageFacts{
+		ServiceCIDR:             s.Kubernetes.ServiceCIDR,
+		ClusterCIDR:             s.Kubernetes.ClusterCIDR,
+		PodNetwork:              string(s.Kubernetes.PodNetwork),
+		KubeletConfigTemplate:   KubeletConfigTemplate(),
+		KubeProxyConfigTemplate: KubeProxyConfigTemplate(),
+		KubernetesVersion:       s.Kubernetes.Version,
+	}
 }
 
 // Render returns the configuration entries of the image described by s,
 // which must be defaulted and valid.
-func Render(s *spec.Spec) ([]rootfs.Entry, error) {
-	var out []rootfs.Entry
-	add := func(e ...rootfs.Entry) { out = append(out, e...) }
-	text := func(p string, mode int64, content string) { add(rootfs.File(p, mode, []byte(content))) }
+func Render(s *spec.Spec) ([]entry.Entry, error) {
+	var out []entry.Entry
+	add := func(e ...entry.Entry) { out = append(out, e...) }
+	text := func(p string, mode int64, content string) { add(entry.File(p, mode, []byte(content))) }
 
 	// containerd, runc, CNI and crictl.
 	text(ContainerdConfig, 0o644, containerdConfig(s))
 	text("/etc/crictl.yaml", 0o644, crictlConfig)
-	add(rootfs.Symlink(CNIConfDir, "../../var/lib/cni/net.d"))
+	add(entry.Symlink(CNIConfDir, "../.."+CNIConfigDir()))
 
 	// Units.
 	text(SystemdUnitDir+"/containerd.service", 0o644, containerdUnit)
 	text(SystemdUnitDir+"/kubelet.service", 0o600, kubeletUnit(s.KubeletFlags()))
 	text(SystemdUnitDir+"/kube-proxy.service", 0o600, kubeProxyUnit(s.KubeProxyFlags()))
 	for _, u := range []string{"containerd.service", "kubelet.service", "kube-proxy.service"} {
-		add(rootfs.Symlink(SystemdUnitDir+"/multi-user.target.wants/"+u, "../"+u))
+		add(entry.Symlink(SystemdUnitDir+"/multi-user.target.wants/"+u, "../"+u))
 	}
 	// systemd-networkd configures the NICs (DHCP) and, from the first-boot
 	// step's output, wg0.
-	add(rootfs.Symlink(SystemdUnitDir+"/multi-user.target.wants/systemd-networkd.service", "/usr/lib/systemd/system/systemd-networkd.service"))
-	add(rootfs.Symlink(SystemdUnitDir+"/sockets.target.wants/systemd-networkd.socket", "/usr/lib/systemd/system/systemd-networkd.socket"))
+	add(entry.Symlink(SystemdUnitDir+"/multi-user.target.wants/systemd-networkd.service", "/usr/lib/systemd/system/systemd-networkd.service"))
+	add(entry.Symlink(SystemdUnitDir+"/sockets.target.wants/systemd-networkd.socket", "/usr/lib/systemd/system/systemd-networkd.socket"))
 	text("/etc/systemd/network/80-nodebake-dhcp.network", 0o644, dhcpNetwork)
 	// Per-machine network configuration (a static underlay address, say)
 	// may come as systemd credentials network.network.NAME and friends.
-	add(rootfs.Symlink(SystemdUnitDir+"/sysinit.target.wants/systemd-network-generator.service", "/usr/lib/systemd/system/systemd-network-generator.service"))
+	add(entry.Symlink(SystemdUnitDir+"/sysinit.target.wants/systemd-network-generator.service", "/usr/lib/systemd/system/systemd-network-generator.service"))
 
 	if len(s.Images) > 0 {
-		text(SystemdUnitDir+"/nodebake-preload.service", 0o644, preloadUnit)
-		add(rootfs.Symlink(SystemdUnitDir+"/multi-user.target.wants/nodebake-preload.service", "../nodebake-preload.service"))
+		text(SystemdUnitDir+"/nodebake-preload.service", 0o644, preloadUnit())
+		add(entry.Symlink(SystemdUnitDir+"/multi-user.target.wants/nodebake-preload.service", "../nodebake-preload.service"))
 	}
 
 	// Kernel modules and sysctls.
@@ -85,11 +114,11 @@ func Render(s *spec.Spec) ([]rootfs.Entry, error) {
 	// boot; state directories created by tmpfiles; an empty machine-id so
 	// systemd derives one at boot; no swap.
 	text("/etc/fstab", 0o644, fstab)
-	text("/etc/tmpfiles.d/nodebake.conf", 0o644, tmpfiles)
+	text("/etc/tmpfiles.d/nodebake.conf", 0o644, tmpfiles())
 	text("/etc/machine-id", 0o444, "")
 	// The ESP's mount point: systemd's gpt-auto generator mounts it at /efi
 	// on demand; the read-only root cannot create it at boot.
-	add(rootfs.Dir("/efi", 0o700))
+	add(entry.Dir("/efi", 0o700))
 	text("/etc/hostname", 0o644, "localhost\n")
 	text("/etc/resolv.conf", 0o644, "# DNS for host processes: add nameserver lines through the spec's files.\n")
 
@@ -102,20 +131,13 @@ func Render(s *spec.Spec) ([]rootfs.Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rendering the kube-proxy configuration: %w", err)
 	}
-	text(KubeletConfigTemplate, 0o644, string(kc))
-	text(KubeProxyConfigTemplate, 0o644, string(kp))
-	facts, err := json.MarshalIndent(Facts{
-		ServiceCIDR:             s.Kubernetes.ServiceCIDR,
-		ClusterCIDR:             s.Kubernetes.ClusterCIDR,
-		PodNetwork:              string(s.Kubernetes.PodNetwork),
-		KubeletConfigTemplate:   KubeletConfigTemplate,
-		KubeProxyConfigTemplate: KubeProxyConfigTemplate,
-		KubernetesVersion:       s.Kubernetes.Version,
-	}, "", "  ")
+	text(KubeletConfigTemplate(), 0o644, string(kc))
+	text(KubeProxyConfigTemplate(), 0o644, string(kp))
+	facts, err := json.MarshalIndent(ImageFacts(s), "", "  ")
 	if err != nil {
 		return nil, err
 	}
-	text(FirstbootFacts, 0o644, string(facts)+"\n")
+	text(firstboot.FactsPath, 0o644, string(facts)+"\n")
 
 	files, err := ExtraFiles(s)
 	if err != nil {
@@ -125,14 +147,14 @@ func Render(s *spec.Spec) ([]rootfs.Entry, error) {
 }
 
 // ExtraFiles returns the entries of the spec's files list.
-func ExtraFiles(s *spec.Spec) ([]rootfs.Entry, error) {
-	var out []rootfs.Entry
+func ExtraFiles(s *spec.Spec) ([]entry.Entry, error) {
+	var out []entry.Entry
 	for i, f := range s.Files {
 		field := fmt.Sprintf("files[%d]", i)
-		var e rootfs.Entry
+		var e entry.Entry
 		switch {
 		case f.Content != nil:
-			e = rootfs.File(f.Path, 0o644, []byte(*f.Content))
+			e = entry.File(f.Path, 0o644, []byte(*f.Content))
 		case f.Source != "":
 			p := s.ResolvePath(f.Source)
 			fi, err := os.Stat(p)
@@ -142,12 +164,12 @@ func ExtraFiles(s *spec.Spec) ([]rootfs.Entry, error) {
 			if !fi.Mode().IsRegular() {
 				return nil, fmt.Errorf("%s.source: %s is not a regular file", field, p)
 			}
-			e = rootfs.Entry{Path: f.Path, Type: tar.TypeReg, Mode: 0o644, Size: fi.Size(),
+			e = entry.Entry{Path: f.Path, Type: tar.TypeReg, Mode: 0o644, Size: fi.Size(),
 				Open: func() (io.ReadCloser, error) { return os.Open(p) }}
 		case f.Link != "":
-			e = rootfs.Symlink(f.Path, f.Link)
+			e = entry.Symlink(f.Path, f.Link)
 		case f.Directory:
-			e = rootfs.Dir(f.Path, 0o755)
+			e = entry.Dir(f.Path, 0o755)
 		default:
 			return nil, fmt.Errorf("%s: no content, source, link or directory", field)
 		}
@@ -245,10 +267,10 @@ Documentation=https://kubernetes.io/docs/reference/command-line-tools-reference/
 After=containerd.service nodebake-firstboot.service
 Requires=containerd.service
 Wants=nodebake-firstboot.service
-ConditionPathExists=` + NodeReadyMarker + `
+ConditionPathExists=` + firstboot.ReadyPath + `
 
 [Service]
-EnvironmentFile=-/run/nodebake/kubelet.env
+EnvironmentFile=-` + firstboot.KubeletEnvPath + `
 # The kubelet binds to the node's wg0 address: wait until wg0 has it.
 ExecStartPre=` + waitWG0 + `
 ` + execLine("/usr/local/bin/kubelet", flags, "$KUBELET_NODE_ARGS") + `
@@ -266,7 +288,7 @@ Description=Kubernetes Kube Proxy
 Documentation=https://kubernetes.io/docs/reference/command-line-tools-reference/kube-proxy/
 After=network.target nodebake-firstboot.service systemd-modules-load.service
 Wants=nodebake-firstboot.service
-ConditionPathExists=` + NodeReadyMarker + `
+ConditionPathExists=` + firstboot.ReadyPath + `
 
 [Service]
 ExecStartPre=` + waitWG0 + `
@@ -281,7 +303,8 @@ WantedBy=multi-user.target
 
 // preloadUnit imports the baked image archives into containerd before the
 // kubelet starts; importing what is already there is harmless.
-const preloadUnit = `[Unit]
+func preloadUnit() string {
+	return `[Unit]
 Description=nodebake: import preloaded container images into containerd
 After=containerd.service
 Requires=containerd.service
@@ -290,11 +313,12 @@ Before=kubelet.service
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/sh -c 'for f in ` + PreloadDir + `/*.tar; do /usr/local/bin/ctr --namespace k8s.io images import "$f" || exit 1; done'
+ExecStart=/bin/sh -c 'for f in ` + PreloadDir() + `/*.tar; do /usr/local/bin/ctr --namespace k8s.io images import "$f" || exit 1; done'
 
 [Install]
 WantedBy=multi-user.target
 `
+}
 
 // waitWG0 waits until systemd-networkd has configured wg0.
 const waitWG0 = "/usr/lib/systemd/systemd-networkd-wait-online --interface=wg0:routable --timeout=120"
@@ -336,14 +360,27 @@ const fstab = `# /var lives on its own GPT partition (PARTLABEL var), formatted 
 PARTLABEL=var  /var  ext4  defaults,noatime,x-systemd.makefs,x-systemd.growfs,x-systemd.device-timeout=5min  0  2
 `
 
-const tmpfiles = `# State directories of a nodebake worker, on the persistent /var.
-d /var/lib/kubelet               0700 root root -
-d /var/lib/kubelet/volumeplugins 0700 root root -
-d /var/lib/kube-proxy            0700 root root -
-d /var/lib/kubernetes            0700 root root -
-d /var/lib/containerd            0711 root root -
-d /var/lib/cni                   0755 root root -
-d /var/lib/cni/net.d             0755 root root -
-d /var/log/pods                  0755 root root -
-d /run/nodebake                  0755 root root -
-`
+// tmpfiles creates the state directories of a worker on the persistent
+// /var, and the first-boot program's run directory.
+func tmpfiles() string {
+	return "# State directories of a nodebake worker, on the persistent /var.\n" + tmpfilesDirs([][2]string{
+		{"/var/lib/kubelet", "0700"},
+		{"/var/lib/kubelet/volumeplugins", "0700"},
+		{"/var/lib/kube-proxy", "0700"},
+		{firstboot.CertDir, "0700"},
+		{"/var/lib/containerd", "0711"},
+		{"/var/lib/cni", "0755"},
+		{CNIConfigDir(), "0755"},
+		{"/var/log/pods", "0755"},
+		{RunDir(), "0755"},
+	})
+}
+
+// tmpfilesDirs renders tmpfiles.d "d" lines, root-owned.
+func tmpfilesDirs(dirs [][2]string) string {
+	var b strings.Builder
+	for _, d := range dirs {
+		fmt.Fprintf(&b, "d %-30s %s root root -\n", d[0], d[1])
+	}
+	return b.String()
+}

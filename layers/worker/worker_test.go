@@ -10,7 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/firstboot"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -120,7 +121,7 @@ func TestUnitsWaitForNodeConfig(t *testing.T) {
 		}
 		rc, _ := e.Open()
 		b, _ := io.ReadAll(rc)
-		for _, want := range []string{"ConditionPathExists=" + NodeReadyMarker, "--config=/var/lib/kubelet/kubelet-config.yaml", "--container-runtime-endpoint=unix:///run/containerd/containerd.sock", "$KUBELET_NODE_ARGS"} {
+		for _, want := range []string{"ConditionPathExists=" + firstboot.ReadyPath, "--config=/var/lib/kubelet/kubelet-config.yaml", "--container-runtime-endpoint=unix:///run/containerd/containerd.sock", "$KUBELET_NODE_ARGS"} {
 			if !strings.Contains(string(b), want) {
 				t.Errorf("kubelet.service lacks %q:\n%s", want, b)
 			}

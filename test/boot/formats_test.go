@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/nodebake/nodebake/builder/build"
-	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/spec"
 	"github.com/nodebake/nodebake/test/harness"
 	"github.com/nodebake/nodebake/test/qemu"
 )

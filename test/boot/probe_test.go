@@ -3,7 +3,7 @@ package boot
 import (
 	"strings"
 
-	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // The probe: a unit and a script baked into the image under test through

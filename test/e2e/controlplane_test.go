@@ -19,9 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodebake/nodebake/builder/build"
-	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/layers/gosource"
+	"github.com/nodebake/nodebake/layers/resolve"
+	"github.com/nodebake/nodebake/layers/spec"
 	"github.com/nodebake/nodebake/test/harness"
 )
 
@@ -49,8 +49,7 @@ type binaries struct {
 func controlPlaneBinaries(t *testing.T, s *spec.Spec) binaries {
 	t.Helper()
 	ctx := t.Context()
-	opts := build.Options{Cache: harness.Cache(t), Go: gosource.Builder{Log: harness.LogWriter(t, "")}}
-	from := build.BuildFromSource(s, opts)
+	from := resolve.New(s, harness.Cache(t), resolve.WithGo(gosource.Builder{Log: harness.LogWriter(t, "")})).BuildFromSource
 	get := func(component, version, binary string) string {
 		dir, err := from(ctx, component, version)
 		if err != nil {
@@ -64,7 +63,7 @@ func controlPlaneBinaries(t *testing.T, s *spec.Spec) binaries {
 		apiServer:         get("kube-apiserver", v, "kube-apiserver"),
 		controllerManager: get("kube-controller-manager", v, "kube-controller-manager"),
 		scheduler:         get("kube-scheduler", v, "kube-scheduler"),
-		kubectl:           get("kubectl", s.Components.Kubectl.Version, "kubectl"),
+		kubectl:           get("kubectl", s.Components["kubectl"].Version, "kubectl"),
 	}
 	for _, p := range []string{b.etcd, b.apiServer, b.controllerManager, b.scheduler, b.kubectl} {
 		if _, err := os.Stat(p); err != nil {

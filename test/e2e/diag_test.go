@@ -3,7 +3,7 @@ package e2e
 import (
 	"strings"
 
-	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // The diagnostics probe: a unit and a script baked into the test's image

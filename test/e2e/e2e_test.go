@@ -15,10 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/layers/firstboot"
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
 	"github.com/nodebake/nodebake/layers/oci"
+	"github.com/nodebake/nodebake/layers/spec"
+	"github.com/nodebake/nodebake/layers/worker"
 	"github.com/nodebake/nodebake/test/harness"
 	"github.com/nodebake/nodebake/test/qemu"
 )
@@ -123,7 +124,7 @@ func TestCluster(t *testing.T) {
 	t.Cleanup(e.diagnoseOnFailure)
 
 	// Node configs, checked on the host against the image's facts first.
-	facts := imageFacts(s)
+	facts := worker.ImageFacts(s)
 	vmDir := filepath.Join(work, "vms")
 	if err := os.MkdirAll(vmDir, 0o755); err != nil {
 		t.Fatal(err)

@@ -16,10 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/layers/configdrive"
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
-	"github.com/nodebake/nodebake/layers/worker"
 	"github.com/nodebake/nodebake/test/harness"
 	"github.com/nodebake/nodebake/test/qemu"
 )
@@ -125,19 +123,6 @@ Address=%s
 LinkLocalAddressing=no
 IPv6AcceptRA=no
 `, mac, addr)
-}
-
-// imageFacts are the facts the image bakes for its first-boot program,
-// from the spec, to check node configs on the host before booting.
-func imageFacts(s *spec.Spec) nodeconfig.ImageFacts {
-	return nodeconfig.ImageFacts{
-		ServiceCIDR:             s.Kubernetes.ServiceCIDR,
-		ClusterCIDR:             s.Kubernetes.ClusterCIDR,
-		PodNetwork:              string(s.Kubernetes.PodNetwork),
-		KubeletConfigTemplate:   worker.KubeletConfigTemplate,
-		KubeProxyConfigTemplate: worker.KubeProxyConfigTemplate,
-		KubernetesVersion:       s.Kubernetes.Version,
-	}
 }
 
 // assembleNodeConfig writes the cluster CA's output for one node under the

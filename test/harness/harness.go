@@ -24,10 +24,11 @@ import (
 	"time"
 
 	"github.com/nodebake/nodebake/builder/build"
-	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/layers/cache"
 	"github.com/nodebake/nodebake/layers/gosource"
 	"github.com/nodebake/nodebake/layers/mirror"
+	"github.com/nodebake/nodebake/layers/resolve"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // Environment variables the real-world tests read.
@@ -226,12 +227,12 @@ func Mirror(t testing.TB, s *spec.Spec) (string, []mirror.Artifact) {
 	t.Helper()
 	root := MirrorDir(t)
 	start := time.Now()
-	opts := build.Options{Cache: Cache(t), Go: gosource.Builder{Log: LogWriter(t, "")}}
+	layers := resolve.New(s, Cache(t), resolve.WithGo(gosource.Builder{Log: LogWriter(t, "")}))
 	// Test binaries of several packages run at once; mirror.Write writes
 	// each artifact through the same temporary name, so one writer at a
 	// time. Artifacts are renamed into place: serving needs no lock.
 	unlock := lockFile(t, root+".lock")
-	arts, err := mirror.Write(context.Background(), s, root, build.BuildFromSource(s, opts))
+	arts, err := mirror.Write(context.Background(), s, root, layers.BuildFromSource)
 	unlock()
 	if err != nil {
 		t.Fatalf("writing the release mirror: %v", err)

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/layers/mirror"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 func TestModulePath(t *testing.T) {
@@ -67,8 +67,8 @@ func TestMirror(t *testing.T) {
 		t.Fatal(err)
 	}
 	url, arts := Mirror(t, s)
-	if len(arts) != len(spec.ComponentNames()) {
-		t.Errorf("mirror has %d artifacts, want one per component (%d)", len(arts), len(spec.ComponentNames()))
+	if len(arts) != len(s.NamedComponents()) {
+		t.Errorf("mirror has %d artifacts, want one per component (%d)", len(arts), len(s.NamedComponents()))
 	}
 	p, err := mirror.Pin(s, url, arts)
 	if err != nil {

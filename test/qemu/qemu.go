@@ -134,6 +134,16 @@ type Config struct {
 	// FindFirmware when empty, except with Kernel or NetBoot: then QEMU's
 	// default BIOS boots the kernel or the NIC's ROM.
 	Firmware Firmware
+	// NetNS runs QEMU inside that network namespace (ip netns exec), so
+	// the guest's networks are the namespace's: nothing reaches the host's.
+	NetNS string
+	// Tap makes the guest's first NIC a tap device of that name instead of
+	// the user network; the device must exist (in NetNS when set) and
+	// UserNet must be empty. NICROM and NICOptions apply to it.
+	Tap string
+	// RTCBase, when set, starts the guest's real-time clock at that time
+	// (QEMU's -rtc base=, in UTC); it then runs at the host's pace.
+	RTCBase time.Time
 }
 
 // Firmware is a pair of OVMF pflash images.
@@ -265,6 +275,9 @@ func (c Config) withDefaults() (Config, error) {
 			return c, fmt.Errorf("qemu config: netdev %q: leave out the id, it is assigned", nd)
 		}
 	}
+	if err := c.checkNet(); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
@@ -358,7 +371,7 @@ func (c Config) args(p paths) []string {
 			"-device", "virtio-blk-pci,drive="+id,
 		)
 	}
-	user := strings.Join(append([]string{"user", "id=n0", "restrict=on"}, c.UserNet...), ",")
+	user := c.firstNetdev()
 	nic := "virtio-net-pci,netdev=n0"
 	if c.NetBoot {
 		nic += ",bootindex=0"
@@ -389,6 +402,7 @@ func (c Config) args(p paths) []string {
 	for _, s := range c.SMBIOS {
 		a = append(a, "-smbios", s)
 	}
+	a = append(a, c.rtcArgs()...)
 	a = append(a,
 		"-device", "virtio-rng-pci",
 		"-serial", "file:"+p.console,
@@ -442,6 +456,11 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	if _, err := exec.LookPath(c.Binary); err != nil {
 		return nil, fmt.Errorf("starting qemu: %w", err)
 	}
+	if c.NetNS != "" {
+		if _, err := exec.LookPath("ip"); err != nil {
+			return nil, fmt.Errorf("starting qemu in network namespace %s: %w", c.NetNS, err)
+		}
+	}
 	if c.Dir != "" {
 		if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 			return nil, fmt.Errorf("creating the VM directory: %w", err)
@@ -483,7 +502,8 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 		return nil, fmt.Errorf("creating the QEMU log: %w", err)
 	}
 	defer stderr.Close()
-	cmd := exec.CommandContext(ctx, c.Binary, c.args(p)...)
+	name, args := c.command(c.args(p))
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	cmd.WaitDelay = 5 * time.Second

@@ -7,63 +7,35 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/nodebake/nodebake/builder/build"
-	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/layers/cache"
-	"github.com/nodebake/nodebake/layers/fetch"
+	"github.com/nodebake/nodebake/layers/failure"
 	"github.com/nodebake/nodebake/layers/gosource"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // exitCode maps an error to the exit code that tells invalid input from
-// failed downloads from internal errors.
+// failed sources from internal errors: an interruption by the context, else
+// the error's kind.
 func exitCode(ctx context.Context, err error) int {
-	var (
-		ve *spec.ValidationError
-		ue usageError
-		ie *inputError
-		be *build.InputError
-		de *fetch.DownloadError
-		ce *cache.ChecksumError
-		se *sourceError
-	)
-	switch {
-	case ctx.Err() != nil || errors.Is(err, context.Canceled):
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
 		return exitInterrupted
-	case errors.As(err, &ve), errors.As(err, &ue), errors.As(err, &ie), errors.As(err, &be):
+	}
+	switch failure.KindOf(err) {
+	case failure.Invalid:
 		return exitInvalid
-	case errors.As(err, &de), errors.As(err, &ce), errors.As(err, &se):
+	case failure.Source:
 		return exitSource
 	}
 	return exitInternal
 }
 
-// inputError marks an unreadable or malformed input file.
-type inputError struct{ err error }
-
-func (e *inputError) Error() string { return e.err.Error() }
-func (e *inputError) Unwrap() error { return e.err }
-
-// sourceError marks a failure to obtain a source (a build from source).
-type sourceError struct{ err error }
-
-func (e *sourceError) Error() string { return e.err.Error() }
-func (e *sourceError) Unwrap() error { return e.err }
-
 // loadSpec reads, defaults and validates a spec file.
 func loadSpec(p string) (*spec.Spec, error) {
-	s, err := spec.LoadAndValidate(p)
-	if err != nil {
-		var ve *spec.ValidationError
-		if errors.As(err, &ve) {
-			return nil, err
-		}
-		return nil, &inputError{err}
-	}
-	return s, nil
+	return spec.LoadAndValidate(p)
 }
 
 func openCache(dir string) (*cache.Cache, error) {
@@ -94,12 +66,12 @@ func findFirstboot(flagValue string) (string, error) {
 }
 
 func runBuild(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "build", "SPEC.yaml", "Build the worker disk image a spec describes into DIR: the formats of output.formats (NAME.raw,\nNAME.qcow2, ...), NAME.manifest.json, the SPDX SBOM NAME.spdx.json and NAME.SHA256SUMS.")
+	fs := newFlags(e, "build", "SPEC.yaml", "Build the worker disk image a spec describes into DIR: the formats of output.formats (NAME.raw,\nNAME.qcow2, ...), NAME.manifest.json, the SPDX SBOM NAME.spdx.json and NAME.SHA256SUMS.\n\n"+formatHelp(true))
 	out := fs.String("o", "out", "output `DIR`")
 	cacheDir := fs.String("cache", "", "cache `DIR` (default $NODEBAKE_CACHE or the user cache directory)")
 	offline := fs.Bool("offline", false, "use only what the cache holds; never download")
 	firstboot := fs.String("firstboot", "", "the nodebake-firstboot program `PATH` (default: next to nodebake)")
-	formats := fs.String("format", "", "the formats to write, comma-separated, instead of the spec's output.formats (`LIST`: "+formatNames()+")")
+	formats := fs.String("format", "", "the formats to write, comma-separated, instead of the spec's output.formats (`LIST`: "+spec.FormatNames()+")")
 	netbootURL := fs.String("netboot-url", "", "the `URL` the netboot bundle will be served from (default: where boot.ipxe was loaded from)")
 	quiet := fs.Bool("q", false, "print only errors")
 	if err := parse(e, fs, args); err != nil {
@@ -141,9 +113,6 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		ToolVersion:     version,
 	})
 	if err != nil {
-		if strings.Contains(err.Error(), "building ") && strings.Contains(err.Error(), "from source") {
-			return &sourceError{err}
-		}
 		return err
 	}
 	m := res.Manifest

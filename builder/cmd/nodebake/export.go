@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/nodebake/nodebake/builder/build"
-	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // parseFormats reads a --format value: formats separated by commas.
@@ -20,12 +20,8 @@ func parseFormats(flagName, v string) ([]spec.Format, error) {
 			continue
 		}
 		ff := spec.Format(f)
-		if !slices.Contains(spec.Formats(), ff) {
-			var known []string
-			for _, k := range spec.Formats() {
-				known = append(known, string(k))
-			}
-			return nil, usagef("--%s: unknown format %q (known: %s)", flagName, f, strings.Join(known, ", "))
+		if _, ok := ff.Info(); !ok {
+			return nil, usagef("--%s: unknown format %q (known: %s)", flagName, f, spec.FormatNames())
 		}
 		if slices.Contains(out, ff) {
 			return nil, usagef("--%s: %s is listed twice", flagName, f)
@@ -38,9 +34,39 @@ func parseFormats(flagName, v string) ([]spec.Format, error) {
 	return out, nil
 }
 
+// formatHelp describes every format, one per line, from the format table;
+// without raw when the raw image is the input.
+func formatHelp(withRaw bool) string {
+	var b strings.Builder
+	b.WriteString("Formats:")
+	for _, i := range spec.FormatTable() {
+		if i.Format == spec.FormatRaw && !withRaw {
+			continue
+		}
+		ext := i.Extension
+		if i.Directory {
+			ext += "/"
+		}
+		fmt.Fprintf(&b, "\n  %-8s NAME%-9s %s", i.Format, ext, i.Summary)
+	}
+	return b.String()
+}
+
+// exportFormats lists the formats export converts to, for the command
+// summary.
+func exportFormats() string {
+	var s []string
+	for _, f := range spec.Formats() {
+		if f != spec.FormatRaw {
+			s = append(s, string(f))
+		}
+	}
+	return strings.Join(s, ", ")
+}
+
 func runExport(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "export", "IMAGE.raw",
-		"Convert a built image into other formats, next to it or into -o DIR: the image's manifest must be beside it,\nand the image must match the manifest's sha256. Formats: "+formatNames()+".")
+		"Convert a built image into other formats, next to it or into -o DIR: the image's manifest must be beside it,\nand the image must match the manifest's sha256.\n\n"+formatHelp(false))
 	out := fs.String("o", "", "output `DIR` (default: the image's directory)")
 	formats := fs.String("format", "", "the formats to write, comma-separated (`LIST`)")
 	firstboot := fs.String("firstboot", "", "the nodebake-firstboot program `PATH`, for the netboot bundle (default: next to nodebake)")
@@ -81,12 +107,4 @@ func runExport(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "exported %d formats in %s\n", len(res.Outputs), time.Since(start).Round(100*time.Millisecond))
 	}
 	return nil
-}
-
-func formatNames() string {
-	var s []string
-	for _, f := range spec.Formats() {
-		s = append(s, string(f))
-	}
-	return strings.Join(s, ", ")
 }

@@ -24,6 +24,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/nodebake/nodebake/layers/failure"
 )
 
 // Exit codes.
@@ -52,7 +54,7 @@ type env struct {
 func commands() []command {
 	return []command{
 		{"build", "build the worker image a spec describes", runBuild},
-		{"export", "convert a built image into other formats (qcow2, vhd, vmdk, gce, raw.zst, netboot)", runExport},
+		{"export", "convert a built image into other formats (" + exportFormats() + ")", runExport},
 		{"spec", "print or validate a spec (print, validate)", runSpec},
 		{"mirror", "build a release mirror of a spec's components from source (build)", runMirror},
 		{"image", "make OCI image layouts from filesystem tars: base OS, preloaded images (import)", runImage},
@@ -142,15 +144,12 @@ func parse(e *env, fs *flag.FlagSet, args []string) error {
 		}
 	}
 	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+		return failure.New(failure.Invalid, err)
 	}
 	return nil
 }
 
-// usageError marks bad command-line input.
-type usageError struct{ err error }
-
-func (u usageError) Error() string { return u.err.Error() }
-func (u usageError) Unwrap() error { return u.err }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+// usagef reports bad command-line input.
+func usagef(format string, args ...any) error {
+	return failure.Errorf(failure.Invalid, format, args...)
+}

@@ -1,12 +1,22 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nodebake/nodebake/layers/cache"
+	"github.com/nodebake/nodebake/layers/failure"
+	"github.com/nodebake/nodebake/layers/fetch"
+	"github.com/nodebake/nodebake/layers/oci"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {
@@ -68,17 +78,19 @@ func TestExitCodes(t *testing.T) {
 		{"missing spec file", []string{"spec", "validate", "/nonexistent.yaml"}, exitInvalid, "nonexistent.yaml"},
 		{"invalid spec names fields", []string{"spec", "validate", bad}, exitInvalid, "kubernetes.version"},
 		{"unknown field named", []string{"spec", "validate", bad}, exitInvalid, "bogus"},
-		{"download failure", []string{"build", "--firstboot", fb, "--cache", t.TempDir(), "-o", t.TempDir(), writeSpec(t, strings.Replace(validSpec, "oci:base", "oci:"+t.TempDir(), 1))}, exitInternal, ""},
+		{"missing base", []string{"build", "--firstboot", fb, "--cache", t.TempDir(), "-o", t.TempDir(), writeSpec(t, strings.Replace(validSpec, "oci:base", "oci:"+filepath.Join(t.TempDir(), "trixie-amd64"), 1))},
+			exitInvalid, "build the base OS with scripts/build-base.sh (make base)"},
+		{"empty base directory", []string{"build", "--firstboot", fb, "--cache", t.TempDir(), "-o", t.TempDir(), writeSpec(t, strings.Replace(validSpec, "oci:base", "oci:"+t.TempDir(), 1))},
+			exitInvalid, "there is no OCI image layout at"},
+		{"download failure", []string{"build", "--firstboot", fb, "--cache", t.TempDir(), "-o", t.TempDir(), writeSpec(t, strings.Replace(validSpec, "oci:base", "oci:"+tinyBase(t), 1))},
+			exitSource, "fetching containerd v2.2.0 linux/amd64: GET http://127.0.0.1:1/"},
+		{"base without a kernel", []string{"build", "--firstboot", fb, "--cache", t.TempDir(), "-o", t.TempDir(), writeSpec(t, strings.Replace(validSpec, "oci:base", "oci:"+tinyBase(t, "etc/hostname"), 1))},
+			exitInvalid, "base.image: want exactly one /boot/vmlinuz-*, found 0"},
+		{"unknown format", []string{"build", "--format", "iso", "x.yaml"}, exitInvalid, `unknown format "iso"`},
+		{"missing node config", []string{"node", "check", "/nonexistent-node.yaml"}, exitInvalid, "nonexistent-node.yaml"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := runCLI(t, tc.args...)
-			if tc.name == "download failure" {
-				// An empty directory is no OCI layout: the base fails before any download.
-				if code == exitOK {
-					t.Fatalf("exit 0, stderr %q", stderr)
-				}
-				return
-			}
 			if code != tc.code {
 				t.Errorf("exit %d, want %d; stderr %q", code, tc.code, stderr)
 			}
@@ -99,4 +111,81 @@ func TestSpecPrintShowsDefaults(t *testing.T) {
 			t.Errorf("effective spec lacks %q", want)
 		}
 	}
+}
+
+// tinyBase writes a base image as an OCI layout holding the given files
+// (path -> content): with a kernel, an initrd and systemd-boot, enough for
+// a build to get past the base to the components.
+func tinyBase(t *testing.T, files ...string) string {
+	t.Helper()
+	if len(files) == 0 {
+		files = []string{"boot/vmlinuz-6.12", "boot/initrd.img-6.12", "usr/lib/systemd/boot/efi/systemd-bootx64.efi"}
+	}
+	dir := t.TempDir()
+	tarPath := filepath.Join(dir, "rootfs.tar")
+	f, err := os.Create(tarPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(f)
+	for _, p := range files {
+		tw.WriteHeader(&tar.Header{Name: p, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(p))})
+		tw.Write([]byte(p))
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	img, err := oci.ImageFromRootfsTar(tarPath, time.Unix(0, 0), "amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	layout := filepath.Join(dir, "base")
+	if err := oci.WriteLayout(layout, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	return layout
+}
+
+// TestExitCodeKinds maps each kind of error to its exit code: the kind
+// decides, wherever in the chain it sits, and an interruption wins.
+func TestExitCodeKinds(t *testing.T) {
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, specErr := spec.Parse([]byte("kind: x\nbogus: 1\n"))
+	_, fetchErr := fetch.New(openTestCache(t), fetch.WithRetries(0)).Fetch(context.Background(), fetch.Artifact{
+		Name: "kubelet", URL: "http://127.0.0.1:1/kubelet",
+		Digest: cache.Digest{Algorithm: "sha256", Hex: strings.Repeat("0", 64)},
+	})
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want int
+	}{
+		{"plain error", context.Background(), errors.New("disk on fire"), exitInternal},
+		{"invalid", context.Background(), failure.Errorf(failure.Invalid, "bad flag"), exitInvalid},
+		{"source, wrapped", context.Background(), fmt.Errorf("components.kubelet: %w", failure.Errorf(failure.Source, "building kubelet")), exitSource},
+		{"spec problems", context.Background(), specErr, exitInvalid},
+		{"failed download", context.Background(), fetchErr, exitSource},
+		{"outermost kind wins", context.Background(), failure.New(failure.Invalid, failure.Errorf(failure.Source, "x")), exitInvalid},
+		{"context cancelled", context.Background(), fmt.Errorf("fetching: %w", context.Canceled), exitInterrupted},
+		{"interrupted", cancelled, failure.Errorf(failure.Source, "fetching: connection reset"), exitInterrupted},
+	} {
+		if got := exitCode(tc.ctx, tc.err); got != tc.want {
+			t.Errorf("%s: exitCode(%v) = %d, want %d", tc.name, tc.err, got, tc.want)
+		}
+	}
+	if specErr == nil || fetchErr == nil {
+		t.Fatal("the real errors were not produced")
+	}
+}
+
+func openTestCache(t *testing.T) *cache.Cache {
+	t.Helper()
+	c, err := cache.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

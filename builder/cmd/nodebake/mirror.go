@@ -6,9 +6,11 @@ import (
 	"time"
 
 	"github.com/nodebake/nodebake/builder/build"
+	"github.com/nodebake/nodebake/layers/failure"
 	"github.com/nodebake/nodebake/layers/gosource"
 	"github.com/nodebake/nodebake/layers/mirror"
 	"github.com/nodebake/nodebake/layers/oci"
+	"github.com/nodebake/nodebake/layers/resolve"
 )
 
 func runMirror(ctx context.Context, e *env, args []string) error {
@@ -40,9 +42,11 @@ func runMirror(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	p := newProgress(e, false)
-	arts, err := mirror.Write(ctx, s, *dir, build.BuildFromSource(s, build.Options{Cache: c, Go: gosource.Builder{Log: p.goLog()}, Progress: p.event}))
+	layers := resolve.New(s, c, resolve.WithGo(gosource.Builder{Log: p.goLog()}),
+		resolve.WithLog(func(msg string) { p.event(build.Event{Stage: build.StageFetch, Message: msg}) }))
+	arts, err := mirror.Write(ctx, s, *dir, layers.BuildFromSource)
 	if err != nil {
-		return &sourceError{err}
+		return err
 	}
 	fmt.Fprintln(e.stdout, "components:")
 	for _, a := range arts {
@@ -74,7 +78,7 @@ func runImage(ctx context.Context, e *env, args []string) error {
 	}
 	img, err := oci.ImageFromRootfsTar(fs.Arg(0), time.Unix(*epoch, 0).UTC(), *arch)
 	if err != nil {
-		return &inputError{err}
+		return failure.New(failure.Invalid, err)
 	}
 	if *entrypoint != "" {
 		if img, err = oci.WithEntrypoint(img, []string{*entrypoint}); err != nil {

@@ -7,9 +7,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/layers/configdrive"
+	"github.com/nodebake/nodebake/layers/failure"
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
+	"github.com/nodebake/nodebake/layers/spec"
+	"github.com/nodebake/nodebake/layers/worker"
 )
 
 // stringList is a repeatable string flag.
@@ -42,23 +44,17 @@ func runNode(ctx context.Context, e *env, args []string) error {
 }
 
 // factsFor returns the image facts a node config is checked against: those
-// of a spec, or the defaults.
+// an image built from the spec bakes, or from the defaults.
 func factsFor(specPath string) (nodeconfig.ImageFacts, error) {
-	var s *spec.Spec
+	s := &spec.Spec{}
 	if specPath != "" {
 		var err error
 		if s, err = loadSpec(specPath); err != nil {
 			return nodeconfig.ImageFacts{}, err
 		}
-	} else {
-		s = &spec.Spec{}
-		s.Default()
 	}
-	return nodeconfig.ImageFacts{
-		ServiceCIDR: s.Kubernetes.ServiceCIDR,
-		ClusterCIDR: s.Kubernetes.ClusterCIDR,
-		PodNetwork:  string(s.Kubernetes.PodNetwork),
-	}, nil
+	s.Default()
+	return worker.ImageFacts(s), nil
 }
 
 func runNodeConfig(e *env, args []string) error {
@@ -91,14 +87,14 @@ func runNodeConfig(e *env, args []string) error {
 	o.Peers = peers
 	cfg, err := nodeconfig.Assemble(o)
 	if err != nil {
-		return &inputError{err}
+		return failure.New(failure.Invalid, err)
 	}
 	facts, err := factsFor(*specPath)
 	if err != nil {
 		return err
 	}
 	if err := nodeconfig.Validate(cfg, facts, time.Now()); err != nil {
-		return &inputError{err}
+		return failure.New(failure.Invalid, err)
 	}
 	b, err := nodeconfig.Marshal(cfg)
 	if err != nil {
@@ -127,11 +123,11 @@ func runNodeCheck(e *env, args []string) error {
 	// The same bounded read and checks as the first-boot program's.
 	b, err := nodeconfig.ReadFile(fs.Arg(0))
 	if err != nil {
-		return &inputError{fmt.Errorf("%s: %w", fs.Arg(0), nodeconfig.ReadProblem(err))}
+		return failure.Errorf(failure.Invalid, "%s: %w", fs.Arg(0), nodeconfig.ReadProblem(err))
 	}
 	cfg, err := nodeconfig.Load(b, facts, time.Now())
 	if err != nil {
-		return &inputError{fmt.Errorf("%s: %w", fs.Arg(0), err)}
+		return failure.Errorf(failure.Invalid, "%s: %w", fs.Arg(0), err)
 	}
 	fmt.Fprintf(e.stdout, "%s: valid node config for %s\n", fs.Arg(0), cfg.NodeName)
 	return nil
@@ -150,10 +146,10 @@ func runNodeDrive(e *env, args []string) error {
 	}
 	b, err := nodeconfig.ReadFile(fs.Arg(0))
 	if err != nil {
-		return &inputError{fmt.Errorf("%s: %w", fs.Arg(0), nodeconfig.ReadProblem(err))}
+		return failure.Errorf(failure.Invalid, "%s: %w", fs.Arg(0), nodeconfig.ReadProblem(err))
 	}
 	if _, err := nodeconfig.Parse(b); err != nil {
-		return &inputError{fmt.Errorf("%s: %w", fs.Arg(0), err)}
+		return failure.Errorf(failure.Invalid, "%s: %w", fs.Arg(0), err)
 	}
 	return configdrive.Write(*out, b)
 }

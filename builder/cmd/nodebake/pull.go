@@ -27,7 +27,7 @@ func runPull(ctx context.Context, e *env, args []string) error {
 		Insecure: *insecure, Digest: *digest, Decompress: *decompress,
 	})
 	if err != nil {
-		return artifactError(err)
+		return err
 	}
 	fmt.Fprintln(e.stdout, res.Ref)
 	for _, f := range res.Files {

@@ -2,14 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
+	"github.com/nodebake/nodebake/builder/build"
 	"github.com/nodebake/nodebake/layers/oci/artifact"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 func runPush(ctx context.Context, e *env, args []string) error {
@@ -39,12 +41,12 @@ func runPush(ctx context.Context, e *env, args []string) error {
 	}
 	files, cleanup, err := artifact.ImageFiles(ctx, dir, name, *format)
 	if err != nil {
-		return artifactError(fmt.Errorf("IMAGE %s: %w", fs.Arg(0), err))
+		return fmt.Errorf("IMAGE %s: %w", fs.Arg(0), err)
 	}
 	defer cleanup()
 	d, err := artifact.Push(ctx, fs.Arg(1), files, opts)
 	if err != nil {
-		return artifactError(err)
+		return err
 	}
 	repo := fs.Arg(1)
 	if i := strings.LastIndex(repo, "@"); i >= 0 {
@@ -58,31 +60,28 @@ func runPush(ctx context.Context, e *env, args []string) error {
 
 // imageName splits an image path into its directory and name: out/worker.raw,
 // out/worker.manifest.json and out/worker all name the image "worker" in out.
+// It knows the names a build gives its outputs from the build plan.
 func imageName(p string) (dir, name string) {
-	dir, name = filepath.Split(p)
+	dir, base := filepath.Split(p)
 	if dir == "" {
 		dir = "."
 	}
-	for _, s := range []string{".manifest.json", ".spdx.json", ".SHA256SUMS", ".gce.tar.gz", ".raw.zst", ".raw", ".qcow2", ".vhd", ".vmdk"} {
-		if n, ok := strings.CutSuffix(name, s); ok && n != "" {
+	// The suffixes, longest first: an image named "x" in every format.
+	plan, err := build.PlanOutputs("", "x", spec.Formats())
+	if err != nil {
+		return dir, base
+	}
+	var suffixes []string
+	for _, p := range plan.Paths() {
+		suffixes = append(suffixes, strings.TrimPrefix(p, "x"))
+	}
+	sort.Slice(suffixes, func(i, j int) bool { return len(suffixes[i]) > len(suffixes[j]) })
+	for _, s := range suffixes {
+		if n, ok := strings.CutSuffix(base, s); ok && n != "" {
 			return dir, n
 		}
 	}
-	return dir, name
-}
-
-// artifactError marks the artifact package's errors for the exit code: bad
-// input 2, registry and verification failures 3.
-func artifactError(err error) error {
-	var ie *artifact.InputError
-	var re *artifact.RegistryError
-	switch {
-	case errors.As(err, &ie):
-		return &inputError{err}
-	case errors.As(err, &re):
-		return &sourceError{err}
-	}
-	return err
+	return dir, base
 }
 
 // keyValues is a repeatable KEY=VALUE flag.

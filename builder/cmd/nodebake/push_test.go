@@ -129,3 +129,22 @@ func TestPushPullHelp(t *testing.T) {
 		}
 	}
 }
+
+func TestImageName(t *testing.T) {
+	for _, tc := range []struct{ path, dir, name string }{
+		{"out/worker.raw", "out/", "worker"},
+		{"out/worker.raw.zst", "out/", "worker"},
+		{"out/worker.tar.gz", "out/", "worker"},
+		{"out/worker.qcow2", "out/", "worker"},
+		{"out/worker.manifest.json", "out/", "worker"},
+		{"out/worker.spdx.json", "out/", "worker"},
+		{"out/worker.SHA256SUMS", "out/", "worker"},
+		{"out/worker", "out/", "worker"},
+		{"worker.vhd", ".", "worker"},
+		{"out/my.image.vmdk", "out/", "my.image"},
+	} {
+		if dir, name := imageName(tc.path); dir != tc.dir || name != tc.name {
+			t.Errorf("imageName(%s) = %s, %s; want %s, %s", tc.path, dir, name, tc.dir, tc.name)
+		}
+	}
+}

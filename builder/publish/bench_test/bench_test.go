@@ -36,7 +36,7 @@ type format struct {
 func formats() []format {
 	return []format{
 		{
-			name: "rawzst", ext: rawzst.Extension,
+			name: "rawzst", ext: ".raw.zst",
 			write: func(ctx context.Context, dst, src *os.File, seed []byte, mod time.Time) error {
 				return rawzst.Write(ctx, dst, src, rawzst.Options{Seed: seed, ModTime: mod})
 			},
@@ -48,7 +48,7 @@ func formats() []format {
 			},
 		},
 		{
-			name: "qcow2", ext: qcow2.Extension,
+			name: "qcow2", ext: ".qcow2",
 			write: func(ctx context.Context, dst, src *os.File, seed []byte, mod time.Time) error {
 				return qcow2.Write(ctx, dst, src, qcow2.Options{Seed: seed, ModTime: mod})
 			},
@@ -60,7 +60,7 @@ func formats() []format {
 			},
 		},
 		{
-			name: "vhd", ext: vhd.Extension,
+			name: "vhd", ext: ".vhd",
 			write: func(ctx context.Context, dst, src *os.File, seed []byte, mod time.Time) error {
 				return vhd.Write(ctx, dst, src, vhd.Options{Seed: seed, ModTime: mod})
 			},
@@ -72,7 +72,7 @@ func formats() []format {
 			},
 		},
 		{
-			name: "vmdk", ext: vmdk.Extension,
+			name: "vmdk", ext: ".vmdk",
 			write: func(ctx context.Context, dst, src *os.File, seed []byte, mod time.Time) error {
 				return vmdk.Write(ctx, dst, src, vmdk.Options{Seed: seed, ModTime: mod})
 			},
@@ -84,7 +84,7 @@ func formats() []format {
 			},
 		},
 		{
-			name: "gce", ext: gce.Extension,
+			name: "gce", ext: ".tar.gz",
 			write: func(ctx context.Context, dst, src *os.File, seed []byte, mod time.Time) error {
 				return gce.Write(ctx, dst, src, gce.Options{Seed: seed, ModTime: mod})
 			},

@@ -30,9 +30,6 @@ import (
 	"github.com/nodebake/nodebake/builder/publish/sparse"
 )
 
-// Extension is the file name suffix of the output.
-const Extension = ".tar.gz"
-
 // Options tunes Write.
 type Options struct {
 	// Seed would derive identifiers; the archive has none.

@@ -22,7 +22,7 @@ var opts = gce.Options{Seed: []byte("test"), ModTime: time.Date(2025, 1, 2, 3, 4
 
 func write(t *testing.T, raw, dir, name string, o gce.Options) string {
 	t.Helper()
-	out := sparsetest.Output(t, dir, name+gce.Extension)
+	out := sparsetest.Output(t, dir, name+".tar.gz")
 	if err := gce.Write(context.Background(), out, sparsetest.Open(t, raw), o); err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestCancelled(t *testing.T) {
 	raw := im.Write(t, dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	out := sparsetest.Output(t, dir, "out"+gce.Extension)
+	out := sparsetest.Output(t, dir, "out"+".tar.gz")
 	if err := gce.Write(ctx, out, sparsetest.Open(t, raw), opts); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}

@@ -48,6 +48,10 @@ const (
 	SumsName   = "SHA256SUMS"
 )
 
+// Files returns the names of every file of a bundle, in the order they are
+// written.
+func Files() []string { return []string{KernelName, InitrdName, RootName, IPXEName, SumsName} }
+
 // Paths inside the initrd.
 const (
 	BootScript    = "scripts/nodebake-http"

@@ -27,9 +27,6 @@ import (
 	"github.com/nodebake/nodebake/builder/publish/sparse"
 )
 
-// Extension is the file name suffix of the output.
-const Extension = ".qcow2"
-
 // Options tunes Write.
 type Options struct {
 	// Seed would derive identifiers; a QCOW2 image has none.

@@ -17,7 +17,7 @@ var opts = qcow2.Options{Seed: []byte("test"), ModTime: time.Date(2025, 1, 2, 3,
 
 func write(t *testing.T, raw, dir, name string) string {
 	t.Helper()
-	out := sparsetest.Output(t, dir, name+qcow2.Extension)
+	out := sparsetest.Output(t, dir, name+".qcow2")
 	if err := qcow2.Write(context.Background(), out, sparsetest.Open(t, raw), opts); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestCancelled(t *testing.T) {
 	raw := im.Write(t, dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	out := sparsetest.Output(t, dir, "out"+qcow2.Extension)
+	out := sparsetest.Output(t, dir, "out"+".qcow2")
 	if err := qcow2.Write(ctx, out, sparsetest.Open(t, raw), opts); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}

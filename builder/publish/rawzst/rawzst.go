@@ -19,9 +19,6 @@ import (
 	"github.com/nodebake/nodebake/builder/publish/sparse"
 )
 
-// Extension is the file name suffix of the output.
-const Extension = ".raw.zst"
-
 // Options tunes Write.
 type Options struct {
 	// Seed would derive identifiers; a zstd frame has none.

@@ -17,7 +17,7 @@ var opts = rawzst.Options{Seed: []byte("test"), ModTime: time.Date(2025, 1, 2, 3
 
 func write(t *testing.T, raw, dir, name string, o rawzst.Options) string {
 	t.Helper()
-	out := sparsetest.Output(t, dir, name+rawzst.Extension)
+	out := sparsetest.Output(t, dir, name+".raw.zst")
 	if err := rawzst.Write(context.Background(), out, sparsetest.Open(t, raw), o); err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestCancelled(t *testing.T) {
 	raw := im.Write(t, dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	out := sparsetest.Output(t, dir, "out"+rawzst.Extension)
+	out := sparsetest.Output(t, dir, "out"+".raw.zst")
 	if err := rawzst.Write(ctx, out, sparsetest.Open(t, raw), opts); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}

@@ -34,9 +34,6 @@ import (
 	"github.com/nodebake/nodebake/builder/publish/sparse"
 )
 
-// Extension is the file name suffix of the output.
-const Extension = ".vhd"
-
 // Options tunes Write.
 type Options struct {
 	// Seed derives the footer's unique id. It must not be empty.

@@ -99,7 +99,7 @@ func TestFooter(t *testing.T) {
 
 func write(t *testing.T, raw, dir, name string) string {
 	t.Helper()
-	out := sparsetest.Output(t, dir, name+vhd.Extension)
+	out := sparsetest.Output(t, dir, name+".vhd")
 	if err := vhd.Write(context.Background(), out, sparsetest.Open(t, raw), opts); err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestCancelled(t *testing.T) {
 	raw := im.Write(t, dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	out := sparsetest.Output(t, dir, "out"+vhd.Extension)
+	out := sparsetest.Output(t, dir, "out"+".vhd")
 	if err := vhd.Write(ctx, out, sparsetest.Open(t, raw), opts); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}

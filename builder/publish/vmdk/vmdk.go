@@ -41,9 +41,6 @@ import (
 	"github.com/nodebake/nodebake/builder/publish/sparse"
 )
 
-// Extension is the file name suffix of the output.
-const Extension = ".vmdk"
-
 // Options tunes Write.
 type Options struct {
 	// Seed derives the descriptor's content id (CID) and ddb.uuid. It must

@@ -17,7 +17,7 @@ var opts = vmdk.Options{Seed: []byte("test"), ModTime: time.Date(2025, 1, 2, 3, 
 
 func write(t *testing.T, raw, dir string, o vmdk.Options) string {
 	t.Helper()
-	out := sparsetest.Output(t, dir, "disk"+vmdk.Extension)
+	out := sparsetest.Output(t, dir, "disk"+".vmdk")
 	if err := vmdk.Write(context.Background(), out, sparsetest.Open(t, raw), o); err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestCancelled(t *testing.T) {
 	raw := im.Write(t, dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	out := sparsetest.Output(t, dir, "out"+vmdk.Extension)
+	out := sparsetest.Output(t, dir, "out"+".vmdk")
 	if err := vmdk.Write(ctx, out, sparsetest.Open(t, raw), opts); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}

@@ -71,6 +71,7 @@ func suffixes() []struct {
 		{".spdx.json", MediaTypeSPDX},
 		{".gce.tar.gz", MediaTypeDiskGCE},
 		{".raw.tar.gz", MediaTypeDiskGCE},
+		{".tar.gz", MediaTypeDiskGCE}, // the gce format's NAME.tar.gz
 		{".raw.zst", MediaTypeDiskRawZstd},
 		{".raw.gz", MediaTypeDiskRawGzip},
 		{".raw.xz", MediaTypeDiskRawXz},
@@ -145,17 +146,3 @@ type Options struct {
 	// nodebake manifest, instead of the compressed file.
 	Decompress bool
 }
-
-// InputError is a problem with the caller's input: a file, a reference, an
-// option, or a reference that names something other than a nodebake image.
-type InputError struct{ Err error }
-
-func (e *InputError) Error() string { return e.Err.Error() }
-func (e *InputError) Unwrap() error { return e.Err }
-
-// RegistryError is a failure talking to the registry or a blob or manifest
-// that does not verify.
-type RegistryError struct{ Err error }
-
-func (e *RegistryError) Error() string { return e.Err.Error() }
-func (e *RegistryError) Unwrap() error { return e.Err }

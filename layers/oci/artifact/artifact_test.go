@@ -29,6 +29,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/nodebake/nodebake/layers/failure"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // startRegistry runs an in-process registry behind httptest, its handler
@@ -386,9 +388,8 @@ func TestCorruptBlob(t *testing.T) {
 				t.Errorf("error %q, want %q", err, tc.want)
 			}
 			t.Logf("error: %v", err)
-			var re *RegistryError
-			if !errors.As(err, &re) {
-				t.Errorf("error %T is no RegistryError", err)
+			if k := failure.KindOf(err); k != failure.Source {
+				t.Errorf("error kind %v, want a source failure", k)
 			}
 			if got := listDir(t, out); len(got) != 0 {
 				t.Errorf("out dir has %v after a failed pull", got)
@@ -430,7 +431,7 @@ func TestPullRejects(t *testing.T) {
 	wrongPin := "sha256:" + strings.Repeat("0", 64)
 	for _, tc := range []struct {
 		name, ref, digest string
-		input             bool // an InputError, else a RegistryError
+		input             bool // invalid input, else a source failure
 		want              string
 	}{
 		{"wrong digest pin", host + "/ours:1", wrongPin, false, "digest mismatch: got " + d.String() + ", want " + wrongPin},
@@ -449,10 +450,12 @@ func TestPullRejects(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want %q", err, tc.want)
 			}
-			var ie *InputError
-			var re *RegistryError
-			if tc.input && !errors.As(err, &ie) || !tc.input && !errors.As(err, &re) {
-				t.Errorf("error type %T", err)
+			want := failure.Source
+			if tc.input {
+				want = failure.Invalid
+			}
+			if k := failure.KindOf(err); k != want {
+				t.Errorf("error kind %v, want %v", k, want)
 			}
 			if got := listDir(t, out); len(got) != 0 {
 				t.Errorf("out dir has %v", got)
@@ -495,9 +498,8 @@ func TestPushRejects(t *testing.T) {
 			} else {
 				_, err = Push(ctx, tc.ref, tc.files, testOptions())
 			}
-			var ie *InputError
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.As(err, &ie) {
-				t.Errorf("error %v (%T), want an InputError with %q", err, err, tc.want)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || failure.KindOf(err) != failure.Invalid {
+				t.Errorf("error %v (kind %v), want invalid input with %q", err, failure.KindOf(err), tc.want)
 			}
 		})
 	}
@@ -558,4 +560,32 @@ func TestMemory(t *testing.T) {
 	t.Logf("1 GiB sparse raw: push (compress+upload) %v, pull (download+decompress+verify) %v; heap in use before %.1f MiB, peak %.1f MiB",
 		pushed.Round(time.Millisecond), (time.Since(start) - pushed).Round(time.Millisecond),
 		float64(base.HeapInuse)/(1<<20), float64(peak)/(1<<20))
+}
+
+// TestImageFilesNamesFormatsAsTheBuild checks that every disk format is
+// looked for under the name the build gives it (the gce format's output is
+// NAME.tar.gz, not NAME.gce.tar.gz).
+func TestImageFilesNamesFormatsAsTheBuild(t *testing.T) {
+	src := t.TempDir()
+	writeImage(t, src, "worker", 1<<20)
+	for _, i := range spec.FormatTable() {
+		if i.Directory {
+			continue
+		}
+		p := filepath.Join(src, "worker"+i.Extension)
+		if _, err := os.Stat(p); err != nil {
+			if err := os.WriteFile(p, []byte("disk"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		files, cleanup, err := ImageFiles(context.Background(), src, "worker", string(i.Format))
+		if err != nil {
+			t.Errorf("%s: %v", i.Format, err)
+			continue
+		}
+		cleanup()
+		if files[0].Name != "worker"+i.Extension || !IsDisk(files[0].MediaType) {
+			t.Errorf("%s: disk file %+v", i.Format, files[0])
+		}
+	}
 }

@@ -17,6 +17,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/nodebake/nodebake/layers/failure"
 )
 
 // Result is what Pull fetched.
@@ -45,20 +46,20 @@ func Pull(ctx context.Context, ref, outDir string, opts Options) (*Result, error
 	if opts.Digest != "" {
 		h, err := v1.NewHash(opts.Digest)
 		if err != nil {
-			return nil, &InputError{fmt.Errorf("digest %q: %w", opts.Digest, err)}
+			return nil, failure.Errorf(failure.Invalid, "digest %q: %w", opts.Digest, err)
 		}
 		pin = &h
 	}
 	ro := remoteOptions(ctx, opts)
 	desc, err := remote.Get(r, ro...)
 	if err != nil {
-		return nil, &RegistryError{fmt.Errorf("fetching the manifest of %s: %w", ref, err)}
+		return nil, failure.Errorf(failure.Source, "fetching the manifest of %s: %w", ref, err)
 	}
 	if got := sha256Hash(desc.Manifest); got != desc.Digest {
-		return nil, &RegistryError{fmt.Errorf("manifest of %s: digest mismatch: got %s, want %s", ref, got, desc.Digest)}
+		return nil, failure.Errorf(failure.Source, "manifest of %s: digest mismatch: got %s, want %s", ref, got, desc.Digest)
 	}
 	if pin != nil && desc.Digest != *pin {
-		return nil, &RegistryError{fmt.Errorf("manifest of %s: digest mismatch: got %s, want %s (--digest)", ref, desc.Digest, pin)}
+		return nil, failure.Errorf(failure.Source, "manifest of %s: digest mismatch: got %s, want %s (--digest)", ref, desc.Digest, pin)
 	}
 	m, err := checkManifest(ref, desc.MediaType, desc.Manifest)
 	if err != nil {
@@ -66,7 +67,7 @@ func Pull(ctx context.Context, ref, outDir string, opts Options) (*Result, error
 	}
 	names, err := outputNames(m, opts.Decompress)
 	if err != nil {
-		return nil, &RegistryError{fmt.Errorf("manifest of %s: %w", ref, err)}
+		return nil, failure.Errorf(failure.Source, "manifest of %s: %w", ref, err)
 	}
 	p := &puller{dir: outDir}
 	defer p.cleanup()
@@ -117,18 +118,18 @@ func checkManifest(ref string, mt types.MediaType, raw []byte) (*v1.Manifest, er
 		if mt.IsIndex() {
 			what = "an image index (" + string(mt) + ")"
 		}
-		return nil, &InputError{fmt.Errorf("%s is not a nodebake image: it is %s, want an OCI manifest with artifactType %s", ref, what, ArtifactType)}
+		return nil, failure.Errorf(failure.Invalid, "%s is not a nodebake image: it is %s, want an OCI manifest with artifactType %s", ref, what, ArtifactType)
 	}
 	var m v1.Manifest
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, &RegistryError{fmt.Errorf("manifest of %s: %w", ref, err)}
+		return nil, failure.Errorf(failure.Source, "manifest of %s: %w", ref, err)
 	}
 	if m.ArtifactType != ArtifactType {
 		got := fmt.Sprintf("artifactType %q", m.ArtifactType)
 		if m.ArtifactType == "" {
 			got = fmt.Sprintf("no artifactType and config %s (a container image?)", m.Config.MediaType)
 		}
-		return nil, &InputError{fmt.Errorf("%s is not a nodebake image: it has %s, want artifactType %s", ref, got, ArtifactType)}
+		return nil, failure.Errorf(failure.Invalid, "%s is not a nodebake image: it has %s, want artifactType %s", ref, got, ArtifactType)
 	}
 	return &m, nil
 }
@@ -219,7 +220,7 @@ func (p *puller) tempFile() (*os.File, error) {
 // and returns the file's path once its digest and size verify.
 func (p *puller) fetch(ctx context.Context, repo name.Repository, d v1.Descriptor, title string, ro []remote.Option) (string, error) {
 	if d.Digest.Algorithm != "sha256" {
-		return "", &RegistryError{fmt.Errorf("blob %s: unsupported digest algorithm %s", title, d.Digest.Algorithm)}
+		return "", failure.Errorf(failure.Source, "blob %s: unsupported digest algorithm %s", title, d.Digest.Algorithm)
 	}
 	f, err := p.tempFile()
 	if err != nil {
@@ -228,11 +229,11 @@ func (p *puller) fetch(ctx context.Context, repo name.Repository, d v1.Descripto
 	defer f.Close()
 	l, err := remote.Layer(repo.Digest(d.Digest.String()), ro...)
 	if err != nil {
-		return "", &RegistryError{fmt.Errorf("blob %s: %w", title, err)}
+		return "", failure.Errorf(failure.Source, "blob %s: %w", title, err)
 	}
 	rc, err := l.Compressed()
 	if err != nil {
-		return "", &RegistryError{fmt.Errorf("blob %s: %w", title, err)}
+		return "", failure.Errorf(failure.Source, "blob %s: %w", title, err)
 	}
 	defer rc.Close()
 	h := sha256.New()
@@ -244,15 +245,15 @@ func (p *puller) fetch(ctx context.Context, repo name.Repository, d v1.Descripto
 	got := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
 	switch {
 	case n != d.Size && (copyErr == nil || n > d.Size):
-		return "", &RegistryError{fmt.Errorf("blob %s: size mismatch: got %d bytes, want %d", title, n, d.Size)}
+		return "", failure.Errorf(failure.Source, "blob %s: size mismatch: got %d bytes, want %d", title, n, d.Size)
 	case n == d.Size && got != d.Digest:
-		return "", &RegistryError{fmt.Errorf("blob %s: digest mismatch: got %s, want %s", title, got, d.Digest)}
+		return "", failure.Errorf(failure.Source, "blob %s: digest mismatch: got %s, want %s", title, got, d.Digest)
 	case copyErr != nil:
 		var pe *os.PathError
 		if errors.As(copyErr, &pe) {
 			return "", fmt.Errorf("writing %s: %w", title, copyErr)
 		}
-		return "", &RegistryError{fmt.Errorf("blob %s: %w", title, copyErr)}
+		return "", failure.Errorf(failure.Source, "blob %s: %w", title, copyErr)
 	}
 	if err := f.Close(); err != nil {
 		return "", fmt.Errorf("writing %s: %w", title, err)
@@ -269,15 +270,15 @@ func (p *puller) decompress(ctx context.Context, nbManifest string) error {
 			continue
 		}
 		if nbManifest == "" {
-			return &RegistryError{fmt.Errorf("decompressing %s: the artifact has no nodebake manifest (%s) to verify the disk against", f.title, MediaTypeManifest)}
+			return failure.Errorf(failure.Source, "decompressing %s: the artifact has no nodebake manifest (%s) to verify the disk against", f.title, MediaTypeManifest)
 		}
 		nm, err := readNodebakeManifest(nbManifest)
 		if err != nil {
-			return &RegistryError{fmt.Errorf("%w", err)}
+			return failure.Errorf(failure.Source, "%w", err)
 		}
 		want, err := v1.NewHash("sha256:" + strings.TrimPrefix(nm.Image.SHA256, "sha256:"))
 		if err != nil {
-			return &RegistryError{fmt.Errorf("decompressing %s: the nodebake manifest's image.sha256 %q: %w", f.title, nm.Image.SHA256, err)}
+			return failure.Errorf(failure.Source, "decompressing %s: the nodebake manifest's image.sha256 %q: %w", f.title, nm.Image.SHA256, err)
 		}
 		out, err := p.tempFile()
 		if err != nil {
@@ -291,10 +292,10 @@ func (p *puller) decompress(ctx context.Context, nbManifest string) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return &RegistryError{fmt.Errorf("decompressing %s: %w", f.title, err)}
+			return failure.Errorf(failure.Source, "decompressing %s: %w", f.title, err)
 		}
 		if got != want || (nm.Image.Size > 0 && size != nm.Image.Size) {
-			return &RegistryError{fmt.Errorf("%s: digest mismatch against the nodebake manifest: got %s (%d bytes), want %s (%d bytes)", f.name, got, size, want, nm.Image.Size)}
+			return failure.Errorf(failure.Source, "%s: digest mismatch against the nodebake manifest: got %s (%d bytes), want %s (%d bytes)", f.name, got, size, want, nm.Image.Size)
 		}
 		os.Remove(f.tmp)
 		f.tmp = out.Name()

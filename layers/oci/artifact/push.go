@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/nodebake/nodebake/layers/failure"
 )
 
 // emptyConfig is the content of the OCI empty descriptor.
@@ -35,7 +36,7 @@ func Push(ctx context.Context, ref string, files []File, opts Options) (v1.Hash,
 		return v1.Hash{}, err
 	}
 	if len(files) == 0 {
-		return v1.Hash{}, &InputError{errors.New("no files to push")}
+		return v1.Hash{}, failure.New(failure.Invalid, errors.New("no files to push"))
 	}
 	layers, err := fileLayers(files)
 	if err != nil {
@@ -52,20 +53,20 @@ func Push(ctx context.Context, ref string, files []File, opts Options) (v1.Hash,
 	}
 	ro := remoteOptions(ctx, opts)
 	if err := remote.WriteLayer(r.Context(), config, ro...); err != nil {
-		return v1.Hash{}, &RegistryError{fmt.Errorf("uploading the config blob to %s: %w", r.Context(), err)}
+		return v1.Hash{}, failure.Errorf(failure.Source, "uploading the config blob to %s: %w", r.Context(), err)
 	}
 	for _, l := range layers {
 		if err := remote.WriteLayer(r.Context(), l.layer, ro...); err != nil {
-			return v1.Hash{}, &RegistryError{fmt.Errorf("uploading %s to %s: %w", l.name, r.Context(), err)}
+			return v1.Hash{}, failure.Errorf(failure.Source, "uploading %s to %s: %w", l.name, r.Context(), err)
 		}
 	}
 	m := rawManifest(raw)
 	d := m.digest()
 	if dr, ok := r.(name.Digest); ok && dr.DigestStr() != d.String() {
-		return v1.Hash{}, &InputError{fmt.Errorf("reference %s: the artifact's manifest digest is %s", ref, d)}
+		return v1.Hash{}, failure.Errorf(failure.Invalid, "reference %s: the artifact's manifest digest is %s", ref, d)
 	}
 	if err := remote.Put(r, m, ro...); err != nil {
-		return v1.Hash{}, &RegistryError{fmt.Errorf("uploading the manifest to %s: %w", r, err)}
+		return v1.Hash{}, failure.Errorf(failure.Source, "uploading the manifest to %s: %w", r, err)
 	}
 	return d, nil
 }
@@ -86,23 +87,23 @@ func fileLayers(files []File) ([]pushLayer, error) {
 			n = baseName(f.Path)
 		}
 		if err := checkName(n); err != nil {
-			return nil, &InputError{err}
+			return nil, failure.New(failure.Invalid, err)
 		}
 		if seen[n] {
-			return nil, &InputError{fmt.Errorf("two files named %s", n)}
+			return nil, failure.Errorf(failure.Invalid, "two files named %s", n)
 		}
 		seen[n] = true
 		mt := f.MediaType
 		if mt == "" {
 			var err error
 			if mt, err = MediaTypeFor(n); err != nil {
-				return nil, &InputError{err}
+				return nil, failure.New(failure.Invalid, err)
 			}
 		}
 		l, err := newFileLayer(f.Path, mt)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
-				return nil, &InputError{err}
+				return nil, failure.New(failure.Invalid, err)
 			}
 			return nil, err
 		}
@@ -199,7 +200,7 @@ func manifestAnnotations(files []File, layers []pushLayer, opts Options) (map[st
 		if l.layer.mt == MediaTypeManifest {
 			m, err := readNodebakeManifest(files[i].Path)
 			if err != nil {
-				return nil, &InputError{err}
+				return nil, failure.New(failure.Invalid, err)
 			}
 			nm = m
 			break
@@ -278,7 +279,7 @@ func (m rawManifest) digest() v1.Hash {
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(s[:])}
 }
 
-// parseRef parses a registry reference; a bad one is an InputError.
+// parseRef parses a registry reference; a bad one is of kind failure.Invalid.
 func parseRef(ref string, insecure bool) (name.Reference, error) {
 	var nopts []name.Option
 	if insecure {
@@ -286,7 +287,7 @@ func parseRef(ref string, insecure bool) (name.Reference, error) {
 	}
 	r, err := name.ParseReference(ref, nopts...)
 	if err != nil {
-		return nil, &InputError{fmt.Errorf("reference %q: %w", ref, err)}
+		return nil, failure.Errorf(failure.Invalid, "reference %q: %w", ref, err)
 	}
 	return r, nil
 }

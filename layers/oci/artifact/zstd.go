@@ -14,36 +14,39 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/zstd"
+	"github.com/nodebake/nodebake/layers/failure"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // ImageFiles returns the files of the built image <dir>/<name>.* to push,
-// in a fixed order: the disk in the given format (e.g. "raw.zst", "raw",
-// "qcow2"), the nodebake manifest, and the SPDX SBOM and SHA256SUMS when
+// in a fixed order: the disk in the given output format (e.g. "raw.zst",
+// "raw", "qcow2", named as the spec's format table says), the nodebake manifest, and the SPDX SBOM and SHA256SUMS when
 // they exist. For "raw.zst" without a <name>.raw.zst, <name>.raw is
 // compressed to a temporary file beside it; call cleanup when done with the
 // files (it is never nil).
 func ImageFiles(ctx context.Context, dir, name, format string) (files []File, cleanup func(), err error) {
 	cleanup = func() {}
 	format = strings.TrimPrefix(format, ".")
-	switch format {
-	case "gce":
-		format = "gce.tar.gz"
-	case "netboot":
-		return nil, cleanup, &InputError{fmt.Errorf("format %q: a directory of files, not one disk image; push a disk format", format)}
+	info, ok := spec.Format(format).Info()
+	switch {
+	case !ok:
+		return nil, cleanup, failure.Errorf(failure.Invalid, "format %q: not a disk image format (known: %s)", format, spec.FormatNames())
+	case info.Directory:
+		return nil, cleanup, failure.Errorf(failure.Invalid, "format %q: a directory of files, not one disk image; push a disk format", format)
 	}
-	diskName := name + "." + format
+	diskName := name + info.Extension
 	mt, err := MediaTypeFor(diskName)
 	if err != nil || !IsDisk(mt) {
-		return nil, cleanup, &InputError{fmt.Errorf("format %q: not a disk image format", format)}
+		return nil, cleanup, failure.Errorf(failure.Invalid, "format %q: not a disk image format", format)
 	}
 	disk := filepath.Join(dir, diskName)
 	if _, err := os.Stat(disk); err != nil {
 		raw := filepath.Join(dir, name+".raw")
 		if format != "raw.zst" || !errors.Is(err, fs.ErrNotExist) {
-			return nil, cleanup, &InputError{err}
+			return nil, cleanup, failure.New(failure.Invalid, err)
 		}
 		if _, err := os.Stat(raw); err != nil {
-			return nil, cleanup, &InputError{fmt.Errorf("no disk image: %w", err)}
+			return nil, cleanup, failure.Errorf(failure.Invalid, "no disk image: %w", err)
 		}
 		tmp, err := os.CreateTemp(dir, "."+diskName+".tmp-*")
 		if err != nil {
@@ -64,7 +67,7 @@ func ImageFiles(ctx context.Context, dir, name, format string) (files []File, cl
 	manifest := filepath.Join(dir, name+".manifest.json")
 	if _, err := os.Stat(manifest); err != nil {
 		cleanup()
-		return nil, func() {}, &InputError{fmt.Errorf("the image's manifest: %w", err)}
+		return nil, func() {}, failure.Errorf(failure.Invalid, "the image's manifest: %w", err)
 	}
 	files = append(files, File{Path: manifest})
 	sbom, sums := name+".spdx.json", name+".SHA256SUMS"

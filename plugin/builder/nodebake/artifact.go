@@ -11,7 +11,8 @@ import (
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/nodebake/nodebake/builder/build"
-	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/components"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // Generated data keys: what the build tells provisioners and
@@ -33,20 +34,10 @@ const (
 	DataSumsPath        = "SumsPath"
 )
 
-// formatDataKeys are the generated data keys of each format's path; empty
-// when the format is not built. The raw image's is DataImagePath.
-var formatDataKeys = []struct {
-	format spec.Format
-	key    string
-}{
-	{spec.FormatRaw, DataImagePath},
-	{spec.FormatRawZst, "RawZstPath"},
-	{spec.FormatQCOW2, "QCOW2Path"},
-	{spec.FormatVHD, "VHDPath"},
-	{spec.FormatVMDK, "VMDKPath"},
-	{spec.FormatGCE, "GCEPath"},
-	{spec.FormatNetboot, "NetbootPath"},
-}
+// formatDataKey is the generated data key of a format's path, named after
+// the format table's Ident: ImagePath (raw), QCOW2Path, NetbootPath, ...;
+// empty when the format is not built.
+func formatDataKey(f spec.FormatInfo) string { return f.Ident + "Path" }
 
 // componentDataKey is the generated data key of a component's version
 // ("ContainerdVersion", "CniPluginsVersion", "KubeProxyVersion").
@@ -61,10 +52,12 @@ func GeneratedDataKeys() []string {
 		DataImagePath, DataManifestPath, DataOutputDirectory, DataImageSHA256, DataSpecHash,
 		DataName, DataArch, DataKubernetes, DataBaseDigest, DataKernelRelease, DataSBOMPath, DataSumsPath,
 	}
-	for _, f := range formatDataKeys[1:] {
-		keys = append(keys, f.key)
+	for _, f := range spec.FormatTable() {
+		if k := formatDataKey(f); !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
 	}
-	for _, n := range spec.ComponentNames() {
+	for _, n := range components.Keys() {
 		keys = append(keys, componentDataKey(n))
 	}
 	return keys
@@ -78,15 +71,12 @@ func plannedData(p *plan) map[string]any {
 	for _, k := range GeneratedDataKeys() {
 		d[k] = ""
 	}
-	formats := formatsOf(p.spec)
-	for _, f := range formatDataKeys {
-		if slices.Contains(formats, f.format) {
-			d[f.key] = absPath(formatPath(p, f.format))
-		}
+	for _, o := range p.outputs.Outputs {
+		d[formatDataKey(o.FormatInfo)] = absPath(o.Path)
 	}
-	d[DataManifestPath] = absPath(filepath.Join(p.outputDir, p.spec.Name+".manifest.json"))
-	d[DataSBOMPath] = absPath(filepath.Join(p.outputDir, p.spec.Name+".spdx.json"))
-	d[DataSumsPath] = absPath(filepath.Join(p.outputDir, p.spec.Name+".SHA256SUMS"))
+	d[DataManifestPath] = absPath(p.outputs.Manifest)
+	d[DataSBOMPath] = absPath(p.outputs.SBOM)
+	d[DataSumsPath] = absPath(p.outputs.Sums)
 	d[DataOutputDirectory] = absPath(p.outputDir)
 	d[DataSpecHash] = p.specHash
 	d[DataName] = p.spec.Name
@@ -159,10 +149,8 @@ func newArtifact(p *plan, res *build.Result) *Artifact {
 	g[DataSBOMPath] = a.SBOMPath
 	g[DataSumsPath] = a.SumsPath
 	for _, o := range res.Outputs {
-		for _, f := range formatDataKeys {
-			if f.format == o.Format {
-				g[f.key] = absPath(o.Path)
-			}
+		if f, ok := o.Format.Info(); ok {
+			g[formatDataKey(f)] = absPath(o.Path)
 		}
 	}
 	g[DataImageSHA256] = a.SHA256
@@ -190,8 +178,8 @@ func (a *Artifact) Files() []string {
 	if a.ImagePath != "" {
 		out = append(out, a.ImagePath)
 	}
-	for _, f := range formatDataKeys[1:] {
-		out = append(out, a.Outputs[f.format]...)
+	for _, f := range spec.Formats() {
+		out = append(out, a.Outputs[f]...)
 	}
 	for _, p := range []string{a.ManifestPath, a.SBOMPath, a.SumsPath} {
 		if p != "" {

@@ -4,12 +4,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/nodebake/nodebake/builder/build"
 	"github.com/nodebake/nodebake/builder/publish"
-	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/components"
+	"github.com/nodebake/nodebake/layers/resolve"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // testPlan returns the plan of a build into dir.
@@ -21,7 +24,11 @@ func testPlan(t *testing.T, dir string) *plan {
 		t.Fatal(err)
 	}
 	s.Default()
-	return &plan{spec: s, specHash: strings.Repeat("ab", 32), outputDir: dir, firstboot: "/fb", cacheDir: filepath.Join(dir, "cache")}
+	outputs, err := build.PlanFor(s, build.Options{OutputDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &plan{spec: s, specHash: strings.Repeat("ab", 32), outputDir: dir, firstboot: "/fb", cacheDir: filepath.Join(dir, "cache"), outputs: outputs}
 }
 
 // testResult writes the files of a finished build into dir.
@@ -40,8 +47,8 @@ func testResult(t *testing.T, dir string) *build.Result {
 		Manifest: build.Manifest{
 			Name: "worker", Arch: "amd64", SpecHash: strings.Repeat("ab", 32), KernelRelease: "6.12.0-amd64",
 			Image: build.ImageInfo{File: "worker.raw", SHA256: strings.Repeat("0f", 32), Size: 3 << 30},
-			Base:  build.BaseInfo{Image: "oci:base", Digest: "sha256:" + strings.Repeat("1", 64)},
-			Components: []build.ComponentInfo{
+			Base:  resolve.BaseInfo{Image: "oci:base", Digest: "sha256:" + strings.Repeat("1", 64)},
+			Components: []resolve.ComponentInfo{
 				{Name: "containerd", Version: "v2.2.0"}, {Name: "kube-proxy", Version: "v1.35.4"},
 				{Name: "cni-plugins", Version: "v1.8.0"},
 			},
@@ -140,12 +147,47 @@ func TestPlannedData(t *testing.T) {
 }
 
 func TestComponentDataKeys(t *testing.T) {
-	var got []string
-	for _, n := range spec.ComponentNames() {
-		got = append(got, componentDataKey(n))
+	for key, want := range map[spec.ComponentName]string{"kubeProxy": "KubeProxyVersion", "cniPlugins": "CniPluginsVersion", "containerd": "ContainerdVersion"} {
+		if got := componentDataKey(key); got != want {
+			t.Errorf("componentDataKey(%s) = %s, want %s", key, got, want)
+		}
 	}
-	want := "ContainerdVersion RuncVersion CniPluginsVersion KubeletVersion KubeProxyVersion KubectlVersion"
-	if strings.Join(got, " ") != want {
-		t.Errorf("component keys %v, want %s", got, want)
+	keys := GeneratedDataKeys()
+	for _, k := range components.Keys() {
+		if !slices.Contains(keys, componentDataKey(k)) {
+			t.Errorf("no generated data key for component %s", k)
+		}
+	}
+}
+
+// TestFormatDataKeysFromTheTable checks that every format of the format
+// table has its path among the generated data, the raw image's being
+// ImagePath, and that the planned paths are the build plan's.
+func TestFormatDataKeysFromTheTable(t *testing.T) {
+	keys := GeneratedDataKeys()
+	for _, f := range spec.FormatTable() {
+		if !slices.Contains(keys, formatDataKey(f)) {
+			t.Errorf("no generated data key for format %s", f.Format)
+		}
+	}
+	raw, _ := spec.FormatRaw.Info()
+	if formatDataKey(raw) != DataImagePath {
+		t.Errorf("the raw image's key is %s, want %s", formatDataKey(raw), DataImagePath)
+	}
+	dir := t.TempDir()
+	p := testPlan(t, dir)
+	p.spec.Output.Formats = []spec.Format{spec.FormatQCOW2, spec.FormatNetboot}
+	var err error
+	if p.outputs, err = build.PlanFor(p.spec, build.Options{OutputDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	d := plannedData(p)
+	for _, o := range p.outputs.Outputs {
+		if d[formatDataKey(o.FormatInfo)] != o.Path {
+			t.Errorf("%s: planned data %v, the plan says %s", o.Format, d[formatDataKey(o.FormatInfo)], o.Path)
+		}
+	}
+	if d[DataImagePath] != "" || d["VHDPath"] != "" {
+		t.Errorf("formats not built have paths: %v", d)
 	}
 }

@@ -15,8 +15,10 @@ import (
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 
-	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/builder/build"
 	"github.com/nodebake/nodebake/layers/cache"
+	"github.com/nodebake/nodebake/layers/components"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // BuilderID identifies the artifacts of this builder.
@@ -41,6 +43,8 @@ type plan struct {
 	firstboot string
 	cacheDir  string
 	outputDir string
+	// outputs is what the build will write, from the build library's plan.
+	outputs *build.Plan
 }
 
 // ConfigSpec returns the HCL schema of the configuration.
@@ -110,6 +114,9 @@ func (c *Config) prepare(workDir string, fb firstbootLookup) (*plan, []error) {
 		p.spec = s
 		if p.specHash, err = s.Hash(); err != nil {
 			errs = packersdk.MultiErrorAppend(errs, err)
+		}
+		if p.outputs, err = build.PlanFor(s, build.Options{OutputDir: p.outputDir}); err != nil {
+			errs = packersdk.MultiErrorAppend(errs, fmt.Errorf("output.formats: %w", err))
 		}
 	}
 	if errs != nil {
@@ -192,7 +199,7 @@ func (c *Config) fieldError(file string, fe spec.FieldError) error {
 		}
 		return errors.New(fe.Msg)
 	}
-	p := configPath(fe.Path)
+	p := configPath(fe.Path, c.componentBlock)
 	switch {
 	case file != "":
 		return fmt.Errorf("spec_file %s: %s: %s", file, fe.Path, fe.Msg)
@@ -236,4 +243,15 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 		return nil, errors.New("nodebake: the build made no artifact")
 	}
 	return a.(*Artifact), nil
+}
+
+// componentBlock returns the index of the component block that names the
+// component with spec key key.
+func (c *Config) componentBlock(key string) (int, bool) {
+	for i, cc := range c.Components {
+		if cat, ok := components.Find(cc.Name); ok && string(cat.Key) == key {
+			return i, true
+		}
+	}
+	return 0, false
 }

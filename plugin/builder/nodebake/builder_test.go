@@ -16,22 +16,32 @@ import (
 const validHCL = `
 base { image = "oci:base" }
 kubernetes { version = "v1.35.4" }
-components {
-  containerd {
-    version = "v2.2.0"
-    from    = "go"
-  }
-  runc {
-    version = "v1.3.4"
-    from    = "go"
-  }
-  cni_plugins {
-    version = "v1.8.0"
-    from    = "go"
-  }
-  kubelet { from = "go" }
-  kube_proxy { from = "go" }
-  kubectl { from = "go" }
+component {
+  name    = "containerd"
+  version = "v2.2.0"
+  from    = "go"
+}
+component {
+  name    = "runc"
+  version = "v1.3.4"
+  from    = "go"
+}
+component {
+  name    = "cniPlugins"
+  version = "v1.8.0"
+  from    = "go"
+}
+component {
+  name = "kubelet"
+  from = "go"
+}
+component {
+  name = "kubeProxy"
+  from = "go"
+}
+component {
+  name = "kubectl"
+  from = "go"
 }
 `
 
@@ -78,7 +88,7 @@ func TestPrepareDefaults(t *testing.T) {
 		{"plan first-boot program", p.firstboot, fb},
 		{"spec name", p.spec.Name, "worker"},
 		{"spec arch", string(p.spec.Arch), "amd64"},
-		{"kubelet version", p.spec.Components.Kubelet.Version, "v1.35.4"},
+		{"kubelet version", p.spec.Components["kubelet"].Version, "v1.35.4"},
 		{"service CIDR", p.spec.Kubernetes.ServiceCIDR, "10.32.0.0/16"},
 		{"esp size", p.spec.Output.ESPSize.String(), "256MiB"},
 	} {
@@ -152,6 +162,13 @@ file {
   path    = "relative/path"
   content = "x"
 }
+component {
+  name = "etcd"
+}
+component {
+  name    = "kube-proxy"
+  version = "v1.99.0"
+}
 `
 	// kubernetes appears twice: the second block must be refused by HCL,
 	// so merge it into the first instead.
@@ -176,6 +193,8 @@ file {
 		"output.esp_size: invalid size",
 		"output.root_compression_level: ",
 		"file[0].path: ",
+		`component[6].name: unknown component "etcd" (known: containerd, runc`,
+		"component[7].name: kubeProxy is already set by component[4]",
 	}
 	var got []string
 	for _, e := range me.Errors {
@@ -282,5 +301,21 @@ func TestFirstbootLookup(t *testing.T) {
 				t.Errorf("find = %q, %v; want %q", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestComponentErrorsNameTheBlock checks that a problem with a component
+// set in HCL names its component block.
+func TestComponentErrorsNameTheBlock(t *testing.T) {
+	t.Setenv("NODEBAKE_CACHE", t.TempDir())
+	dir := t.TempDir()
+	fb := filepath.Join(dir, "nodebake-firstboot")
+	if err := os.WriteFile(fb, []byte("x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hcl := strings.Replace(validHCL, "name = \"kubelet\"\n  from = \"go\"", "name = \"kubelet\"\n  from = \"go\"\n  version = \"v1.99.0\"", 1)
+	_, _, err := newTestBuilder(dir, nil).Prepare(builderVars("worker"), decodeHCL(t, "source.pkr.hcl", hcl))
+	if err == nil || !strings.Contains(err.Error(), "component[3].version: v1.99.0 is newer than kubernetes.version v1.35.4") {
+		t.Errorf("Prepare error = %v, want it to name component[3].version", err)
 	}
 }

@@ -1,4 +1,4 @@
-//go:generate packer-sdc mapstructure-to-hcl2 -type Config,BaseConfig,KubernetesConfig,ComponentsConfig,ComponentConfig,SourcesConfig,AgentConfig,ContainerdConfig,ImageConfig,FileConfig,OutputConfig
+//go:generate packer-sdc mapstructure-to-hcl2 -type Config,BaseConfig,KubernetesConfig,ComponentConfig,SourcesConfig,AgentConfig,ContainerdConfig,ImageConfig,FileConfig,OutputConfig
 //go:generate sh ../../scripts/struct-markdown.sh
 
 package nodebake
@@ -57,10 +57,13 @@ type Config struct {
 	Base BaseConfig `mapstructure:"base"`
 	// Cluster-wide settings. Spec: `kubernetes`.
 	Kubernetes KubernetesConfig `mapstructure:"kubernetes"`
-	// The components baked into the image, one block per component:
-	// `containerd`, `runc`, `cni_plugins`, `kubelet`, `kube_proxy`,
-	// `kubectl`. Spec: `components`.
-	Components ComponentsConfig `mapstructure:"components"`
+	// A component baked into the image, named by its spec key (`kubelet`,
+	// `kubeProxy`, `cniPlugins`) or its upstream name (`kube-proxy`,
+	// `cni-plugins`); repeat the block for more, one per component. The
+	// components and which of them are baked by default are those of the
+	// component catalogue (`nodebake spec print` shows them). Spec:
+	// `components.NAME`.
+	Components []ComponentConfig `mapstructure:"component"`
 	// Where downloads come from. Spec: `sources`.
 	Sources SourcesConfig `mapstructure:"sources"`
 	// The kubelet's flags and KubeletConfiguration. Spec: `kubelet`.
@@ -108,24 +111,11 @@ type KubernetesConfig struct {
 	PodNetwork string `mapstructure:"pod_network"`
 }
 
-// ComponentsConfig holds one block per component.
-type ComponentsConfig struct {
-	// containerd (and its runc shim). Spec: `components.containerd`.
-	Containerd ComponentConfig `mapstructure:"containerd"`
-	// runc. Spec: `components.runc`.
-	Runc ComponentConfig `mapstructure:"runc"`
-	// The CNI plugins. Spec: `components.cniPlugins`.
-	CNIPlugins ComponentConfig `mapstructure:"cni_plugins"`
-	// The kubelet. Spec: `components.kubelet`.
-	Kubelet ComponentConfig `mapstructure:"kubelet"`
-	// kube-proxy. Spec: `components.kubeProxy`.
-	KubeProxy ComponentConfig `mapstructure:"kube_proxy"`
-	// kubectl. Spec: `components.kubectl`.
-	Kubectl ComponentConfig `mapstructure:"kubectl"`
-}
-
 // ComponentConfig is one versioned component.
 type ComponentConfig struct {
+	// The component: its spec key (`kubeProxy`) or upstream name
+	// (`kube-proxy`).
+	Name string `mapstructure:"name" required:"true"`
 	// The component version, `vMAJOR.MINOR.PATCH`. Spec: `version`.
 	Version string `mapstructure:"version"`
 	// Where the files come from: `release` (the upstream release artifact,

@@ -62,6 +62,7 @@ func (*FlatBaseConfig) HCL2Spec() map[string]hcldec.Spec {
 // FlatComponentConfig is an auto-generated flat version of ComponentConfig.
 // Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
 type FlatComponentConfig struct {
+	Name    *string           `mapstructure:"name" required:"true" cty:"name" hcl:"name"`
 	Version *string           `mapstructure:"version" cty:"version" hcl:"version"`
 	From    *string           `mapstructure:"from" cty:"from" hcl:"from"`
 	URL     *string           `mapstructure:"url" cty:"url" hcl:"url"`
@@ -82,45 +83,13 @@ func (*ComponentConfig) FlatMapstructure() interface{ HCL2Spec() map[string]hcld
 // The decoded values from this spec will then be applied to a FlatComponentConfig.
 func (*FlatComponentConfig) HCL2Spec() map[string]hcldec.Spec {
 	s := map[string]hcldec.Spec{
+		"name":    &hcldec.AttrSpec{Name: "name", Type: cty.String, Required: false},
 		"version": &hcldec.AttrSpec{Name: "version", Type: cty.String, Required: false},
 		"from":    &hcldec.AttrSpec{Name: "from", Type: cty.String, Required: false},
 		"url":     &hcldec.AttrSpec{Name: "url", Type: cty.String, Required: false},
 		"image":   &hcldec.AttrSpec{Name: "image", Type: cty.String, Required: false},
 		"sha256":  &hcldec.AttrSpec{Name: "sha256", Type: cty.Map(cty.String), Required: false},
 		"sha512":  &hcldec.AttrSpec{Name: "sha512", Type: cty.Map(cty.String), Required: false},
-	}
-	return s
-}
-
-// FlatComponentsConfig is an auto-generated flat version of ComponentsConfig.
-// Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
-type FlatComponentsConfig struct {
-	Containerd *FlatComponentConfig `mapstructure:"containerd" cty:"containerd" hcl:"containerd"`
-	Runc       *FlatComponentConfig `mapstructure:"runc" cty:"runc" hcl:"runc"`
-	CNIPlugins *FlatComponentConfig `mapstructure:"cni_plugins" cty:"cni_plugins" hcl:"cni_plugins"`
-	Kubelet    *FlatComponentConfig `mapstructure:"kubelet" cty:"kubelet" hcl:"kubelet"`
-	KubeProxy  *FlatComponentConfig `mapstructure:"kube_proxy" cty:"kube_proxy" hcl:"kube_proxy"`
-	Kubectl    *FlatComponentConfig `mapstructure:"kubectl" cty:"kubectl" hcl:"kubectl"`
-}
-
-// FlatMapstructure returns a new FlatComponentsConfig.
-// FlatComponentsConfig is an auto-generated flat version of ComponentsConfig.
-// Where the contents a fields with a `mapstructure:,squash` tag are bubbled up.
-func (*ComponentsConfig) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec } {
-	return new(FlatComponentsConfig)
-}
-
-// HCL2Spec returns the hcl spec of a ComponentsConfig.
-// This spec is used by HCL to read the fields of ComponentsConfig.
-// The decoded values from this spec will then be applied to a FlatComponentsConfig.
-func (*FlatComponentsConfig) HCL2Spec() map[string]hcldec.Spec {
-	s := map[string]hcldec.Spec{
-		"containerd":  &hcldec.BlockSpec{TypeName: "containerd", Nested: hcldec.ObjectSpec((*FlatComponentConfig)(nil).HCL2Spec())},
-		"runc":        &hcldec.BlockSpec{TypeName: "runc", Nested: hcldec.ObjectSpec((*FlatComponentConfig)(nil).HCL2Spec())},
-		"cni_plugins": &hcldec.BlockSpec{TypeName: "cni_plugins", Nested: hcldec.ObjectSpec((*FlatComponentConfig)(nil).HCL2Spec())},
-		"kubelet":     &hcldec.BlockSpec{TypeName: "kubelet", Nested: hcldec.ObjectSpec((*FlatComponentConfig)(nil).HCL2Spec())},
-		"kube_proxy":  &hcldec.BlockSpec{TypeName: "kube_proxy", Nested: hcldec.ObjectSpec((*FlatComponentConfig)(nil).HCL2Spec())},
-		"kubectl":     &hcldec.BlockSpec{TypeName: "kubectl", Nested: hcldec.ObjectSpec((*FlatComponentConfig)(nil).HCL2Spec())},
 	}
 	return s
 }
@@ -147,7 +116,7 @@ type FlatConfig struct {
 	SourceDateEpoch     *int64                `mapstructure:"source_date_epoch" cty:"source_date_epoch" hcl:"source_date_epoch"`
 	Base                *FlatBaseConfig       `mapstructure:"base" cty:"base" hcl:"base"`
 	Kubernetes          *FlatKubernetesConfig `mapstructure:"kubernetes" cty:"kubernetes" hcl:"kubernetes"`
-	Components          *FlatComponentsConfig `mapstructure:"components" cty:"components" hcl:"components"`
+	Components          []FlatComponentConfig `mapstructure:"component" cty:"component" hcl:"component"`
 	Sources             *FlatSourcesConfig    `mapstructure:"sources" cty:"sources" hcl:"sources"`
 	Kubelet             *FlatAgentConfig      `mapstructure:"kubelet" cty:"kubelet" hcl:"kubelet"`
 	KubeProxy           *FlatAgentConfig      `mapstructure:"kube_proxy" cty:"kube_proxy" hcl:"kube_proxy"`
@@ -188,7 +157,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 		"source_date_epoch":          &hcldec.AttrSpec{Name: "source_date_epoch", Type: cty.Number, Required: false},
 		"base":                       &hcldec.BlockSpec{TypeName: "base", Nested: hcldec.ObjectSpec((*FlatBaseConfig)(nil).HCL2Spec())},
 		"kubernetes":                 &hcldec.BlockSpec{TypeName: "kubernetes", Nested: hcldec.ObjectSpec((*FlatKubernetesConfig)(nil).HCL2Spec())},
-		"components":                 &hcldec.BlockSpec{TypeName: "components", Nested: hcldec.ObjectSpec((*FlatComponentsConfig)(nil).HCL2Spec())},
+		"component":                  &hcldec.BlockListSpec{TypeName: "component", Nested: hcldec.ObjectSpec((*FlatComponentConfig)(nil).HCL2Spec())},
 		"sources":                    &hcldec.BlockSpec{TypeName: "sources", Nested: hcldec.ObjectSpec((*FlatSourcesConfig)(nil).HCL2Spec())},
 		"kubelet":                    &hcldec.BlockSpec{TypeName: "kubelet", Nested: hcldec.ObjectSpec((*FlatAgentConfig)(nil).HCL2Spec())},
 		"kube_proxy":                 &hcldec.BlockSpec{TypeName: "kube_proxy", Nested: hcldec.ObjectSpec((*FlatAgentConfig)(nil).HCL2Spec())},

@@ -8,7 +8,8 @@ import (
 	"maps"
 	"strings"
 
-	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/components"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // Spec returns the worker image spec the configuration describes: the
@@ -61,8 +62,26 @@ func (c *Config) overlay(workDir string) (*spec.Spec, []spec.FieldError, error) 
 	setString(&k.ClusterCIDR, c.Kubernetes.ClusterCIDR)
 	setString((*string)(&k.PodNetwork), c.Kubernetes.PodNetwork)
 
-	for _, cc := range c.Components.byName() {
-		overlayComponent(s.ComponentField(cc.name), cc.config)
+	seen := map[spec.ComponentName]int{}
+	for i, cc := range c.Components {
+		p := fmt.Sprintf("component[%d].name", i)
+		cat, ok := components.Find(cc.Name)
+		switch {
+		case cc.Name == "":
+			fail(p, "required")
+			continue
+		case !ok:
+			fail(p, "unknown component %q (known: %s)", cc.Name, components.KnownKeys())
+			continue
+		}
+		if j, dup := seen[cat.Key]; dup {
+			fail(p, "%s is already set by component[%d]", cat.Key, j)
+			continue
+		}
+		seen[cat.Key] = i
+		comp := s.Components[cat.Key]
+		overlayComponent(&comp, cc)
+		s.SetComponent(cat.Key, comp)
 	}
 
 	setString(&s.Sources.Mirror, c.Sources.Mirror)
@@ -130,23 +149,6 @@ func (c *Config) overlay(workDir string) (*spec.Spec, []spec.FieldError, error) 
 	return s, errs, nil
 }
 
-type namedComponent struct {
-	name   spec.ComponentName
-	config ComponentConfig
-}
-
-// byName pairs each component block with its spec key.
-func (c ComponentsConfig) byName() []namedComponent {
-	return []namedComponent{
-		{spec.ComponentContainerd, c.Containerd},
-		{spec.ComponentRunc, c.Runc},
-		{spec.ComponentCNIPlugins, c.CNIPlugins},
-		{spec.ComponentKubelet, c.Kubelet},
-		{spec.ComponentKubeProxy, c.KubeProxy},
-		{spec.ComponentKubectl, c.Kubectl},
-	}
-}
-
 func overlayComponent(dst *spec.Component, c ComponentConfig) {
 	setString(&dst.Version, c.Version)
 	setString((*string)(&dst.From), c.From)
@@ -203,10 +205,7 @@ func overlayConfig(dst map[string]any, js string) (map[string]any, error) {
 	if err != nil {
 		return dst, err
 	}
-	if dst == nil {
-		dst = map[string]any{}
-	}
-	return mergeConfig(dst, over), nil
+	return spec.MergeConfig(dst, over), nil
 }
 
 // decodeJSONObject decodes a JSON object into the types a YAML spec
@@ -268,20 +267,6 @@ func describeJSON(v any) string {
 		return "null"
 	}
 	return fmt.Sprintf("%T", v)
-}
-
-// mergeConfig deep-merges over onto base, which it modifies and returns.
-func mergeConfig(base, over map[string]any) map[string]any {
-	for k, v := range over {
-		if vm, ok := v.(map[string]any); ok {
-			if bm, ok := base[k].(map[string]any); ok {
-				base[k] = mergeConfig(bm, vm)
-				continue
-			}
-		}
-		base[k] = v
-	}
-	return base
 }
 
 func setString(dst *string, v string) {

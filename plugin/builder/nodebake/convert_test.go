@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 
-	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // configFromHCL decodes an HCL source body into a Config the way Prepare
@@ -64,8 +64,9 @@ kubernetes {
   version     = "v1.35.4"
   pod_network = "bridge"
 }
-components {
-  kube_proxy { from = "go" }
+component {
+  name = "kube-proxy"
+  from = "go"
 }`,
 		yaml: `name: w1
 base: {image: "oci:base"}
@@ -176,17 +177,21 @@ func unsetFields(v reflect.Value, path string) []string {
 		}
 		fv := v.Field(i)
 		switch {
-		case fv.Kind() == reflect.Struct && sameTypedFields(f.Type):
-			// A fixed set of values of one type (the components):
-			// like a list, one of them setting a field is enough.
+		case fv.Kind() == reflect.Map && f.Type.Elem().Kind() == reflect.Struct:
+			// Named values of one type (the components): like a list,
+			// one of them setting a field is enough.
+			if fv.Len() == 0 {
+				out = append(out, p)
+				continue
+			}
 			missing := map[string]int{}
-			for j := range fv.NumField() {
-				for _, m := range unsetFields(fv.Field(j), p+".*") {
+			for _, k := range fv.MapKeys() {
+				for _, m := range unsetFields(fv.MapIndex(k), p+".*") {
 					missing[m]++
 				}
 			}
 			for m, n := range missing {
-				if n == fv.NumField() {
+				if n == fv.Len() {
 					out = append(out, m)
 				}
 			}
@@ -216,20 +221,6 @@ func unsetFields(v reflect.Value, path string) []string {
 	return out
 }
 
-// sameTypedFields says whether a struct has several fields, all structs of
-// one type.
-func sameTypedFields(t reflect.Type) bool {
-	if t.NumField() < 2 {
-		return false
-	}
-	for i := range t.NumField() {
-		if f := t.Field(i).Type; f.Kind() != reflect.Struct || f != t.Field(0).Type {
-			return false
-		}
-	}
-	return true
-}
-
 func TestSpecFileOverrides(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "worker.yaml")
@@ -250,8 +241,9 @@ output: {kernelArgs: [quiet]}
 	}
 	c := configFromHCL(t, "source.pkr.hcl", `spec_file = "`+file+`"
 kubernetes { version = "v1.35.4" }
-components {
-  containerd { sha256 = { arm64 = "2222222222222222222222222222222222222222222222222222222222222222" } }
+component {
+  name   = "containerd"
+  sha256 = { arm64 = "2222222222222222222222222222222222222222222222222222222222222222" }
 }
 kubelet {
   settings    = { "register-node" = "false" }
@@ -343,5 +335,30 @@ func TestSpecFileMissing(t *testing.T) {
 	_, err := c.Spec("/work")
 	if err == nil || !strings.Contains(err.Error(), "spec_file") || !strings.Contains(err.Error(), "nope.yaml") {
 		t.Errorf("Spec error = %v, want one naming spec_file and the file", err)
+	}
+}
+
+// TestOverlayConfigUsesTheSpecMerge checks that config_json merges like the
+// spec merges over its defaults (maps key by key, null kept as a removal)
+// and leaves the spec file's configuration as it was.
+func TestOverlayConfigUsesTheSpecMerge(t *testing.T) {
+	dst := map[string]any{"authentication": map[string]any{"webhook": map[string]any{"enabled": true}}, "maxPods": 50}
+	got, err := overlayConfig(dst, `{"authentication": {"webhook": {"cacheTTL": "30s"}}, "maxPods": null}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"authentication": map[string]any{"webhook": map[string]any{"enabled": true, "cacheTTL": "30s"}}, "maxPods": nil}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("merged config (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]any{"authentication": map[string]any{"webhook": map[string]any{"enabled": true}}, "maxPods": 50}, dst); diff != "" {
+		t.Errorf("the spec file's config was modified (-want +got):\n%s", diff)
+	}
+	got["authentication"].(map[string]any)["webhook"].(map[string]any)["enabled"] = false
+	if dst["authentication"].(map[string]any)["webhook"].(map[string]any)["enabled"] != true {
+		t.Error("the merged config shares maps with the spec file's")
+	}
+	if diff := cmp.Diff(spec.MergeConfig(dst, map[string]any{"authentication": map[string]any{"webhook": map[string]any{"cacheTTL": "30s"}}, "maxPods": nil}), want); diff != "" {
+		t.Errorf("the plugin's merge differs from the spec's (-spec +plugin):\n%s", diff)
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // The configuration mirrors the spec: a spec field and the configuration
@@ -21,11 +21,15 @@ var unmappedFields = map[string]bool{"apiVersion": true, "kind": true}
 // configPath translates a spec field path ("kubernetes.serviceCIDR",
 // "files[2].mode", "components.cniPlugins.sha256.amd64") into the path of
 // the configuration field that sets it ("kubernetes.service_cidr",
-// "file[2].mode", "components.cni_plugins.sha256.amd64"), walking the spec
-// and configuration types side by side. Map keys, list indexes and the
-// content of free-form configuration stay as they are; a segment it cannot
-// follow ends the translation and the rest is kept.
-func configPath(specPath string) string {
+// "file[2].mode", "component[1].sha256.amd64"), walking the spec and
+// configuration types side by side. A spec map whose entries are a list of
+// named blocks in the configuration (the components) is translated through
+// block, which returns the index of the block naming a key; a key no block
+// names came from the spec file, and its spec path is kept whole. Map
+// keys, list indexes and the content of free-form configuration stay as
+// they are; a segment it cannot follow ends the translation and the rest
+// is kept.
+func configPath(specPath string, block func(key string) (int, bool)) string {
 	segs := splitPath(specPath)
 	st, ct := reflect.TypeFor[spec.Spec](), reflect.TypeFor[Config]()
 	out := make([]string, 0, len(segs))
@@ -49,6 +53,13 @@ func configPath(specPath string) string {
 			}
 			out = append(out, mapstructureName(cf))
 			st, ct = sf.Type, cf.Type
+		case st.Kind() == reflect.Map && ct != nil && ct.Kind() == reflect.Slice:
+			i, ok := block(seg.text)
+			if !ok {
+				return specPath
+			}
+			out = append(out, "["+strconv.Itoa(i)+"]")
+			st, ct = st.Elem(), ct.Elem()
 		case st.Kind() == reflect.Map:
 			out = append(out, rawSegs([]pathSeg{seg})...)
 			st = st.Elem()

@@ -4,15 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 
 	"github.com/nodebake/nodebake/builder/build"
-	"github.com/nodebake/nodebake/builder/publish"
-	"github.com/nodebake/nodebake/builder/spec"
 	"github.com/nodebake/nodebake/layers/cache"
 	"github.com/nodebake/nodebake/layers/gosource"
 )
@@ -96,7 +93,7 @@ func (s *stepBuild) Run(ctx context.Context, state multistep.StateBag) multistep
 	p := state.Get(statePlan).(*plan)
 
 	if !cfg.PackerForce {
-		for _, f := range outputFiles(p) {
+		for _, f := range p.outputs.Paths() {
 			if _, err := os.Stat(f); err == nil {
 				return halt(state, fmt.Errorf("output_directory: %s already exists: remove it or run packer build -force", f))
 			}
@@ -145,36 +142,6 @@ func (s *stepBuild) Cleanup(state multistep.StateBag) {
 		ui.Error(err.Error())
 	}
 	state.Remove(stateResult)
-}
-
-// outputFiles are the paths a build writes: the formats (the netboot
-// bundle as its directory), the manifest, the SBOM and the sums.
-func outputFiles(p *plan) []string {
-	var out []string
-	for _, f := range formatsOf(p.spec) {
-		out = append(out, formatPath(p, f))
-	}
-	for _, ext := range []string{".manifest.json", ".spdx.json", ".SHA256SUMS"} {
-		out = append(out, filepath.Join(p.outputDir, p.spec.Name+ext))
-	}
-	return out
-}
-
-// formatsOf returns the formats a build of s writes.
-func formatsOf(s *spec.Spec) []spec.Format {
-	if len(s.Output.Formats) == 0 {
-		return []spec.Format{spec.FormatRaw}
-	}
-	return s.Output.Formats
-}
-
-// formatPath is where a build of p writes format f.
-func formatPath(p *plan, f spec.Format) string {
-	ext, err := publish.Extension(f)
-	if err != nil {
-		ext = "." + string(f)
-	}
-	return filepath.Join(p.outputDir, p.spec.Name+ext)
 }
 
 // stepOutputs makes the artifact of a finished build.

@@ -15,34 +15,38 @@ kubernetes {
   pod_network  = "bridge"
 }
 
-components {
-  containerd {
-    version = "v2.2.0"
-    from    = "go"
+component {
+  name    = "containerd"
+  version = "v2.2.0"
+  from    = "go"
+}
+component {
+  name    = "runc"
+  version = "v1.3.4"
+  from    = "go"
+}
+component {
+  name    = "cni-plugins"
+  version = "v1.8.0"
+  from    = "oci"
+  image   = "registry.example:5000/cni/plugins:v1.8.0"
+}
+component {
+  name    = "kubelet"
+  version = "v1.34.2"
+  url     = "https://downloads.example/k8s/{version}/{arch}/kubelet"
+  sha256 = {
+    amd64 = "4444444444444444444444444444444444444444444444444444444444444444"
+    arm64 = "44444444444444444444444444444444444444444444444444444444444444aa"
   }
-  runc {
-    version = "v1.3.4"
-    from    = "go"
-  }
-  cni_plugins {
-    version = "v1.8.0"
-    from    = "oci"
-    image   = "registry.example:5000/cni/plugins:v1.8.0"
-  }
-  kubelet {
-    version = "v1.34.2"
-    url     = "https://downloads.example/k8s/{version}/{arch}/kubelet"
-    sha256 = {
-      amd64 = "4444444444444444444444444444444444444444444444444444444444444444"
-      arm64 = "44444444444444444444444444444444444444444444444444444444444444aa"
-    }
-  }
-  kube_proxy {
-    sha256 = { arm64 = "5555555555555555555555555555555555555555555555555555555555555555" }
-  }
-  kubectl {
-    sha512 = { arm64 = "66666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666" }
-  }
+}
+component {
+  name   = "kubeProxy"
+  sha256 = { arm64 = "5555555555555555555555555555555555555555555555555555555555555555" }
+}
+component {
+  name   = "kubectl"
+  sha512 = { arm64 = "66666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666666" }
 }
 
 sources {
