@@ -20,7 +20,7 @@ DEBS := mmdebstrap squashfs-tools gdisk dosfstools mtools e2fsprogs qemu-system-
 # signatures; virt-fw-vars enrolls Secure Boot keys into OVMF variables.
 DEBS_BACKPORTS := osslsigncode python3-virt-firmware
 
-.PHONY: all deps bin base image test test-fast test-slow test-e2e vet clean
+.PHONY: all deps bin base image test test-fast test-slow test-e2e vet clean fuzz-short
 
 all: bin
 
@@ -47,6 +47,22 @@ vet:
 
 test-fast: vet plugin-check-generated plugin-test plugin-check
 	$(GO) test -count=1 ./...
+	$(MAKE) fuzz-short
+
+# The first-boot parsers' fuzz targets (hostile nesting, long inputs, key,
+# certificate and kubeconfig variants), each for FUZZTIME. `go test` alone
+# runs their seed corpora.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := layers/firstboot/strictyaml:FuzzParse layers/firstboot/strictyaml:FuzzParseNested \
+	layers/firstboot/nodeconfig:FuzzParse layers/firstboot/nodeconfig:FuzzLoad \
+	layers/firstboot/nodeconfig:FuzzWireGuardKey layers/firstboot/nodeconfig:FuzzCertificate \
+	layers/firstboot/nodeconfig:FuzzKubeconfig
+
+fuzz-short:
+	@set -e -o pipefail; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) ./$${t%%:*} | grep -v '^fuzz: elapsed'; \
+	done
 
 # The real-world tier: the pinned set built from source (cached by version
 # in build/cache), QEMU boots (disk, qcow2, netboot over HTTP and iPXE),

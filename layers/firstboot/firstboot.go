@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
-	"github.com/nodebake/nodebake/layers/firstboot/strictyaml"
 )
 
 // Paths in the image, read or written by Run (under Options.Root).
@@ -38,6 +37,9 @@ const (
 	KubeProxyKubeconfigPath = "/var/lib/kube-proxy/kubeconfig"
 	KubeProxyConfigPath     = "/var/lib/kube-proxy/kubeproxy-config.yaml"
 	CNIConfigPath           = "/var/lib/cni/net.d/10-nodebake-bridge.conflist"
+	// CommitJournalPath lists the files of a commit in progress (see
+	// write.go); it is on /var so that it survives a crash.
+	CommitJournalPath = "/var/lib/nodebake/commit.json"
 
 	// CmdlineParam names the node config's path on the kernel command line.
 	CmdlineParam = "nodebake.config"
@@ -79,6 +81,10 @@ type Options struct {
 	// Chown makes written files owned by root (and the .netdev's group
 	// NetworkGroup from /etc/group); it needs privileges.
 	Chown bool
+
+	// fileOps, if set, replaces the calls that change files (tests inject
+	// failures with it).
+	fileOps *fileOps
 }
 
 // Status is what Run reports, also written as JSON to StatusPath.
@@ -96,15 +102,19 @@ type Status struct {
 	DurationMicros int64                `json:"durationMicros"`
 }
 
-// Run does the first boot's work. On failure nothing of the new config is
-// left behind (only the status file), ReadyPath is absent and the error
-// is nodeconfig.Problems, whose first entry is the line to show.
+// Run does the first boot's work. node-ready is removed before anything
+// else is touched, and written last, only when everything else succeeded.
+// On failure the files of the previous config are left as they were (or
+// none, at the first boot), only the status file says what went wrong, and
+// the error is nodeconfig.Problems, whose first entry is the line to show.
+// Every path in a message is as the image sees it (without Root).
 func Run(ctx context.Context, opts Options) (Status, error) {
 	if opts.Root == "" {
 		opts.Root = "/"
 	}
+	w := newWriter(opts)
 	var st Status
-	err := run(ctx, opts, &st)
+	err := run(ctx, opts, w, &st)
 	if err != nil {
 		st.Problems = asProblems(err)
 		st.Error, st.Field = st.Problems[0].Message, st.Problems[0].Field
@@ -116,14 +126,24 @@ func Run(ctx context.Context, opts Options) (Status, error) {
 	if opts.Elapsed != nil {
 		st.DurationMicros = opts.Elapsed().Microseconds()
 	}
-	if werr := writeStatus(opts, st); werr != nil {
+	if werr := w.writeStatus(st); werr != nil {
 		p := nodeconfig.Problem{Field: "status", Message: werr.Error()}
-		if err == nil {
+		if err == nil { // and so no node-ready
+			st.OK, st.Error, st.Field, st.Problems = false, p.Message, p.Field, []nodeconfig.Problem{p}
 			return st, nodeconfig.Problems{p}
 		}
 		return st, append(err.(nodeconfig.Problems), p)
 	}
-	return st, err
+	if err != nil {
+		return st, err
+	}
+	if rerr := w.writeReady(); rerr != nil {
+		p := nodeconfig.Problem{Field: "status", Message: rerr.Error()}
+		st.OK, st.Error, st.Field, st.Problems = false, p.Message, p.Field, []nodeconfig.Problem{p}
+		_ = w.writeStatus(st) // the error above is the one to show
+		return st, nodeconfig.Problems{p}
+	}
+	return st, nil
 }
 
 // fail wraps err as a problem with field.
@@ -136,19 +156,18 @@ func asProblems(err error) []nodeconfig.Problem {
 	if errors.As(err, &probs) && len(probs) > 0 {
 		return probs
 	}
-	var se *strictyaml.SyntaxError
-	if errors.As(err, &se) {
-		return []nodeconfig.Problem{{Field: "config", Message: se.Msg, Line: se.Line}}
-	}
 	return []nodeconfig.Problem{{Field: "firstboot", Message: err.Error()}}
 }
 
-func run(ctx context.Context, opts Options, st *Status) error {
-	if err := os.Remove(filepath.Join(opts.Root, ReadyPath)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fail("status", fmt.Errorf("removing %s: %w", ReadyPath, err))
+func run(ctx context.Context, opts Options, w *writer, st *Status) error {
+	if err := w.ops.remove(w.real(ReadyPath)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fail("status", errorAt("removing", ReadyPath, err))
 	}
-	if err := os.MkdirAll(filepath.Join(opts.Root, filepath.Dir(StatusPath)), 0o755); err != nil {
-		return fail("status", fmt.Errorf("creating %s: %w", filepath.Dir(StatusPath), err))
+	if err := os.MkdirAll(w.real(filepath.Dir(StatusPath)), 0o755); err != nil {
+		return fail("status", errorAt("creating", filepath.Dir(StatusPath), err))
+	}
+	if err := w.recover(); err != nil {
+		return fail("write", err)
 	}
 	facts, err := loadFacts(opts.Root)
 	if err != nil {
@@ -156,22 +175,19 @@ func run(ctx context.Context, opts Options, st *Status) error {
 	}
 	data, source, err := findConfig(ctx, opts)
 	if err != nil {
-		return fail("source", err)
+		return nodeconfig.ReadProblem(err)
 	}
 	st.Source = source
-	cfg, err := nodeconfig.Parse(data)
+	cfg, err := nodeconfig.Load(data, facts, opts.Now)
 	if err != nil {
 		return err
 	}
 	st.NodeName = cfg.NodeName
-	if err := nodeconfig.Validate(cfg, facts, opts.Now); err != nil {
-		return err
-	}
-	kubeletTmpl, err := os.ReadFile(filepath.Join(opts.Root, facts.KubeletConfigTemplate))
+	kubeletTmpl, err := readImageFile(opts.Root, facts.KubeletConfigTemplate)
 	if err != nil {
 		return fail("facts", fmt.Errorf("reading the kubelet config template: %w", err))
 	}
-	proxyTmpl, err := os.ReadFile(filepath.Join(opts.Root, facts.KubeProxyConfigTemplate))
+	proxyTmpl, err := readImageFile(opts.Root, facts.KubeProxyConfigTemplate)
 	if err != nil {
 		return fail("facts", fmt.Errorf("reading the kube-proxy config template: %w", err))
 	}
@@ -179,36 +195,43 @@ func run(ctx context.Context, opts Options, st *Status) error {
 	if err != nil {
 		return fail("facts", err)
 	}
-	w := &writer{root: opts.Root, chown: opts.Chown}
-	if err := w.stage(files); err != nil {
+	var remove []string
+	if facts.PodNetwork != nodeconfig.PodNetworkBridge {
+		remove = append(remove, CNIConfigPath)
+	}
+	c, err := w.begin(files, remove)
+	if err != nil {
+		return fail("write", err)
+	}
+	if err := c.apply(); err != nil {
 		return fail("write", err)
 	}
 	if opts.SetHostname != nil {
 		if err := opts.SetHostname(cfg.NodeName); err != nil {
-			w.abort()
-			return fail("nodeName", fmt.Errorf("setting the hostname: %w", err))
+			return fail("nodeName", errors.Join(fmt.Errorf("setting the hostname: %w", err), c.rollback()))
 		}
 	}
-	if err := w.commit(); err != nil {
+	if err := c.finish(); err != nil {
 		return fail("write", err)
-	}
-	if facts.PodNetwork != nodeconfig.PodNetworkBridge {
-		if err := os.Remove(filepath.Join(opts.Root, CNIConfigPath)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fail("write", fmt.Errorf("removing %s: %w", CNIConfigPath, err))
-		}
 	}
 	for _, f := range files {
 		st.Files = append(st.Files, f.Path)
 	}
-	ready := &writer{root: opts.Root, chown: opts.Chown}
-	if err := ready.write([]File{{Path: ReadyPath, Mode: 0o644}}); err != nil {
-		return fail("status", err)
-	}
 	return nil
 }
 
+// readImageFile reads a file the image holds (facts, templates): a regular
+// file within the node config's size limit.
+func readImageFile(root, p string) ([]byte, error) {
+	b, err := nodeconfig.ReadRegularFile(filepath.Join(root, p), nodeconfig.MaxSize)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return b, nil
+}
+
 func loadFacts(root string) (nodeconfig.ImageFacts, error) {
-	b, err := os.ReadFile(filepath.Join(root, FactsPath))
+	b, err := readImageFile(root, FactsPath)
 	if err != nil {
 		return nodeconfig.ImageFacts{}, fmt.Errorf("reading the image facts: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nodebake/nodebake/layers/firstboot/internal/testpki"
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
+	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig/nodeconfigtest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -124,7 +125,12 @@ func writeFile(t *testing.T, root, path string, data []byte) {
 // nil) is delivered as the system credential.
 func newRoot(t *testing.T, node []byte) string {
 	t.Helper()
-	root := t.TempDir()
+	return newRootIn(t, t.TempDir(), node)
+}
+
+// newRootIn lays out the image's inputs under root.
+func newRootIn(t *testing.T, root string, node []byte) string {
+	t.Helper()
 	writeFile(t, root, FactsPath, []byte(factsJSON))
 	writeFile(t, root, "/usr/lib/nodebake/kubelet-config.json", []byte(kubeletTemplate))
 	writeFile(t, root, "/usr/lib/nodebake/kube-proxy-config.json", []byte(kubeProxyTemplate))
@@ -157,9 +163,11 @@ func snapshot(t *testing.T, root string) map[string]entry {
 		if err != nil {
 			return err
 		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
+		var data []byte
+		if info.Mode().IsRegular() { // not named pipes: they would block
+			if data, err = os.ReadFile(p); err != nil {
+				return err
+			}
 		}
 		st := info.Sys().(*syscall.Stat_t)
 		rel, _ := filepath.Rel(root, p)
@@ -305,7 +313,7 @@ func TestRunBadInput(t *testing.T) {
 		{name: "address in pod CIDR", mutate: func(c *nodeconfig.NodeConfig) { c.WireGuard.Address = "10.200.1.1/24" },
 			line: "wireguard.address: 10.200.1.1/24 overlaps the cluster (pod) CIDR 10.200.0.0/16"},
 		{name: "bad WireGuard key", mutate: func(c *nodeconfig.NodeConfig) { c.WireGuard.PrivateKey = "c2hvcnQ=" },
-			line: "wireguard.privateKey: decodes to 5 bytes; a WireGuard key has 32"},
+			line: "wireguard.privateKey: 8 characters; a WireGuard key is 44 characters"},
 		{name: "certificate from another CA", mutate: func(c *nodeconfig.NodeConfig) { c.Kubernetes.NodeCert, c.Kubernetes.NodeKey = otherCert, otherKey },
 			line: `kubernetes.nodeCert: not signed by the CA in kubernetes.caCert (issuer "CN=another CA")`},
 		{name: "key not matching certificate", mutate: func(c *nodeconfig.NodeConfig) { c.Kubernetes.NodeKey = c.Kubernetes.KubeProxy.Key },
@@ -328,7 +336,32 @@ func TestRunBadInput(t *testing.T) {
 		}, line: "source: config-drive /dev/vdb: mounting vfat read-only: "},
 		{name: "kernel command line path missing", setup: func(t *testing.T, root string) {
 			writeFile(t, root, "/proc/cmdline", []byte("root=/dev/vda2 ro nodebake.config=/var/lib/node.yaml quiet\n"))
-		}, line: "source: kernel-cmdline /var/lib/node.yaml: open /var/lib/node.yaml: no such file or directory"},
+		}, line: "source: kernel-cmdline /var/lib/node.yaml: no such file or directory"},
+		{name: "kernel command line path is a named pipe", setup: func(t *testing.T, root string) {
+			writeFile(t, root, "/proc/cmdline", []byte("nodebake.config=/var/lib/node.yaml\n"))
+			if err := nodeconfigtest.Place(filepath.Join(root, "/var/lib/node.yaml"), nodeconfigtest.Case{Source: nodeconfigtest.NamedPipe}); err != nil {
+				t.Fatal(err)
+			}
+		}, line: "source: kernel-cmdline /var/lib/node.yaml: not a regular file but a named pipe"},
+		{name: "kernel command line path is a directory", setup: func(t *testing.T, root string) {
+			writeFile(t, root, "/proc/cmdline", []byte("nodebake.config=/usr/lib/nodebake\n"))
+		}, line: "source: kernel-cmdline /usr/lib/nodebake: not a regular file but a directory"},
+		{name: "kernel command line path too large", setup: func(t *testing.T, root string) {
+			writeFile(t, root, "/proc/cmdline", []byte("nodebake.config=/var/lib/node.yaml\n"))
+			writeFile(t, root, "/var/lib/node.yaml", make([]byte, nodeconfig.MaxSize+1))
+		}, line: "config: kernel-cmdline /var/lib/node.yaml: larger than the limit of 1048576 bytes"},
+		{name: "credential is a symbolic link to a named pipe", setup: func(t *testing.T, root string) {
+			cred := filepath.Join(root, SystemCredentialsDir, CredentialName)
+			os.Remove(cred)
+			if err := nodeconfigtest.Place(cred, nodeconfigtest.Case{Source: nodeconfigtest.SymlinkToPipe}); err != nil {
+				t.Fatal(err)
+			}
+		}, line: "source: credential /run/credentials/@system/nodebake.node: not a regular file but a named pipe"},
+		{name: "kernel command line is not a regular file", setup: func(t *testing.T, root string) {
+			if err := nodeconfigtest.Place(filepath.Join(root, "/proc/cmdline"), nodeconfigtest.Case{Source: nodeconfigtest.NamedPipe}); err != nil {
+				t.Fatal(err)
+			}
+		}, line: "source: reading the kernel command line /proc/cmdline: not a regular file but a named pipe"},
 		{name: "nothing found", setup: func(t *testing.T, root string) {
 			os.Remove(filepath.Join(root, SystemCredentialsDir, CredentialName))
 		}, line: "source: no node config found"},

@@ -2,7 +2,6 @@ package firstboot
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -12,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
-	"github.com/nodebake/nodebake/layers/firstboot/strictyaml"
 )
 
 // File is one file first boot writes.
@@ -53,15 +51,25 @@ func Render(cfg *nodeconfig.NodeConfig, facts nodeconfig.ImageFacts, kubeletTemp
 	if err != nil {
 		return nil, fmt.Errorf("rendering the kube-proxy config from its template: %w", err)
 	}
-	kubeletKC, err := kubeconfig(k.APIServer, k.CACert, "system:node:"+node, k.NodeCert, k.NodeKey)
+	kubeletKC, err := nodeconfig.NewKubeconfig(k.APIServer, k.CACert, nodeconfig.NodeUserPrefix+node, k.NodeCert, k.NodeKey).Marshal()
 	if err != nil {
 		return nil, err
 	}
-	proxyKC := []byte(k.KubeProxy.Kubeconfig)
-	if k.KubeProxy.Kubeconfig == "" {
-		if proxyKC, err = kubeconfig(k.APIServer, k.CACert, "system:kube-proxy", k.KubeProxy.Cert, k.KubeProxy.Key); err != nil {
-			return nil, err
+	// kube-proxy's kubeconfig is written from what was checked, never
+	// copied: a given kubeconfig is reduced to its server and credentials.
+	server, certPEM, keyPEM := k.APIServer, k.KubeProxy.Cert, k.KubeProxy.Key
+	if k.KubeProxy.Kubeconfig != "" {
+		kc, err := nodeconfig.ParseKubeconfig(k.KubeProxy.Kubeconfig, "kubernetes.kubeProxy.kubeconfig")
+		if err != nil {
+			return nil, fmt.Errorf("rendering kube-proxy's kubeconfig: %w", err)
 		}
+		if server, certPEM, keyPEM, err = kc.Credentials(); err != nil {
+			return nil, fmt.Errorf("rendering kube-proxy's kubeconfig: %w", err)
+		}
+	}
+	proxyKC, err := nodeconfig.NewKubeconfig(server, k.CACert, nodeconfig.KubeProxyUser, certPEM, keyPEM).Marshal()
+	if err != nil {
+		return nil, err
 	}
 
 	files := []File{
@@ -158,40 +166,6 @@ func patchJSON(tmpl []byte, set map[string]any) ([]byte, error) {
 		return nil, err
 	}
 	return b.Bytes(), nil
-}
-
-// kubeconfig writes a kubeconfig with embedded credentials.
-func kubeconfig(server, caPEM, user, certPEM, keyPEM string) ([]byte, error) {
-	s := func(v string) *strictyaml.Node { return strictyaml.Scalar(v, strictyaml.Plain) }
-	b64 := func(v string) *strictyaml.Node { return s(base64.StdEncoding.EncodeToString(pemFile(v))) }
-	m := func(kv ...*strictyaml.Node) *strictyaml.Node {
-		return &strictyaml.Node{Kind: strictyaml.MappingNode, Content: kv}
-	}
-	seq := func(items ...*strictyaml.Node) *strictyaml.Node {
-		return &strictyaml.Node{Kind: strictyaml.SequenceNode, Content: items}
-	}
-	doc := m(
-		s("apiVersion"), s("v1"),
-		s("kind"), s("Config"),
-		s("clusters"), seq(m(
-			s("name"), s("kubernetes"),
-			s("cluster"), m(s("certificate-authority-data"), b64(caPEM), s("server"), s(server)),
-		)),
-		s("users"), seq(m(
-			s("name"), s(user),
-			s("user"), m(s("client-certificate-data"), b64(certPEM), s("client-key-data"), b64(keyPEM)),
-		)),
-		s("contexts"), seq(m(
-			s("name"), s("default"),
-			s("context"), m(s("cluster"), s("kubernetes"), s("user"), s(user)),
-		)),
-		s("current-context"), s("default"),
-	)
-	out, err := strictyaml.Marshal(doc)
-	if err != nil {
-		return nil, fmt.Errorf("rendering the kubeconfig for %s: %w", user, err)
-	}
-	return out, nil
 }
 
 // bridgeConflist is the CNI config of the "bridge" pod network: a cni0

@@ -12,27 +12,32 @@ import (
 	"time"
 
 	"github.com/nodebake/nodebake/layers/firstboot/blockdev"
+	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
 )
 
 // drivePoll is how often FindByLabel runs while waiting for a config drive.
 const drivePoll = 100 * time.Millisecond
 
+// maxCmdline bounds the kernel command line read (the kernel's own limit
+// is at most 4096 bytes on every architecture; this leaves room).
+const maxCmdline = 64 << 10
+
 // findConfig returns the node config from the first source found, in
 // order: the kernel command line, a systemd credential, a config drive.
 func findConfig(ctx context.Context, opts Options) ([]byte, string, error) {
 	root := opts.Root
-	cmdline, err := os.ReadFile(filepath.Join(root, "proc", "cmdline"))
+	cmdline, err := nodeconfig.ReadRegularFile(filepath.Join(root, "proc", "cmdline"), maxCmdline)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, "", fmt.Errorf("reading the kernel command line: %w", err)
+		return nil, "", fmt.Errorf("reading the kernel command line /proc/cmdline: %w", err)
 	}
 	if p, ok := cmdlineParam(string(cmdline), CmdlineParam); ok {
 		src := "kernel-cmdline " + p
 		if !path.IsAbs(p) {
 			return nil, "", fmt.Errorf("%s: %s= must be an absolute path", src, CmdlineParam)
 		}
-		data, err := os.ReadFile(filepath.Join(root, p))
+		data, err := nodeconfig.ReadFile(filepath.Join(root, p))
 		if err != nil {
-			return nil, "", fmt.Errorf("%s: %w", src, trimRoot(err, root))
+			return nil, "", fmt.Errorf("%s: %w", src, err)
 		}
 		return data, src, nil
 	}
@@ -43,19 +48,19 @@ func findConfig(ctx context.Context, opts Options) ([]byte, string, error) {
 	}
 	for _, d := range dirs {
 		p := path.Join(d, CredentialName)
-		data, err := os.ReadFile(filepath.Join(root, p))
+		data, err := nodeconfig.ReadFile(filepath.Join(root, p))
 		if err == nil {
 			return data, "credential " + p, nil
 		}
 		if !errors.Is(err, os.ErrNotExist) {
-			return nil, "", fmt.Errorf("credential %s: %w", p, trimRoot(err, root))
+			return nil, "", fmt.Errorf("credential %s: %w", p, err)
 		}
 	}
 
 	for waited := time.Duration(0); ; waited += drivePoll {
 		devs, err := blockdev.FindByLabel(root, DriveLabel)
 		if err != nil {
-			return nil, "", err
+			return nil, "", errorAt("looking for a config drive in", "/sys/class/block", err)
 		}
 		if len(devs) > 0 {
 			d := devs[0]
@@ -77,18 +82,6 @@ func findConfig(ctx context.Context, opts Options) ([]byte, string, error) {
 	}
 	return nil, "", fmt.Errorf("no node config found: no %s= on the kernel command line, no %s credential, no block device labelled %s",
 		CmdlineParam, CredentialName, DriveLabel)
-}
-
-// trimRoot removes the root prefix from path errors, so that messages name
-// paths as the image sees them.
-func trimRoot(err error, root string) error {
-	var pe *os.PathError
-	if root != "/" && errors.As(err, &pe) {
-		if rel, rerr := filepath.Rel(root, pe.Path); rerr == nil && !strings.HasPrefix(rel, "..") {
-			return &os.PathError{Op: pe.Op, Path: "/" + rel, Err: pe.Err}
-		}
-	}
-	return err
 }
 
 // cmdlineParam returns the value of name=value on a kernel command line;
@@ -132,7 +125,7 @@ func cmdlineParam(cmdline, name string) (string, bool) {
 func readDrive(root string, d blockdev.Device) (data []byte, err error) {
 	dir, err := os.MkdirTemp(filepath.Join(root, filepath.Dir(StatusPath)), "configdrive-")
 	if err != nil {
-		return nil, fmt.Errorf("creating a mount point: %w", err)
+		return nil, errorAt("creating a mount point in", filepath.Dir(StatusPath), err)
 	}
 	defer os.Remove(dir)
 	flags := uintptr(syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC)
@@ -146,12 +139,12 @@ func readDrive(root string, d blockdev.Device) (data []byte, err error) {
 			}
 		}
 	}()
-	data, err = os.ReadFile(filepath.Join(dir, DriveFile))
+	data, err = nodeconfig.ReadFile(filepath.Join(dir, DriveFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("no %s at the root of the drive", DriveFile)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", DriveFile, err)
+		return nil, fmt.Errorf("%s: %w", DriveFile, err)
 	}
 	return data, nil
 }

@@ -116,19 +116,17 @@ func runNodeCheck(e *env, args []string) error {
 	if fs.NArg() != 1 {
 		return usagef("want exactly one node config")
 	}
-	b, err := os.ReadFile(fs.Arg(0))
-	if err != nil {
-		return failure.New(failure.Invalid, err)
-	}
-	cfg, err := nodeconfig.Parse(b)
-	if err != nil {
-		return failure.Errorf(failure.Invalid, "%s: %w", fs.Arg(0), err)
-	}
 	facts, err := factsFor(*specPath)
 	if err != nil {
 		return err
 	}
-	if err := nodeconfig.Validate(cfg, facts, time.Now()); err != nil {
+	// The same bounded read and checks as the first-boot program's.
+	b, err := nodeconfig.ReadFile(fs.Arg(0))
+	if err != nil {
+		return failure.Errorf(failure.Invalid, "%s: %w", fs.Arg(0), nodeconfig.ReadProblem(err))
+	}
+	cfg, err := nodeconfig.Load(b, facts, time.Now())
+	if err != nil {
 		return failure.Errorf(failure.Invalid, "%s: %w", fs.Arg(0), err)
 	}
 	fmt.Fprintf(e.stdout, "%s: valid node config for %s\n", fs.Arg(0), cfg.NodeName)
@@ -146,9 +144,9 @@ func runNodeDrive(e *env, args []string) error {
 	if fs.NArg() != 1 || *out == "" {
 		return usagef("want -o FILE and one node config")
 	}
-	b, err := os.ReadFile(fs.Arg(0))
+	b, err := nodeconfig.ReadFile(fs.Arg(0))
 	if err != nil {
-		return failure.New(failure.Invalid, err)
+		return failure.Errorf(failure.Invalid, "%s: %w", fs.Arg(0), nodeconfig.ReadProblem(err))
 	}
 	if _, err := nodeconfig.Parse(b); err != nil {
 		return failure.Errorf(failure.Invalid, "%s: %w", fs.Arg(0), err)

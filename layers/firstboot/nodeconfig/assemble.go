@@ -2,7 +2,6 @@ package nodeconfig
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -62,9 +61,9 @@ func Assemble(opts AssembleOptions) (*NodeConfig, error) {
 		if path == "" {
 			return fmt.Errorf("assembling the node config: no file given for the %s", what)
 		}
-		b, err := os.ReadFile(path)
+		b, err := ReadFile(path)
 		if err != nil {
-			return fmt.Errorf("assembling the node config: reading the %s: %w", what, err)
+			return fmt.Errorf("assembling the node config: reading the %s %s: %w", what, path, err)
 		}
 		*dst = string(b)
 		return nil

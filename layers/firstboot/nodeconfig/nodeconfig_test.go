@@ -19,42 +19,32 @@ import (
 
 	"github.com/nodebake/nodebake/layers/firstboot/internal/testpki"
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
+	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig/nodeconfigtest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-func facts() nodeconfig.ImageFacts {
-	return nodeconfig.ImageFacts{
-		ServiceCIDR: "10.32.0.0/16", ClusterCIDR: "10.200.0.0/16", PodNetwork: nodeconfig.PodNetworkBridge,
-		KubeletConfigTemplate:   "/usr/lib/nodebake/kubelet-config.json",
-		KubeProxyConfigTemplate: "/usr/lib/nodebake/kube-proxy-config.json",
-		KubernetesVersion:       "v1.35.4",
-	}
-}
+func facts() nodeconfig.ImageFacts { return nodeconfigtest.Facts() }
 
 type pki struct {
+	*nodeconfigtest.PKI
 	ca, other           *testpki.CA
 	nodeCert, nodeKey   string
 	proxyCert, proxyKey string
 }
 
-func newPKI(t *testing.T) *pki {
+func newPKI(t testing.TB) *pki {
 	t.Helper()
-	ca, err := testpki.NewCA("kubernetes", 1)
+	p, err := nodeconfigtest.NewPKI()
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := testpki.NewCA("another CA", 9)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &pki{ca: ca, other: other}
-	p.nodeCert, p.nodeKey = issue(t, ca, testpki.Leaf{CommonName: "system:node:worker01", Organization: []string{"system:nodes"}, Seed: 2})
-	p.proxyCert, p.proxyKey = issue(t, ca, testpki.Leaf{CommonName: "system:kube-proxy", Organization: []string{"system:node-proxier"}, Seed: 3})
-	return p
+	return &pki{PKI: p, ca: p.CA, other: p.Other, nodeCert: p.NodeCert, nodeKey: p.NodeKey, proxyCert: p.ProxyCert, proxyKey: p.ProxyKey}
 }
 
-func issue(t *testing.T, ca *testpki.CA, l testpki.Leaf) (string, string) {
+func (p *pki) config() *nodeconfig.NodeConfig { return p.Config() }
+
+func issue(t testing.TB, ca *testpki.CA, l testpki.Leaf) (string, string) {
 	t.Helper()
 	c, k, err := ca.Issue(l)
 	if err != nil {
@@ -63,46 +53,22 @@ func issue(t *testing.T, ca *testpki.CA, l testpki.Leaf) (string, string) {
 	return c, k
 }
 
-func (p *pki) config() *nodeconfig.NodeConfig {
-	return &nodeconfig.NodeConfig{
-		APIVersion: nodeconfig.APIVersion,
-		Kind:       nodeconfig.Kind,
-		NodeName:   "worker01",
-		WireGuard: nodeconfig.WireGuard{
-			Address:    "10.8.0.203/24",
-			PrivateKey: testpki.WireGuardKey(0x11),
-			ListenPort: 51820,
-			Peers: []nodeconfig.Peer{{
-				PublicKey:           testpki.WireGuardKey(0x22),
-				Endpoint:            "192.0.2.10:51820",
-				AllowedIPs:          []string{"10.8.0.204/32", "10.200.2.0/24"},
-				PersistentKeepalive: 25,
-			}, {
-				PublicKey:  testpki.WireGuardKey(0x33),
-				Endpoint:   "worker03.example.net:51820",
-				AllowedIPs: []string{"10.8.0.205/32", "10.200.3.0/24"},
-			}},
-		},
-		Kubernetes: nodeconfig.Kubernetes{
-			APIServer: "https://10.8.0.1:6443",
-			CACert:    p.ca.CertPEM,
-			NodeCert:  p.nodeCert,
-			NodeKey:   p.nodeKey,
-			KubeProxy: nodeconfig.KubeProxy{Cert: p.proxyCert, Key: p.proxyKey},
-			PodCIDR:   "10.200.1.0/24",
-		},
-	}
-}
-
 func TestValidateValid(t *testing.T) {
 	p := newPKI(t)
 	if err := nodeconfig.Validate(p.config(), facts(), testpki.Now()); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
-	kc := p.config()
-	kc.Kubernetes.KubeProxy = nodeconfig.KubeProxy{Kubeconfig: "apiVersion: v1\nkind: Config\n"}
-	if err := nodeconfig.Validate(kc, facts(), testpki.Now()); err != nil {
-		t.Fatalf("Validate with a kube-proxy kubeconfig: %v", err)
+	accepted, err := nodeconfigtest.Accepted(p.PKI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, doc := range accepted {
+		if _, err := nodeconfig.Load(doc, facts(), testpki.Now()); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := nodeconfig.Load(nodeconfigtest.Largest(p.PKI), facts(), testpki.Now()); err != nil {
+		t.Errorf("the largest config: %v", err)
 	}
 }
 
@@ -185,11 +151,12 @@ func TestValidateProblems(t *testing.T) {
 		{"address in cluster CIDR", func(c *nodeconfig.NodeConfig) { c.WireGuard.Address = "10.200.9.5/24" }, nil, "wireguard.address", "overlaps the cluster (pod) CIDR"},
 		{"subnet covering service CIDR", func(c *nodeconfig.NodeConfig) { c.WireGuard.Address = "10.8.0.203/8" }, nil, "wireguard.address", "overlaps the service CIDR"},
 		{"missing private key", func(c *nodeconfig.NodeConfig) { c.WireGuard.PrivateKey = "" }, nil, "wireguard.privateKey", "required"},
-		{"bad private key", func(c *nodeconfig.NodeConfig) { c.WireGuard.PrivateKey = "not-base64!" }, nil, "wireguard.privateKey", "not base64"},
-		{"short private key", func(c *nodeconfig.NodeConfig) { c.WireGuard.PrivateKey = "AAAA" }, nil, "wireguard.privateKey", "decodes to 3 bytes"},
+		{"bad private key", func(c *nodeconfig.NodeConfig) { c.WireGuard.PrivateKey = "not-base64!" }, nil, "wireguard.privateKey", "11 characters; a WireGuard key is 44"},
+		{"short private key", func(c *nodeconfig.NodeConfig) { c.WireGuard.PrivateKey = "AAAA" }, nil, "wireguard.privateKey", "4 characters"},
 		{"missing listen port", func(c *nodeconfig.NodeConfig) { c.WireGuard.ListenPort = 0 }, nil, "wireguard.listenPort", "required"},
 		{"bad listen port", func(c *nodeconfig.NodeConfig) { c.WireGuard.ListenPort = 70000 }, nil, "wireguard.listenPort", "not a port"},
-		{"bad peer key", func(c *nodeconfig.NodeConfig) { c.WireGuard.Peers[1].PublicKey = "abc" }, nil, "wireguard.peers[1].publicKey", "not base64"},
+		{"bad peer key", func(c *nodeconfig.NodeConfig) { c.WireGuard.Peers[1].PublicKey = "abc" }, nil, "wireguard.peers[1].publicKey", "3 characters"},
+		{"endpoint zone with a line break", func(c *nodeconfig.NodeConfig) { c.WireGuard.Peers[0].Endpoint = "[fe80::1%eth0\nPrivateKey=x]:51820" }, nil, "wireguard.peers[0].endpoint", "is not an interface name"},
 		{"duplicate peer key", func(c *nodeconfig.NodeConfig) { c.WireGuard.Peers[1].PublicKey = c.WireGuard.Peers[0].PublicKey }, nil, "wireguard.peers[1].publicKey", "same key as wireguard.peers[0]"},
 		{"bad endpoint", func(c *nodeconfig.NodeConfig) { c.WireGuard.Peers[0].Endpoint = "192.0.2.10" }, nil, "wireguard.peers[0].endpoint", "not host:port"},
 		{"bad endpoint port", func(c *nodeconfig.NodeConfig) { c.WireGuard.Peers[0].Endpoint = "192.0.2.10:0" }, nil, "wireguard.peers[0].endpoint", "not 1-65535"},
@@ -213,7 +180,7 @@ func TestValidateProblems(t *testing.T) {
 		{"wrong node name", func(c *nodeconfig.NodeConfig) {
 			c.Kubernetes.NodeCert, c.Kubernetes.NodeKey = worker02Cert, worker02Key
 		}, nil, "nodeName", `does not match the node certificate's subject CN "system:node:worker02"`},
-		{"missing organization", func(c *nodeconfig.NodeConfig) { c.Kubernetes.NodeCert, c.Kubernetes.NodeKey = noOrgCert, noOrgKey }, nil, "kubernetes.nodeCert", `needs "system:nodes"`},
+		{"missing organization", func(c *nodeconfig.NodeConfig) { c.Kubernetes.NodeCert, c.Kubernetes.NodeKey = noOrgCert, noOrgKey }, nil, "kubernetes.nodeCert", `must be in exactly "system:nodes"`},
 		{"kube-proxy cert not from CA", func(c *nodeconfig.NodeConfig) {
 			c.Kubernetes.KubeProxy.Cert, c.Kubernetes.KubeProxy.Key = proxyOther, proxyOtherKey
 		}, nil, "kubernetes.kubeProxy.cert", "not signed by the CA"},
@@ -223,7 +190,7 @@ func TestValidateProblems(t *testing.T) {
 		{"kube-proxy both", func(c *nodeconfig.NodeConfig) { c.Kubernetes.KubeProxy.Kubeconfig = "kind: Config\n" }, nil, "kubernetes.kubeProxy", "not both"},
 		{"kube-proxy kubeconfig kind", func(c *nodeconfig.NodeConfig) {
 			c.Kubernetes.KubeProxy = nodeconfig.KubeProxy{Kubeconfig: "kind: Pod\n"}
-		}, nil, "kubernetes.kubeProxy.kubeconfig", `kind is "Pod"`},
+		}, nil, "kubernetes.kubeProxy.kubeconfig.kind", `is "Pod"`},
 		{"pod CIDR missing for bridge", func(c *nodeconfig.NodeConfig) { c.Kubernetes.PodCIDR = "" }, nil, "kubernetes.podCIDR", "required"},
 		{"pod CIDR outside cluster CIDR", func(c *nodeconfig.NodeConfig) { c.Kubernetes.PodCIDR = "10.201.1.0/24" }, nil, "kubernetes.podCIDR", "not inside the cluster CIDR 10.200.0.0/16"},
 		{"pod CIDR larger than cluster CIDR", func(c *nodeconfig.NodeConfig) { c.Kubernetes.PodCIDR = "10.0.0.0/8" }, nil, "kubernetes.podCIDR", "not inside the cluster CIDR"},
@@ -265,8 +232,8 @@ func TestValidateReportsEverything(t *testing.T) {
 	for _, p := range err.(nodeconfig.Problems) {
 		fields = append(fields, p.Field)
 	}
-	want := []string{"apiVersion", "kind", "nodeName", "kubernetes.podCIDR", "wireguard.address", "wireguard.privateKey",
-		"wireguard.listenPort", "kubernetes.apiServer", "kubernetes.caCert", "kubernetes.nodeCert", "kubernetes.nodeKey", "kubernetes.kubeProxy"}
+	want := []string{"apiVersion", "kind", "nodeName", "wireguard.address", "wireguard.privateKey",
+		"wireguard.listenPort", "kubernetes.apiServer", "kubernetes.caCert", "kubernetes.nodeCert", "kubernetes.nodeKey", "kubernetes.kubeProxy", "kubernetes.podCIDR"}
 	if !reflect.DeepEqual(fields, want) {
 		t.Errorf("fields %q\nwant   %q", fields, want)
 	}
@@ -283,15 +250,22 @@ func TestParseProblems(t *testing.T) {
 		{"port with sign", "wireguard:\n  listenPort: +1\n", "wireguard.listenPort: must be an integer"},
 		{"list for string", "nodeName: [a]\n", "nodeName: must be a string, not a sequence"},
 		{"string for list", "wireguard:\n  peers: x\n", "wireguard.peers: must be a list"},
-		{"empty", "# nothing\n", "the node config is empty"},
-		{"bad yaml", "nodeName: a\n\twireguard:\n", "line 2: tabs are not allowed in indentation"},
-		{"anchor", "nodeName: &n a\n", "line 1: anchors"},
-		{"duplicate key", "nodeName: a\nnodeName: b\n", `line 2: duplicate key "nodeName"`},
+		{"empty", "# nothing\n", "config: the node config is empty"},
+		{"bad yaml", "nodeName: a\n\twireguard:\n", "config: tabs are not allowed in indentation (line 2)"},
+		{"anchor", "nodeName: &n a\n", "config: anchors (&) are not supported (line 1)"},
+		{"duplicate key", "nodeName: a\nnodeName: b\n", `config: duplicate key "nodeName" (first on line 1) (line 2)`},
+		{"sequence document", "- a\n", "config: must be a mapping, not a sequence (line 1)"},
+		{"too large", "nodeName: " + strings.Repeat("a", nodeconfig.MaxSize) + "\n", "config: the node config is 1048587 bytes, larger than the limit of 1048576 bytes"},
+		{"too deep", "a:\n" + strings.Repeat("- ", 40) + "x\n", "config: collections nested deeper than 32 levels (line 2)"},
+		{"too deep JSON", "{\"a\":\n" + strings.Repeat("[", 40), "config: collections nested deeper than 32 levels (line 2)"},
+		{"UTF-16", "\xff\xfen\x00", "config: the node config is UTF-16"},
+		{"invalid UTF-8 in JSON", "{\"nodeName\":\n\"\xc3\"}", "config: not valid UTF-8 (line 2)"},
+		{"JSON with byte order mark", "\uFEFF{\"nodeName\": [1]}", "nodeName: must be a string, not a sequence (line 1)"},
 		{"json unknown field", `{"apiVersion": "x", "wireguard": {"listenport": 1}}`, "wireguard.listenport: unknown field (line 1)"},
-		{"json duplicate", "{\"nodeName\": \"a\",\n \"nodeName\": \"b\"}", `line 2: duplicate key "nodeName"`},
+		{"json duplicate", "{\"nodeName\": \"a\",\n \"nodeName\": \"b\"}", `duplicate key "nodeName" (first on line 1) (line 2)`},
 		{"json string port", `{"wireguard": {"listenPort": "1"}}`, "wireguard.listenPort: must be an integer"},
 		{"json float port", `{"wireguard": {"listenPort": 1.5}}`, "wireguard.listenPort: must be an integer"},
-		{"json syntax", "{\"nodeName\": \n\"a\",}", "line 2: invalid character '}'"},
+		{"json syntax", "{\"nodeName\": \n\"a\",}", "config: invalid character '}' looking for beginning of object key string (line 2)"},
 		{"json trailing", `{"nodeName": "a"} x`, "unexpected data after the JSON document"},
 	}
 	for _, tt := range tests {

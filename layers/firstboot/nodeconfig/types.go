@@ -7,7 +7,9 @@ package nodeconfig
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode"
 )
 
 // APIVersion and Kind identify a node config document.
@@ -79,15 +81,34 @@ type Problem struct {
 	Line int `json:"line,omitempty"`
 }
 
+// String is the problem as one line: control characters that came from
+// the input (a key, a name in a certificate) are escaped.
 func (p Problem) String() string {
-	msg := p.Message
+	msg := oneLine(p.Message)
 	if p.Line > 0 {
 		msg = fmt.Sprintf("%s (line %d)", msg, p.Line)
 	}
 	if p.Field == "" {
 		return msg
 	}
-	return p.Field + ": " + msg
+	return oneLine(p.Field) + ": " + msg
+}
+
+// oneLine escapes the control characters of s (line breaks among them).
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // Problems is every problem found; it is the error type of Parse and

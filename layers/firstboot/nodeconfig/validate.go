@@ -1,48 +1,89 @@
 package nodeconfig
 
 import (
+	"bytes"
 	"crypto"
-	"crypto/ecdh"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/nodebake/nodebake/layers/firstboot/strictyaml"
 )
 
 var (
 	dns1123Subdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 	hostnameRE       = regexp.MustCompile(`^(?i)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*\.?$`)
+	zoneRE           = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
 )
 
+// Load parses and validates a node config at time now against the image's
+// facts: what the first-boot program and `nodebake node check` both do. The
+// error is Problems in document order: each problem carries its field's
+// line, and problems of absent fields follow those of present ones in the
+// order of the format, so that the first problem is the first cause in the
+// document rather than a consequence of it (a truncated config shows the
+// truncated field first, not the fields missing after it).
+func Load(data []byte, facts ImageFacts, now time.Time) (*NodeConfig, error) {
+	cfg, lines, err := parse(data)
+	if err != nil {
+		return nil, err
+	}
+	v := &validator{now: now, lines: lines}
+	v.config(cfg, facts)
+	if probs := v.probs.result(); len(probs) > 0 {
+		return nil, probs
+	}
+	return cfg, nil
+}
+
 // Validate checks cfg against the image's facts at time now and returns
-// every problem as Problems (nil when there are none). Zero facts skip the
-// checks that need them (CIDR clashes, podCIDR requirement).
+// every problem as Problems (nil when there are none), in the order of the
+// format's fields. Zero facts skip the checks that need them (CIDR clashes,
+// podCIDR requirement).
 func Validate(cfg *NodeConfig, facts ImageFacts, now time.Time) error {
 	v := &validator{now: now}
 	v.config(cfg, facts)
-	if len(v.probs) > 0 {
-		return v.probs
+	if probs := v.probs.result(); len(probs) > 0 {
+		return probs
 	}
 	return nil
 }
 
 type validator struct {
-	now   time.Time
-	probs Problems
+	now time.Time
+	// lines gives the document line of each field, when known.
+	lines *fieldLines
+	probs collector
 }
 
 func (v *validator) add(field, format string, args ...any) {
-	v.probs = append(v.probs, Problem{Field: field, Message: fmt.Sprintf(format, args...)})
+	v.probs.add(Problem{Field: field, Message: fmt.Sprintf(format, args...), Line: v.line(field)})
+}
+
+// kubeProxyKubeconfigField is the field whose fields are a document of
+// their own.
+const kubeProxyKubeconfigField = "kubernetes.kubeProxy.kubeconfig"
+
+// line returns the document line of a field: its own, or for the fields of
+// the kubeconfig inside the node config, the kubeconfig's; 0 for fields
+// that are absent.
+func (v *validator) line(field string) int {
+	if l, ok := v.lines.line(field); ok {
+		return l
+	}
+	if strings.HasPrefix(field, kubeProxyKubeconfigField+".") {
+		l, _ := v.lines.line(kubeProxyKubeconfigField)
+		return l
+	}
+	return 0
 }
 
 // required adds a problem when s is empty and reports whether it is set.
@@ -55,6 +96,7 @@ func (v *validator) required(field, s string) bool {
 }
 
 func (v *validator) config(cfg *NodeConfig, facts ImageFacts) {
+	v.probs.ordered = v.lines != nil
 	if v.required("apiVersion", cfg.APIVersion) && cfg.APIVersion != APIVersion {
 		v.add("apiVersion", "unsupported version %q; want %q", cfg.APIVersion, APIVersion)
 	}
@@ -72,31 +114,46 @@ func (v *validator) config(cfg *NodeConfig, facts ImageFacts) {
 
 	service, _ := parseNetwork(facts.ServiceCIDR)
 	cluster, _ := parseNetwork(facts.ClusterCIDR)
-	podCIDR := v.podCIDR(cfg.Kubernetes.PodCIDR, facts, service, cluster)
+	// The pod CIDR is needed by the WireGuard checks; its own problems are
+	// reported in its place, last.
+	podCIDR, podProblems := podCIDR(cfg.Kubernetes.PodCIDR, facts, service, cluster)
 	v.wireGuard(&cfg.WireGuard, service, cluster, podCIDR)
 	v.kubernetes(cfg)
+	for _, msg := range podProblems {
+		v.add("kubernetes.podCIDR", "%s", msg)
+	}
 }
 
-func (v *validator) podCIDR(s string, facts ImageFacts, service, cluster netip.Prefix) netip.Prefix {
-	const field = "kubernetes.podCIDR"
+func podCIDR(s string, facts ImageFacts, service, cluster netip.Prefix) (netip.Prefix, []string) {
 	if s == "" {
 		if facts.PodNetwork == PodNetworkBridge {
-			v.add(field, "required: the image's pod network is %q", PodNetworkBridge)
+			return netip.Prefix{}, []string{fmt.Sprintf("required: the image's pod network is %q", PodNetworkBridge)}
 		}
-		return netip.Prefix{}
+		return netip.Prefix{}, nil
 	}
 	p, err := parseNetwork(s)
 	if err != nil {
-		v.add(field, "%v", err)
-		return netip.Prefix{}
+		return netip.Prefix{}, []string{err.Error()}
 	}
+	var probs []string
 	if cluster.IsValid() && !(cluster.Contains(p.Addr()) && p.Bits() >= cluster.Bits()) {
-		v.add(field, "%s is not inside the cluster CIDR %s", p, cluster)
+		probs = append(probs, fmt.Sprintf("%s is not inside the cluster CIDR %s", p, cluster))
 	}
 	if service.IsValid() && p.Overlaps(service) {
-		v.add(field, "%s overlaps the service CIDR %s", p, service)
+		probs = append(probs, fmt.Sprintf("%s overlaps the service CIDR %s", p, service))
 	}
-	return p
+	return p, probs
+}
+
+// allowedIP is one peer's allowed network, with its place.
+type allowedIP struct {
+	prefix     netip.Prefix
+	peer, item int
+	index      int // in document order
+}
+
+func (a allowedIP) field() string {
+	return fmt.Sprintf("wireguard.peers[%d].allowedIPs[%d]", a.peer, a.item)
 }
 
 func (v *validator) wireGuard(wg *WireGuard, service, cluster, podCIDR netip.Prefix) {
@@ -104,12 +161,17 @@ func (v *validator) wireGuard(wg *WireGuard, service, cluster, podCIDR netip.Pre
 	if v.required("wireguard.address", wg.Address) {
 		addr = v.address(wg.Address, service, cluster)
 	}
-	var ownPublic string
+	var ownPublic WireGuardKey
+	haveOwn := false
 	if v.required("wireguard.privateKey", wg.PrivateKey) {
-		if key, err := decodeKey(wg.PrivateKey); err != nil {
+		key, err := ParseWireGuardKey(wg.PrivateKey)
+		if err == nil {
+			err = key.CheckPrivateKey()
+		}
+		if err != nil {
 			v.add("wireguard.privateKey", "%v", err)
-		} else if priv, err := ecdh.X25519().NewPrivateKey(key); err == nil {
-			ownPublic = base64.StdEncoding.EncodeToString(priv.PublicKey().Bytes())
+		} else {
+			ownPublic, haveOwn = key.PublicKey(), true
 		}
 	}
 	switch {
@@ -118,23 +180,25 @@ func (v *validator) wireGuard(wg *WireGuard, service, cluster, podCIDR netip.Pre
 	case wg.ListenPort < 1 || wg.ListenPort > 65535:
 		v.add("wireguard.listenPort", "%d is not a port (1-65535)", wg.ListenPort)
 	}
-	type owner struct {
-		field  string
-		prefix netip.Prefix
-	}
-	var allowed []owner
-	keys := map[string]int{}
+	var allowed []allowedIP
+	keys := map[WireGuardKey]int{}
 	for i, p := range wg.Peers {
 		f := fmt.Sprintf("wireguard.peers[%d]", i)
 		if v.required(f+".publicKey", p.PublicKey) {
-			if _, err := decodeKey(p.PublicKey); err != nil {
-				v.add(f+".publicKey", "%v", err)
-			} else if first, dup := keys[p.PublicKey]; dup {
-				v.add(f+".publicKey", "the same key as wireguard.peers[%d]", first)
-			} else if p.PublicKey == ownPublic {
-				v.add(f+".publicKey", "is this node's own public key")
+			key, err := ParseWireGuardKey(p.PublicKey)
+			if err == nil {
+				err = key.CheckPublicKey()
 			}
-			keys[p.PublicKey] = i
+			if err != nil {
+				v.add(f+".publicKey", "%v", err)
+			} else if first, dup := keys[key]; dup {
+				v.add(f+".publicKey", "the same key as wireguard.peers[%d]", first)
+			} else {
+				keys[key] = i
+				if haveOwn && key == ownPublic {
+					v.add(f+".publicKey", "is this node's own public key (from wireguard.privateKey)")
+				}
+			}
 		}
 		if p.Endpoint != "" {
 			if err := checkEndpoint(p.Endpoint); err != nil {
@@ -145,29 +209,60 @@ func (v *validator) wireGuard(wg *WireGuard, service, cluster, podCIDR netip.Pre
 			v.add(f+".allowedIPs", "required: a peer without allowed IPs gets no traffic")
 		}
 		for j, s := range p.AllowedIPs {
-			af := fmt.Sprintf("%s.allowedIPs[%d]", f, j)
+			ai := allowedIP{peer: i, item: j, index: len(allowed)}
 			a, err := parseNetwork(s)
 			if err != nil {
-				v.add(af, "%v", err)
+				v.add(ai.field(), "%v", err)
 				continue
 			}
 			switch {
 			case addr.IsValid() && a.Contains(addr.Addr()):
-				v.add(af, "%s contains this node's own address %s", a, addr.Addr())
+				v.add(ai.field(), "%s contains this node's own address %s", a, addr.Addr())
 			case podCIDR.IsValid() && a.Overlaps(podCIDR):
-				v.add(af, "%s overlaps this node's podCIDR %s", a, podCIDR)
+				v.add(ai.field(), "%s overlaps this node's podCIDR %s", a, podCIDR)
 			}
-			for _, o := range allowed {
-				if o.prefix.Overlaps(a) {
-					v.add(af, "%s overlaps %s (%s)", a, o.field, o.prefix)
-					break
-				}
-			}
-			allowed = append(allowed, owner{af, a})
+			ai.prefix = a
+			allowed = append(allowed, ai)
 		}
 		if p.PersistentKeepalive < 0 || p.PersistentKeepalive > 65535 {
 			v.add(f+".persistentKeepalive", "%d is not 0-65535 seconds", p.PersistentKeepalive)
 		}
+	}
+	v.overlaps(allowed)
+}
+
+// overlaps reports allowed networks that overlap, in O(n log n): two
+// prefixes overlap exactly when one contains the other, so after sorting by
+// first address (wider prefixes first on ties), a prefix overlaps an
+// earlier one exactly when the last prefix not inside another contains it.
+// Each problem names the entry later in the document and the one it
+// overlaps.
+func (v *validator) overlaps(allowed []allowedIP) {
+	sorted := slices.Clone(allowed)
+	slices.SortFunc(sorted, func(a, b allowedIP) int {
+		if c := a.prefix.Addr().Compare(b.prefix.Addr()); c != 0 {
+			return c
+		}
+		return a.prefix.Bits() - b.prefix.Bits()
+	})
+	type pair struct{ later, earlier allowedIP }
+	var found []pair
+	var top *allowedIP
+	for i := range sorted {
+		a := &sorted[i]
+		if top == nil || !top.prefix.Contains(a.prefix.Addr()) {
+			top = a
+			continue
+		}
+		if a.index > top.index {
+			found = append(found, pair{*a, *top})
+		} else {
+			found = append(found, pair{*top, *a})
+		}
+	}
+	slices.SortStableFunc(found, func(x, y pair) int { return x.later.index - y.later.index })
+	for _, p := range found {
+		v.add(p.later.field(), "%s overlaps %s (%s)", p.later.prefix, p.earlier.field(), p.earlier.prefix)
 	}
 }
 
@@ -209,27 +304,18 @@ func broadcast(p netip.Prefix) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
 }
 
-// decodeKey decodes a base64 WireGuard key.
-func decodeKey(s string) ([]byte, error) {
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		return nil, fmt.Errorf("not base64 (a WireGuard key is 44 characters ending in '=')")
-	}
-	if len(b) != 32 {
-		return nil, fmt.Errorf("decodes to %d bytes; a WireGuard key has 32", len(b))
-	}
-	return b, nil
-}
-
 func checkEndpoint(s string) error {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
 		return fmt.Errorf("%q is not host:port", s)
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
 		return fmt.Errorf("%q: port %q is not 1-65535", s, port)
 	}
-	if _, err := netip.ParseAddr(host); err == nil {
+	if a, err := netip.ParseAddr(host); err == nil {
+		if z := a.Zone(); z != "" && !zoneRE.MatchString(z) {
+			return fmt.Errorf("%q: zone %q is not an interface name", s, z)
+		}
 		return nil
 	}
 	if len(host) > 253 || !hostnameRE.MatchString(host) {
@@ -238,126 +324,53 @@ func checkEndpoint(s string) error {
 	return nil
 }
 
-func (v *validator) kubernetes(cfg *NodeConfig) {
-	k := &cfg.Kubernetes
-	if v.required("kubernetes.apiServer", k.APIServer) {
-		if err := checkAPIServer(k.APIServer); err != nil {
-			v.add("kubernetes.apiServer", "%v", err)
-		}
-	}
-	var roots *x509.CertPool
-	if v.required("kubernetes.caCert", k.CACert) {
-		cas, err := parseCerts(k.CACert)
-		if err != nil {
-			v.add("kubernetes.caCert", "%v", err)
-		} else {
-			roots = x509.NewCertPool()
-			for _, c := range cas {
-				roots.AddCert(c)
-				v.validity("kubernetes.caCert", c)
-			}
-		}
-	}
-	nodeCert := v.certAndKey("kubernetes.nodeCert", k.NodeCert, "kubernetes.nodeKey", k.NodeKey, roots)
-	if nodeCert != nil && cfg.NodeName != "" {
-		want := "system:node:" + cfg.NodeName
-		switch cn := nodeCert.Subject.CommonName; {
-		case cn == want:
-		case strings.HasPrefix(cn, "system:node:"):
-			v.add("nodeName", "%q does not match the node certificate's subject CN %q", cfg.NodeName, cn)
-		default:
-			v.add("kubernetes.nodeCert", "subject CN is %q; a kubelet certificate needs %q", cn, want)
-		}
-		if !contains(nodeCert.Subject.Organization, "system:nodes") {
-			v.add("kubernetes.nodeCert", "subject O is %q; a kubelet certificate needs \"system:nodes\"", nodeCert.Subject.Organization)
-		}
-	}
-
-	kp := k.KubeProxy
-	const f = "kubernetes.kubeProxy"
-	switch {
-	case kp.Kubeconfig != "" && (kp.Cert != "" || kp.Key != ""):
-		v.add(f, "give either cert and key, or kubeconfig, not both")
-	case kp.Kubeconfig != "":
-		if err := checkKubeconfig(kp.Kubeconfig); err != nil {
-			v.add(f+".kubeconfig", "%v", err)
-		}
-	case kp.Cert == "" && kp.Key == "":
-		v.add(f, "required: either cert and key, or kubeconfig")
-	default:
-		v.certAndKey(f+".cert", kp.Cert, f+".key", kp.Key, roots)
-	}
+// credential is a client certificate (leaf first, then intermediates) and
+// its private key, as parsed.
+type credential struct {
+	certField, keyField string
+	leaf                *x509.Certificate
+	intermediates       []*x509.Certificate
+	key                 crypto.Signer
 }
 
-func checkAPIServer(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return fmt.Errorf("%q is not a URL", s)
-	}
-	switch {
-	case u.Scheme != "https":
-		return fmt.Errorf("%q is not an https URL", s)
-	case u.Hostname() == "":
-		return fmt.Errorf("%q has no host", s)
-	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
-		return fmt.Errorf("%q must not have user info, a query or a fragment", s)
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("%q: port %q is not 1-65535", s, p)
-		}
-	}
-	return nil
-}
-
-// checkKubeconfig does what can be done with a kubeconfig given verbatim:
-// when it is in the strict subset (or JSON), it must be a kind: Config.
-func checkKubeconfig(s string) error {
-	if strings.TrimSpace(s) == "" {
-		return fmt.Errorf("empty")
-	}
-	n, err := strictyaml.Parse([]byte(s))
-	if err != nil || n == nil || n.Kind != strictyaml.MappingNode {
-		return nil // a richer YAML than we read: taken as is
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == "kind" && n.Content[i+1].Value != "Config" {
-			return fmt.Errorf("kind is %q, not Config", n.Content[i+1].Value)
-		}
-	}
-	return nil
-}
-
-// certAndKey checks a PEM certificate (leaf first, then intermediates) and
-// its key, and returns the leaf when it parsed.
-func (v *validator) certAndKey(certField, certPEM, keyField, keyPEM string, roots *x509.CertPool) *x509.Certificate {
-	var leaf *x509.Certificate
-	var inter []*x509.Certificate
+// parseCredential parses a certificate and key, reporting what does not
+// parse; the result's leaf or key is nil when it did not.
+func (v *validator) parseCredential(certField, certPEM, keyField, keyPEM string) *credential {
+	c := &credential{certField: certField, keyField: keyField}
 	if v.required(certField, certPEM) {
 		certs, err := parseCerts(certPEM)
 		if err != nil {
 			v.add(certField, "%v", err)
 		} else {
-			leaf, inter = certs[0], certs[1:]
+			c.leaf, c.intermediates = certs[0], certs[1:]
 		}
 	}
-	var key crypto.Signer
 	if v.required(keyField, keyPEM) {
 		k, err := parseKey(keyPEM)
 		if err != nil {
 			v.add(keyField, "%v", err)
 		} else {
-			key = k
+			c.key = k
 		}
 	}
-	if leaf == nil {
-		return nil
+	return c
+}
+
+// checkCredential checks a client credential: a leaf (not a CA) for client
+// authentication, valid now, signed by roots (when known), matching its key.
+func (v *validator) checkCredential(c *credential, roots *x509.CertPool) {
+	if c.leaf == nil {
+		return
 	}
-	v.validity(certField, leaf)
+	leaf := c.leaf
+	if err := checkClientLeaf(leaf); err != nil {
+		v.add(c.certField, "certificate %q %v", leaf.Subject.CommonName, err)
+	}
+	v.validity(c.certField, leaf)
 	if roots != nil {
 		pool := x509.NewCertPool()
-		for _, c := range inter {
-			pool.AddCert(c)
+		for _, i := range c.intermediates {
+			pool.AddCert(i)
 		}
 		// Verify at a time the leaf is valid, so that expiry (reported
 		// above) and trust are told apart.
@@ -375,18 +388,191 @@ func (v *validator) certAndKey(certField, certPEM, keyField, keyPEM string, root
 		var unknown x509.UnknownAuthorityError
 		switch {
 		case errors.As(err, &unknown):
-			v.add(certField, "not signed by the CA in kubernetes.caCert (issuer %q)", leaf.Issuer.String())
+			v.add(c.certField, "not signed by the CA in kubernetes.caCert (issuer %q)", leaf.Issuer.String())
 		case err != nil:
-			v.add(certField, "does not verify against kubernetes.caCert: %v", err)
+			v.add(c.certField, "does not verify against kubernetes.caCert: %v", err)
 		}
 	}
-	if key != nil {
-		pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if c.key != nil {
+		pub, ok := c.key.Public().(interface{ Equal(crypto.PublicKey) bool })
 		if !ok || !pub.Equal(leaf.PublicKey) {
-			v.add(keyField, "does not match the certificate in %s", certField)
+			v.add(c.keyField, "does not match the certificate in %s", c.certField)
 		}
 	}
-	return leaf
+}
+
+func (v *validator) kubernetes(cfg *NodeConfig) {
+	k := &cfg.Kubernetes
+	if v.required("kubernetes.apiServer", k.APIServer) {
+		if err := checkAPIServer(k.APIServer); err != nil {
+			v.add("kubernetes.apiServer", "%v", err)
+		}
+	}
+
+	// Everything is parsed first, so that each certificate can be checked
+	// against the others' roles; problems are then reported field by field.
+	var cas []*x509.Certificate
+	var caErr error
+	caSet := v.required("kubernetes.caCert", k.CACert)
+	if caSet {
+		cas, caErr = parseCerts(k.CACert)
+	}
+	node := v.parseCredential("kubernetes.nodeCert", k.NodeCert, "kubernetes.nodeKey", k.NodeKey)
+	proxy, proxyCA := v.kubeProxyCredential(k)
+
+	var roots *x509.CertPool
+	if caErr != nil {
+		v.add("kubernetes.caCert", "%v", caErr)
+	} else if caSet {
+		ok := true
+		for _, ca := range cas {
+			if err := v.checkCACert(ca, node, proxy); err != nil {
+				v.add("kubernetes.caCert", "%v", err)
+				ok = false
+			}
+			v.validity("kubernetes.caCert", ca)
+		}
+		if ok { // a CA with problems vouches for nothing
+			roots = x509.NewCertPool()
+			for _, ca := range cas {
+				roots.AddCert(ca)
+			}
+		}
+	}
+
+	v.checkCredential(node, roots)
+	if node.leaf != nil && cfg.NodeName != "" {
+		want := NodeUserPrefix + cfg.NodeName
+		if cn := node.leaf.Subject.CommonName; cn != want && strings.HasPrefix(cn, NodeUserPrefix) && len(commonNames(node.leaf)) == 1 {
+			// The certificate is some node's: which one is wrong is for
+			// the user to say; its groups are checked all the same.
+			v.add("nodeName", "%q does not match the node certificate's subject CN %q", cfg.NodeName, cn)
+			want = cn
+		}
+		if err := checkSubject(node.leaf, want, []string{NodesGroup}, true); err != nil {
+			v.add(node.certField, "%v", err)
+		}
+	}
+
+	if proxy == nil {
+		return
+	}
+	if proxyCA != nil && cas != nil && !sameCerts(proxyCA.certs, cas) {
+		v.add(proxyCA.field, "does not match kubernetes.caCert")
+	}
+	v.checkCredential(proxy, roots)
+	if l := proxy.leaf; l != nil {
+		switch {
+		case node.leaf != nil && bytes.Equal(l.Raw, node.leaf.Raw):
+			v.add(proxy.certField, "is the node certificate (kubernetes.nodeCert); kube-proxy needs its own certificate, CN %s", KubeProxyUser)
+		case node.leaf != nil && samePublicKey(l, node.leaf):
+			v.add(proxy.certField, "has the same key as the node certificate (kubernetes.nodeCert); kube-proxy needs its own key")
+		default:
+			if err := checkSubject(l, KubeProxyUser, []string{KubeProxyGroup}, false); err != nil {
+				v.add(proxy.certField, "%v", err)
+			}
+		}
+	}
+}
+
+// caBundle is a kubeconfig's certificate-authority-data, parsed.
+type caBundle struct {
+	field string
+	certs []*x509.Certificate
+}
+
+// kubeProxyCredential parses kube-proxy's certificate and key, given
+// directly or in a kubeconfig (whose structure it checks), and the
+// kubeconfig's CA. It returns nil when there is nothing to check.
+func (v *validator) kubeProxyCredential(k *Kubernetes) (*credential, *caBundle) {
+	kp := k.KubeProxy
+	const f = "kubernetes.kubeProxy"
+	switch {
+	case kp.Kubeconfig != "" && (kp.Cert != "" || kp.Key != ""):
+		v.add(f, "give either cert and key, or kubeconfig, not both")
+		return nil, nil
+	case kp.Kubeconfig != "":
+		const kf = kubeProxyKubeconfigField
+		kc, err := ParseKubeconfig(kp.Kubeconfig, kf)
+		var probs Problems
+		if errors.As(err, &probs) {
+			for _, p := range probs {
+				if p.Line == 0 {
+					p.Line = v.line(p.Field)
+				}
+				v.probs.add(p)
+			}
+			return nil, nil
+		}
+		creds, ok := kc.credentials(kf, v.add)
+		if !ok {
+			return nil, nil
+		}
+		ca := &caBundle{field: kf + ".clusters[0].cluster.certificate-authority-data"}
+		if certs, err := parseCerts(creds.caPEM); err != nil {
+			v.add(ca.field, "%v", err)
+			ca = nil
+		} else {
+			ca.certs = certs
+		}
+		u := kf + ".users[0].user."
+		return v.parseCredential(u+"client-certificate-data", creds.certPEM, u+"client-key-data", creds.keyPEM), ca
+	case kp.Cert == "" && kp.Key == "":
+		v.add(f, "required: either cert and key, or kubeconfig")
+		return nil, nil
+	}
+	return v.parseCredential(f+".cert", kp.Cert, f+".key", kp.Key), nil
+}
+
+// checkCACert checks one certificate of kubernetes.caCert: not one of the
+// client certificates, not sharing their keys, a CA.
+func (v *validator) checkCACert(ca *x509.Certificate, clients ...*credential) error {
+	for _, c := range clients {
+		if c == nil || c.leaf == nil {
+			continue
+		}
+		if bytes.Equal(ca.Raw, c.leaf.Raw) {
+			return fmt.Errorf("holds the certificate of %s, not the CA that signed it", c.certField)
+		}
+		if samePublicKey(ca, c.leaf) {
+			return fmt.Errorf("CA certificate %q has the same key as %s: a client must not hold the CA's key", ca.Subject.CommonName, c.certField)
+		}
+	}
+	return checkCA(ca)
+}
+
+// sameCerts reports whether a and b hold the same certificates.
+func sameCerts(a, b []*x509.Certificate) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.ContainsFunc(b, func(y *x509.Certificate) bool { return bytes.Equal(x.Raw, y.Raw) }) {
+			return false
+		}
+	}
+	return true
+}
+
+func checkAPIServer(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL", s)
+	}
+	switch {
+	case u.Scheme != "https":
+		return fmt.Errorf("%q is not an https URL", s)
+	case u.Hostname() == "":
+		return fmt.Errorf("%q has no host", s)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "":
+		return fmt.Errorf("%q must not have user info, a query or a fragment", s)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q: port %q is not 1-65535", s, p)
+		}
+	}
+	return nil
 }
 
 func (v *validator) validity(field string, c *x509.Certificate) {
@@ -399,73 +585,17 @@ func (v *validator) validity(field string, c *x509.Certificate) {
 	}
 }
 
-// parseCerts parses one or more PEM certificates and nothing else.
-func parseCerts(s string) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	rest := []byte(s)
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("unexpected PEM block %q; want CERTIFICATE", b.Type)
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("parsing certificate %d: %w", len(certs)+1, err)
-		}
-		certs = append(certs, c)
+// order is a problem's place when problems are put in document order:
+// its line, and after every line for fields without one.
+func order(p Problem) int {
+	if p.Line > 0 {
+		return p.Line
 	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("no PEM certificate found")
-	}
-	if strings.TrimSpace(string(rest)) != "" {
-		return nil, fmt.Errorf("unexpected text after the PEM certificates")
-	}
-	return certs, nil
+	return math.MaxInt
 }
 
-// parseKey parses one PEM private key: PKCS #8, PKCS #1 (RSA) or SEC 1 (EC).
-func parseKey(s string) (crypto.Signer, error) {
-	b, rest := pem.Decode([]byte(s))
-	if b == nil {
-		return nil, fmt.Errorf("no PEM private key found")
-	}
-	if strings.TrimSpace(string(rest)) != "" {
-		return nil, fmt.Errorf("unexpected text after the PEM private key")
-	}
-	if b.Type == "ENCRYPTED PRIVATE KEY" || b.Headers["Proc-Type"] != "" {
-		return nil, fmt.Errorf("encrypted private keys are not supported")
-	}
-	var k any
-	var err error
-	switch b.Type {
-	case "PRIVATE KEY":
-		k, err = x509.ParsePKCS8PrivateKey(b.Bytes)
-	case "RSA PRIVATE KEY":
-		k, err = x509.ParsePKCS1PrivateKey(b.Bytes)
-	case "EC PRIVATE KEY":
-		k, err = x509.ParseECPrivateKey(b.Bytes)
-	default:
-		return nil, fmt.Errorf("unexpected PEM block %q; want a private key", b.Type)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("parsing the private key: %w", err)
-	}
-	signer, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("unsupported private key type %T", k)
-	}
-	return signer, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
+// sortProblems puts problems in document order, keeping the order of
+// problems on one line.
+func sortProblems(ps Problems) {
+	sort.SliceStable(ps, func(i, j int) bool { return order(ps[i]) < order(ps[j]) })
 }

@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/nodebake/nodebake/layers/firstboot/cmdline"
+	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
 )
 
 // Name names a platform, as nodebake.platform= spells it.
@@ -84,10 +85,8 @@ const (
 	DefaultMinBackoff = 250 * time.Millisecond
 	DefaultMaxBackoff = 4 * time.Second
 	// DefaultMaxSize bounds the node config, after decoding and
-	// decompression.
-	//
-	// TODO(phase 2): use nodeconfig's size cap, the one home of that bound.
-	DefaultMaxSize = 1 << 20
+	// decompression: nodeconfig's size cap, the one home of that bound.
+	DefaultMaxSize = nodeconfig.MaxSize
 )
 
 // Production addresses of the services.

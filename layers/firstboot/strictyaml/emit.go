@@ -11,8 +11,9 @@ import (
 // style, multi-line strings as | or |- blocks where that represents them
 // exactly, otherwise double quotes. A Plain scalar is written plain when
 // that reads back the same, otherwise double-quoted. A nil or null node
-// gives an empty document. Empty mappings and top-level scalars cannot be
-// represented and are errors.
+// gives an empty document. An empty mapping below the top level is written
+// {}. An empty top-level mapping, a top-level scalar and collections nested
+// deeper than MaxDepth cannot be represented and are errors.
 func Marshal(n *Node) ([]byte, error) {
 	var b strings.Builder
 	if n == nil || n.IsNull() {
@@ -21,12 +22,15 @@ func Marshal(n *Node) ([]byte, error) {
 	var err error
 	switch n.Kind {
 	case MappingNode:
-		err = emitMapping(&b, n, 0, false, "")
+		if len(n.Content) == 0 {
+			return nil, fmt.Errorf("top level: an empty mapping cannot be represented")
+		}
+		err = emitMapping(&b, n, 0, false, "", 1)
 	case SequenceNode:
 		if len(n.Content) == 0 {
 			return nil, fmt.Errorf("an empty top-level sequence cannot be represented")
 		}
-		err = emitSequence(&b, n, 0, "")
+		err = emitSequence(&b, n, 0, "", 1)
 	default:
 		return nil, fmt.Errorf("the top level must be a mapping or a sequence, not a %s", n.Kind)
 	}
@@ -43,11 +47,20 @@ func pathJoin(path, key string) string {
 	return path + "." + key
 }
 
-// emitMapping writes the entries of m indented by ind; inline means the
-// first key continues the current line (after "- ").
-func emitMapping(b *strings.Builder, m *Node, ind int, inline bool, path string) error {
-	if len(m.Content) == 0 {
-		return fmt.Errorf("%s: an empty mapping cannot be represented", pathOrRoot(path))
+// tooDeep checks the nesting level of a collection about to be written.
+func tooDeep(depth int, path string) error {
+	if depth > MaxDepth {
+		return fmt.Errorf("%s: collections nested deeper than %d levels", pathOrRoot(path), MaxDepth)
+	}
+	return nil
+}
+
+// emitMapping writes the entries of a non-empty m indented by ind, at
+// nesting level depth; inline means the first key continues the current
+// line (after "- ").
+func emitMapping(b *strings.Builder, m *Node, ind int, inline bool, path string, depth int) error {
+	if err := tooDeep(depth, path); err != nil {
+		return err
 	}
 	if len(m.Content)%2 != 0 {
 		return fmt.Errorf("%s: a mapping needs a value for every key", pathOrRoot(path))
@@ -71,7 +84,7 @@ func emitMapping(b *strings.Builder, m *Node, ind int, inline bool, path string)
 			return fmt.Errorf("%s: %w", pathJoin(path, k.Value), err)
 		}
 		b.WriteString(":")
-		if err := emitValue(b, v, ind, pathJoin(path, k.Value)); err != nil {
+		if err := emitValue(b, v, ind, pathJoin(path, k.Value), depth); err != nil {
 			return err
 		}
 	}
@@ -86,8 +99,9 @@ func pathOrRoot(path string) string {
 }
 
 // emitValue writes v after "key:" or "-" (the line so far), belonging to a
-// key or entry indented by ind; it ends the line.
-func emitValue(b *strings.Builder, v *Node, ind int, path string) error {
+// key or entry indented by ind inside a collection at level depth; it ends
+// the line.
+func emitValue(b *strings.Builder, v *Node, ind int, path string, depth int) error {
 	if v == nil {
 		return fmt.Errorf("%s: missing value", path)
 	}
@@ -99,32 +113,45 @@ func emitValue(b *strings.Builder, v *Node, ind int, path string) error {
 		}
 		return nil
 	case MappingNode:
+		if len(v.Content) == 0 {
+			if err := tooDeep(depth+1, path); err != nil {
+				return err
+			}
+			b.WriteString(" {}\n")
+			return nil
+		}
 		b.WriteString("\n")
-		return emitMapping(b, v, ind+2, false, path)
+		return emitMapping(b, v, ind+2, false, path, depth+1)
 	case SequenceNode:
 		if flowable(v) {
+			if err := tooDeep(depth+1, path); err != nil {
+				return err
+			}
 			b.WriteString(" ")
 			return emitFlow(b, v, path)
 		}
 		b.WriteString("\n")
-		return emitSequence(b, v, ind+2, path)
+		return emitSequence(b, v, ind+2, path, depth+1)
 	}
 	return fmt.Errorf("%s: unknown node kind %v", path, v.Kind)
 }
 
-func emitSequence(b *strings.Builder, s *Node, ind int, path string) error {
+func emitSequence(b *strings.Builder, s *Node, ind int, path string, depth int) error {
+	if err := tooDeep(depth, path); err != nil {
+		return err
+	}
 	for i, item := range s.Content {
 		p := fmt.Sprintf("%s[%d]", path, i)
 		b.WriteString(strings.Repeat(" ", ind))
 		b.WriteString("-")
 		if item != nil && item.Kind == MappingNode && len(item.Content) > 0 {
 			b.WriteString(" ")
-			if err := emitMapping(b, item, ind+2, true, p); err != nil {
+			if err := emitMapping(b, item, ind+2, true, p, depth+1); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := emitValue(b, item, ind, p); err != nil {
+		if err := emitValue(b, item, ind, p, depth); err != nil {
 			return err
 		}
 	}

@@ -1,10 +1,15 @@
 // Package strictyaml parses and emits a small, strict subset of YAML: block
 // mappings, block sequences, one-line flow sequences of scalars ([a, b]),
-// plain, single- and double-quoted one-line scalars, | and |- literal block
-// scalars, comments and an optional leading "---". Everything else (anchors,
-// aliases, tags, flow mappings, folded scalars, multi-line plain or quoted
-// scalars, several documents, duplicate keys, tabs in indentation) is
-// rejected with a line number.
+// the empty mapping {}, plain, single- and double-quoted one-line scalars,
+// | and |- literal block scalars, comments and an optional leading "---".
+// Everything else (anchors, aliases, tags, other flow mappings, folded
+// scalars, multi-line plain or quoted scalars, several documents, duplicate
+// keys, tabs in indentation) is rejected with a line number.
+//
+// Parsing is bounded: documents larger than MaxSize and collections nested
+// deeper than MaxDepth are errors, and nothing recurses deeper than
+// MaxDepth, whatever the input. Without anchors and aliases, the parsed
+// tree is never larger than the document.
 //
 // It uses the standard library only, so that the first-boot program stays a
 // small static binary.
@@ -76,26 +81,35 @@ func Scalar(value string, style Style) *Node {
 // Equal reports whether a and b are the same value: same kinds, scalar
 // values, quotedness and content, ignoring lines and the kind of quoting
 // (mapping keys compare by value only).
+// It walks the trees with an explicit stack, so any depth is safe.
 func Equal(a, b *Node) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	if a.Kind != b.Kind || len(a.Content) != len(b.Content) {
-		return false
-	}
-	if a.Kind == ScalarNode && (a.Value != b.Value || a.Quoted() != b.Quoted()) {
-		return false
-	}
-	for i := range a.Content {
-		if a.Kind == MappingNode && i%2 == 0 {
-			// Keys are strings however they are written.
-			if a.Content[i] == nil || b.Content[i] == nil || a.Content[i].Value != b.Content[i].Value {
+	type pair struct{ a, b *Node }
+	stack := []pair{{a, b}}
+	for len(stack) > 0 {
+		p := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		a, b := p.a, p.b
+		if a == nil || b == nil {
+			if a != b {
 				return false
 			}
 			continue
 		}
-		if !Equal(a.Content[i], b.Content[i]) {
+		if a.Kind != b.Kind || len(a.Content) != len(b.Content) {
 			return false
+		}
+		if a.Kind == ScalarNode && (a.Value != b.Value || a.Quoted() != b.Quoted()) {
+			return false
+		}
+		for i := range a.Content {
+			if a.Kind == MappingNode && i%2 == 0 {
+				// Keys are strings however they are written.
+				if a.Content[i] == nil || b.Content[i] == nil || a.Content[i].Value != b.Content[i].Value {
+					return false
+				}
+				continue
+			}
+			stack = append(stack, pair{a.Content[i], b.Content[i]})
 		}
 	}
 	return true

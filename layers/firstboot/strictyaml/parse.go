@@ -7,20 +7,39 @@ import (
 	"unicode/utf8"
 )
 
+// The bounds of what Parse reads. Every collection nests one level deeper
+// than the one holding it; the document's top-level collection is level 1.
+const (
+	// MaxSize is the largest document Parse reads, in bytes. Formats built
+	// on this package set their own, lower caps (see nodeconfig.MaxSize).
+	MaxSize = 4 << 20
+	// MaxDepth is the deepest nesting of collections that Parse reads and
+	// Marshal writes. The node config needs 5 levels and a kubeconfig 4;
+	// the bound keeps the parser's recursion small on hostile input.
+	MaxDepth = 32
+)
+
+// line is one line of the document; text is raw after indent columns.
 type line struct {
-	num    int
-	indent int    // leading spaces
-	text   string // the line after its leading spaces
 	raw    string
+	num    int
+	indent int
 }
+
+func (l line) text() string { return l.raw[l.indent:] }
 
 type parser struct {
 	lines []line
 	pos   int
+	depth int // collections open around the current position
 }
 
-// Parse parses one document. An empty document gives a nil node.
+// Parse parses one document. An empty document gives a nil node. A
+// document larger than MaxSize or nested deeper than MaxDepth is an error.
 func Parse(data []byte) (*Node, error) {
+	if len(data) > MaxSize {
+		return nil, &SyntaxError{Line: 1, Msg: fmt.Sprintf("the document is %d bytes; at most %d are read", len(data), MaxSize)}
+	}
 	lines, err := splitLines(data)
 	if err != nil {
 		return nil, err
@@ -32,10 +51,9 @@ func Parse(data []byte) (*Node, error) {
 func splitLines(data []byte) ([]line, error) {
 	s := string(data)
 	s = strings.TrimPrefix(s, "\uFEFF")
-	raws := strings.Split(s, "\n")
-	lines := make([]line, 0, len(raws))
-	for i, raw := range raws {
-		num := i + 1
+	lines := make([]line, 0, strings.Count(s, "\n")+1)
+	for num := 1; ; num++ {
+		raw, rest, more := strings.Cut(s, "\n")
 		raw = strings.TrimSuffix(raw, "\r")
 		if !utf8.ValidString(raw) {
 			return nil, &SyntaxError{Line: num, Msg: "not valid UTF-8"}
@@ -46,10 +64,24 @@ func splitLines(data []byte) ([]line, error) {
 			}
 		}
 		sp := len(raw) - len(strings.TrimLeft(raw, " "))
-		lines = append(lines, line{num: num, indent: sp, text: raw[sp:], raw: raw})
+		lines = append(lines, line{raw: raw, num: num, indent: sp})
+		if !more {
+			return lines, nil
+		}
+		s = rest
 	}
-	return lines, nil
 }
+
+// enter opens a collection starting on line l; leave closes it.
+func (p *parser) enter(l line) error {
+	if p.depth >= MaxDepth {
+		return errAt(l, "collections nested deeper than %d levels", MaxDepth)
+	}
+	p.depth++
+	return nil
+}
+
+func (p *parser) leave() { p.depth-- }
 
 func errAt(l line, format string, args ...any) error {
 	return &SyntaxError{Line: l.num, Msg: fmt.Sprintf(format, args...)}
@@ -71,10 +103,10 @@ func (p *parser) next() bool {
 func (p *parser) cur() line { return p.lines[p.pos] }
 
 func marker(l line, m string) bool {
-	if l.indent != 0 || !strings.HasPrefix(l.text, m) {
+	if l.indent != 0 || !strings.HasPrefix(l.text(), m) {
 		return false
 	}
-	rest := l.text[len(m):]
+	rest := l.text()[len(m):]
 	return rest == "" || rest[0] == ' ' || rest[0] == '\t'
 }
 
@@ -83,11 +115,11 @@ func (p *parser) document() (*Node, error) {
 		return nil, nil
 	}
 	l := p.cur()
-	if l.indent == 0 && strings.HasPrefix(l.text, "%") {
+	if l.indent == 0 && strings.HasPrefix(l.text(), "%") {
 		return nil, errAt(l, "directives (%%...) are not supported")
 	}
 	if marker(l, "---") {
-		if rest := strings.TrimLeft(l.text[3:], " \t"); rest != "" && rest[0] != '#' {
+		if rest := strings.TrimLeft(l.text()[3:], " \t"); rest != "" && rest[0] != '#' {
 			return nil, errAt(l, "content on the '---' line is not supported")
 		}
 		p.pos++
@@ -99,7 +131,7 @@ func (p *parser) document() (*Node, error) {
 	if err := p.checkStructural(l); err != nil {
 		return nil, err
 	}
-	if !isSeqEntry(l.text) && !isKeyLine(l.text) {
+	if !isSeqEntry(l.text()) && !isKeyLine(l.text()) {
 		return nil, errAt(l, "the document must be a mapping or a sequence")
 	}
 	root, err := p.block(l.indent)
@@ -122,11 +154,11 @@ func (p *parser) document() (*Node, error) {
 
 // checkStructural rejects what may not start a structural line.
 func (p *parser) checkStructural(l line) error {
-	if strings.HasPrefix(l.text, "\t") {
+	if strings.HasPrefix(l.text(), "\t") {
 		return errAt(l, "tabs are not allowed in indentation")
 	}
 	if marker(l, "---") || marker(l, "...") {
-		if l.text[0] == '-' {
+		if l.text()[0] == '-' {
 			return errAt(l, "more than one document is not supported")
 		}
 		return errAt(l, "the document end marker '...' is not supported")
@@ -141,13 +173,17 @@ func isSeqEntry(t string) bool {
 // block parses the mapping or sequence whose first line is the current one,
 // indented by ind.
 func (p *parser) block(ind int) (*Node, error) {
-	if isSeqEntry(p.cur().text) {
+	if isSeqEntry(p.cur().text()) {
 		return p.sequence(ind)
 	}
 	return p.mapping(ind)
 }
 
 func (p *parser) mapping(ind int) (*Node, error) {
+	if err := p.enter(p.cur()); err != nil {
+		return nil, err
+	}
+	defer p.leave()
 	m := &Node{Kind: MappingNode, Line: p.cur().num}
 	seen := map[string]int{}
 	for p.next() {
@@ -161,7 +197,7 @@ func (p *parser) mapping(ind int) (*Node, error) {
 		if err := p.checkStructural(l); err != nil {
 			return nil, err
 		}
-		if isSeqEntry(l.text) {
+		if isSeqEntry(l.text()) {
 			return nil, errAt(l, "a sequence entry where a mapping key was expected")
 		}
 		key, rest, err := splitKey(l)
@@ -184,7 +220,7 @@ func (p *parser) mapping(ind int) (*Node, error) {
 
 // splitKey parses "key: rest" and returns the key and what follows the colon.
 func splitKey(l line) (*Node, string, error) {
-	t := l.text
+	t := l.text()
 	if t != "" && (t[0] == '"' || t[0] == '\'') {
 		v, style, after, err := quoted(t, l)
 		if err != nil {
@@ -263,7 +299,7 @@ func (p *parser) value(rest string, l line, ind int, inMapping bool) (*Node, err
 			return nil, err
 		}
 		return p.block(nl.indent)
-	case inMapping && nl.indent == ind && isSeqEntry(nl.text):
+	case inMapping && nl.indent == ind && isSeqEntry(nl.text()):
 		return p.sequence(ind)
 	}
 	return null, nil
@@ -276,7 +312,22 @@ func (p *parser) inline(r string, l line, ind int) (*Node, error) {
 	case '|':
 		return p.literal(r, l, ind)
 	case '[':
+		if p.depth >= MaxDepth {
+			return nil, errAt(l, "collections nested deeper than %d levels", MaxDepth)
+		}
 		return flowSequence(r, l)
+	case '{':
+		// The empty mapping {} is the one flow mapping read (kubectl
+		// writes "preferences: {}").
+		if after, ok := strings.CutPrefix(r, "{}"); ok {
+			if p.depth >= MaxDepth {
+				return nil, errAt(l, "collections nested deeper than %d levels", MaxDepth)
+			}
+			if err := trailing(after, l); err != nil {
+				return nil, err
+			}
+			return &Node{Kind: MappingNode, Line: l.num}, nil
+		}
 	case '"', '\'':
 		v, style, after, err := quoted(r, l)
 		if err != nil {
@@ -448,17 +499,19 @@ func escape(s string, b *strings.Builder) (int, error) {
 	if len(s) < 2 {
 		return 0, fmt.Errorf("unterminated escape sequence")
 	}
-	simple := map[byte]string{
-		'0': "\x00", 'a': "\a", 'b': "\b", 't': "\t", '\t': "\t", 'n': "\n", 'v': "\v",
-		'f': "\f", 'r': "\r", 'e': "\x1b", ' ': " ", '"': "\"", '/': "/", '\\': "\\",
-		'N': "\u0085", '_': "\u00a0", 'L': "\u2028", 'P': "\u2029",
-	}
-	if v, ok := simple[s[1]]; ok {
+	if v := simpleEscape(s[1]); v != "" {
 		b.WriteString(v)
 		return 2, nil
 	}
-	width := map[byte]int{'x': 2, 'u': 4, 'U': 8}[s[1]]
-	if width == 0 {
+	var width int
+	switch s[1] {
+	case 'x':
+		width = 2
+	case 'u':
+		width = 4
+	case 'U':
+		width = 8
+	default:
 		return 0, fmt.Errorf("unknown escape sequence %q", s[:2])
 	}
 	if len(s) < 2+width {
@@ -478,9 +531,57 @@ func escape(s string, b *strings.Builder) (int, error) {
 	return 2 + width, nil
 }
 
-// flowSequence parses a one-line flow sequence of scalars.
+// simpleEscape returns what the one-character escape \c stands for, or "".
+func simpleEscape(c byte) string {
+	switch c {
+	case '0':
+		return "\x00"
+	case 'a':
+		return "\a"
+	case 'b':
+		return "\b"
+	case 't', '\t':
+		return "\t"
+	case 'n':
+		return "\n"
+	case 'v':
+		return "\v"
+	case 'f':
+		return "\f"
+	case 'r':
+		return "\r"
+	case 'e':
+		return "\x1b"
+	case ' ':
+		return " "
+	case '"':
+		return "\""
+	case '/':
+		return "/"
+	case '\\':
+		return "\\"
+	case 'N':
+		return "\u0085"
+	case '_':
+		return "\u00a0"
+	case 'L':
+		return "\u2028"
+	case 'P':
+		return "\u2029"
+	}
+	return ""
+}
+
+// flowSequence parses a one-line flow sequence of scalars. Its items are
+// allocated together: a long sequence costs its nodes and nothing more.
 func flowSequence(t string, l line) (*Node, error) {
-	seq := &Node{Kind: SequenceNode, Line: l.num}
+	most := strings.Count(t, ",") + 1 // at least the number of items
+	seq := &Node{Kind: SequenceNode, Line: l.num, Content: make([]*Node, 0, most)}
+	items := make([]Node, 0, most)
+	item := func(n Node) *Node {
+		items = append(items, n)
+		return &items[len(items)-1]
+	}
 	i := 1
 	skip := func() {
 		for i < len(t) && (t[i] == ' ' || t[i] == '\t') {
@@ -506,7 +607,7 @@ func flowSequence(t string, l line) (*Node, error) {
 			if err != nil {
 				return nil, err
 			}
-			seq.Content = append(seq.Content, &Node{Kind: ScalarNode, Style: style, Value: v, Line: l.num})
+			seq.Content = append(seq.Content, item(Node{Kind: ScalarNode, Style: style, Value: v, Line: l.num}))
 			i = len(t) - len(after)
 		default:
 			j := i
@@ -520,7 +621,7 @@ func flowSequence(t string, l line) (*Node, error) {
 			if isNullWord(v) {
 				v = ""
 			}
-			seq.Content = append(seq.Content, &Node{Kind: ScalarNode, Style: Plain, Value: v, Line: l.num})
+			seq.Content = append(seq.Content, item(Node{Kind: ScalarNode, Style: Plain, Value: v, Line: l.num}))
 			i = j
 		}
 		skip()
@@ -615,6 +716,10 @@ func (p *parser) literal(r string, l line, ind int) (*Node, error) {
 }
 
 func (p *parser) sequence(ind int) (*Node, error) {
+	if err := p.enter(p.cur()); err != nil {
+		return nil, err
+	}
+	defer p.leave()
 	seq := &Node{Kind: SequenceNode, Line: p.cur().num}
 	for p.next() {
 		l := p.cur()
@@ -627,10 +732,10 @@ func (p *parser) sequence(ind int) (*Node, error) {
 		if err := p.checkStructural(l); err != nil {
 			return nil, err
 		}
-		if !isSeqEntry(l.text) {
+		if !isSeqEntry(l.text()) {
 			break
 		}
-		after := l.text[1:]
+		after := l.text()[1:]
 		sp := len(after) - len(strings.TrimLeft(after, " "))
 		r := after[sp:]
 		if strings.HasPrefix(r, "\t") {
@@ -654,8 +759,7 @@ func (p *parser) sequence(ind int) (*Node, error) {
 		case isSeqEntry(r) || isKeyLine(r):
 			// A compact nested collection: re-read this line as if it
 			// started at the column after "- ".
-			p.lines[p.pos].indent = ind + 1 + sp
-			p.lines[p.pos].text = r
+			p.lines[p.pos].indent = ind + 1 + sp // so that text() is r
 			item, err = p.block(ind + 1 + sp)
 		default:
 			p.pos++

@@ -60,6 +60,10 @@ func TestParse(t *testing.T) {
 		{"literal keeps comments", "a: |\n  # not a comment\n  x\n", `{"a":'"# not a comment\nx\n"}`},
 		{"crlf", "a: b\r\nc: d\r\n", `{"a":"b","c":"d"}`},
 		{"indented root", "  a: b\n  c: d\n", `{"a":"b","c":"d"}`},
+		{"empty mapping", "a: {}\nb:\n  - {} # c\n", `{"a":{},"b":[{}]}`},
+		{"bom", "\uFEFFa: b\n", `{"a":"b"}`},
+		{"deepest compact sequence", strings.Repeat("- ", MaxDepth) + "x\n", strings.Repeat("[", MaxDepth) + `"x"` + strings.Repeat("]", MaxDepth)},
+		{"deepest flow sequence", strings.Repeat("- ", MaxDepth-1) + "[x]\n", strings.Repeat("[", MaxDepth) + `"x"` + strings.Repeat("]", MaxDepth)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,6 +117,14 @@ func TestParseErrors(t *testing.T) {
 		{"text after quote", "a: 'b' c\n", 1, "unexpected text"},
 		{"leading spaces in literal", "a: |\n\n      \n  b\n", 4, "leading empty line"},
 		{"comment without space", "a: 'b'#c\n", 1, "unexpected text"},
+		{"flow mapping with content", "a: {b}\n", 1, "flow mappings"},
+		{"text after empty mapping", "a: {} b\n", 1, "unexpected text"},
+		{"nested compact sequences", strings.Repeat("- ", MaxDepth+1) + "x\n", 1, "nested deeper than 32 levels"},
+		{"nested flow sequence", strings.Repeat("- ", MaxDepth) + "[x]\n", 1, "nested deeper than 32 levels"},
+		{"nested empty mapping", strings.Repeat("- ", MaxDepth) + "{}\n", 1, "nested deeper than 32 levels"},
+		{"nested block mappings", deepMapping(MaxDepth + 1), MaxDepth + 1, "nested deeper than 32 levels"},
+		{"hostile nesting", strings.Repeat("- ", 1<<20) + "x\n", 1, "nested deeper than 32 levels"},
+		{"too large", "a: " + strings.Repeat("x", MaxSize) + "\n", 1, "at most 4194304 are read"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -131,6 +143,49 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// deepMapping returns n block mappings nested by indentation.
+func deepMapping(n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		b.WriteString(strings.Repeat(" ", i) + "k:\n")
+	}
+	b.WriteString(strings.Repeat(" ", n) + "k: v\n")
+	return b.String()
+}
+
+// nest returns n sequences nested in each other around a scalar.
+func nest(n int) *Node {
+	x := Scalar("x", Plain)
+	for i := 0; i < n; i++ {
+		x = &Node{Kind: SequenceNode, Content: []*Node{x, Scalar("y", Plain)}}
+	}
+	return x
+}
+
+func TestEqualDeep(t *testing.T) {
+	// Equal walks without recursion: trees far deeper than MaxDepth (built
+	// by hand; Parse never makes them) compare without exhausting the stack.
+	a, b := nest(100_000), nest(100_000)
+	if !Equal(a, b) {
+		t.Error("equal deep trees compare unequal")
+	}
+	b.Content[0].Content[1].Value = "z"
+	if Equal(a, b) {
+		t.Error("different deep trees compare equal")
+	}
+}
+
+func TestMarshalDeepest(t *testing.T) {
+	out, err := Marshal(nest(MaxDepth))
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(out)
+	if err != nil || !Equal(back, nest(MaxDepth)) {
+		t.Fatalf("round trip of the deepest tree: %v\n%s", err, out)
+	}
+}
+
 func TestMarshal(t *testing.T) {
 	pem := "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 	n := &Node{Kind: MappingNode, Content: []*Node{
@@ -143,6 +198,7 @@ func TestMarshal(t *testing.T) {
 		Scalar("nonl", Plain), Scalar("a\nb", Literal),
 		Scalar("ips", Plain), {Kind: SequenceNode, Content: []*Node{Scalar("10.0.0.1/32", Plain), Scalar("x,y", DoubleQuoted)}},
 		Scalar("none", Plain), {Kind: SequenceNode},
+		Scalar("nomap", Plain), {Kind: MappingNode},
 		Scalar("peers", Plain), {Kind: SequenceNode, Content: []*Node{
 			{Kind: MappingNode, Content: []*Node{Scalar("k", Plain), Scalar("v", Plain), Scalar("l", Plain), Scalar("w", Plain)}},
 			Scalar("", Plain),
@@ -167,6 +223,7 @@ nonl: |-
   b
 ips: [10.0.0.1/32, "x,y"]
 none: []
+nomap: {}
 peers:
   - k: v
     l: w
@@ -193,7 +250,8 @@ func TestMarshalErrors(t *testing.T) {
 		want string
 	}{
 		{"scalar root", Scalar("x", Plain), "top level must be"},
-		{"empty mapping", &Node{Kind: MappingNode, Content: []*Node{Scalar("a", Plain), {Kind: MappingNode}}}, "a: an empty mapping"},
+		{"empty top-level mapping", &Node{Kind: MappingNode}, "top level: an empty mapping"},
+		{"too deep", nest(MaxDepth + 1), "collections nested deeper than 32 levels"},
 		{"duplicate", &Node{Kind: MappingNode, Content: []*Node{Scalar("a", Plain), Scalar("1", Plain), Scalar("a", Plain), Scalar("2", Plain)}}, "duplicate key"},
 		{"invalid utf-8", &Node{Kind: MappingNode, Content: []*Node{Scalar("a", Plain), Scalar("\xff", DoubleQuoted)}}, "UTF-8"},
 	}
@@ -248,5 +306,98 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		roundTrip(t, data)
+	})
+}
+
+// depth returns the nesting level of n's deepest collection, without
+// recursion.
+func depth(n *Node) int {
+	type item struct {
+		n *Node
+		d int
+	}
+	deepest := 0
+	stack := []item{{n, 0}}
+	for len(stack) > 0 {
+		it := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if it.n == nil || it.n.Kind == ScalarNode {
+			continue
+		}
+		deepest = max(deepest, it.d+1)
+		for _, c := range it.n.Content {
+			stack = append(stack, item{c, it.d + 1})
+		}
+	}
+	return deepest
+}
+
+// nested returns a document of levels collections nested in the given
+// shape, with tail as the innermost value. Documents with indentation grow
+// as levels squared: those stop just past MaxSize, which Parse refuses.
+func nested(levels int, shape byte, tail string) string {
+	var b strings.Builder
+	levels = max(levels, 1)
+	if shape%5 == 1 || shape%5 == 2 || shape%5 == 4 {
+		for levels*levels/2 > 2*MaxSize {
+			levels /= 2
+		}
+	}
+	switch shape % 5 {
+	case 0: // compact sequences on one line
+		b.WriteString(strings.Repeat("- ", levels) + tail + "\n")
+	case 1: // block mappings by indentation
+		for i := 0; i < levels-1; i++ {
+			b.WriteString(strings.Repeat(" ", i) + "k:\n")
+		}
+		b.WriteString(strings.Repeat(" ", levels-1) + "k: " + tail + "\n")
+	case 2: // compact mappings in sequences
+		for i := 0; i < levels/2; i++ {
+			b.WriteString(strings.Repeat(" ", 2*i) + "- k:\n")
+		}
+		b.WriteString(strings.Repeat(" ", levels/2*2) + "- " + tail + "\n")
+	case 3: // compact sequences ending in a flow sequence
+		b.WriteString(strings.Repeat("- ", max(levels-1, 0)) + "[" + tail + "]\n")
+	case 4: // block sequences by indentation
+		for i := 0; i < levels; i++ {
+			b.WriteString(strings.Repeat(" ", i) + "-\n")
+		}
+		b.WriteString(strings.Repeat(" ", levels) + tail + "\n")
+	}
+	return b.String()
+}
+
+// FuzzParseNested generates deep and long documents: the parser refuses
+// nesting beyond MaxDepth with a syntax error, never crashes, and what it
+// accepts is within the bound and round-trips.
+func FuzzParseNested(f *testing.F) {
+	for _, s := range []struct {
+		levels uint32
+		shape  byte
+		tail   string
+	}{
+		{MaxDepth, 0, "x"}, {MaxDepth + 1, 0, "x"}, {1 << 20, 0, "x"},
+		{MaxDepth, 1, "v"}, {MaxDepth + 1, 1, "v"}, {5000, 1, "v"},
+		{MaxDepth, 2, "'q'"}, {MaxDepth + 2, 2, "|\n x"}, {3, 2, "{}"},
+		{MaxDepth, 3, "a, b"}, {MaxDepth + 1, 3, "a"},
+		{MaxDepth, 4, "x"}, {MaxDepth + 1, 4, "[a]"}, {1 << 16, 4, "x"},
+		{1, 0, strings.Repeat("a", 1<<20)}, {2, 3, strings.Repeat("a, ", 1<<18) + "a"},
+	} {
+		f.Add(s.levels, s.shape, s.tail)
+	}
+	f.Fuzz(func(t *testing.T, levels uint32, shape byte, tail string) {
+		levels %= 1 << 16
+		doc := nested(int(levels), shape, tail)
+		n, err := Parse([]byte(doc))
+		if err != nil {
+			if _, ok := err.(*SyntaxError); !ok {
+				t.Fatalf("error %T %v, want *SyntaxError", err, err)
+			}
+			return
+		}
+		if d := depth(n); d > MaxDepth {
+			t.Fatalf("parsed a tree %d levels deep", d)
+		}
+		roundTrip(t, []byte(doc))
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/nodebake/nodebake/layers/firstboot"
+	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig/nodeconfigtest"
 )
 
 // The test binary runs as the program when this variable is set.
@@ -25,7 +26,7 @@ func TestMain(m *testing.M) {
 
 func setup(t *testing.T, node []byte) string {
 	t.Helper()
-	root := t.TempDir()
+	root := nodeconfigtest.MemDir(t)
 	files := map[string][]byte{
 		firstboot.FactsPath: []byte(`{"serviceCIDR":"10.32.0.0/16","clusterCIDR":"10.200.0.0/16","podNetwork":"bridge",
  "kubeletConfigTemplate":"/usr/lib/nodebake/kubelet.json","kubeProxyConfigTemplate":"/usr/lib/nodebake/kube-proxy.json"}`),
@@ -94,12 +95,14 @@ func TestFailureIsOneLine(t *testing.T) {
 	if code != 1 || stdout != "" {
 		t.Errorf("exit %d, stdout %q", code, stdout)
 	}
-	if want := "nodebake-firstboot: kind: required\n"; stderr != want {
+	// Problems come in document order: the first is on line 2; the absent
+	// fields follow.
+	if want := "nodebake-firstboot: nodeName: \"Bad_Name\" is not a DNS-1123 subdomain (lower-case letters, digits, '-' and '.') (line 2)\n"; stderr != want {
 		t.Errorf("stderr %q, want %q", stderr, want)
 	}
 	var st firstboot.Status
 	b, _ := os.ReadFile(filepath.Join(root, firstboot.StatusPath))
-	if err := json.Unmarshal(b, &st); err != nil || st.OK || st.Field != "kind" || len(st.Problems) < 5 {
+	if err := json.Unmarshal(b, &st); err != nil || st.OK || st.Field != "nodeName" || len(st.Problems) < 5 || st.Problems[len(st.Problems)-1].Field != "kubernetes.podCIDR" {
 		t.Errorf("status %s (%v)", b, err)
 	}
 }
