@@ -109,6 +109,9 @@ func Render(s *spec.Spec) ([]entry.Entry, error) {
 	// Kernel modules and sysctls.
 	text("/etc/modules-load.d/nodebake.conf", 0o644, modulesLoad)
 	text("/etc/sysctl.d/90-nodebake.conf", 0o644, sysctls)
+	// Time sources come from DHCP or the node's own configuration, never
+	// from the distribution's pool servers.
+	text("/etc/systemd/timesyncd.conf.d/50-nodebake.conf", 0o644, timesyncd)
 
 	// The read-only root: /var on its own partition, formatted on first
 	// boot; state directories created by tmpfiles; an empty machine-id so
@@ -333,6 +336,12 @@ DHCP=yes
 
 [DHCPv4]
 UseHostname=no
+`
+
+const timesyncd = `# nodebake: no fallback (pool) servers; NTP servers come from DHCP
+# (systemd-networkd) or are added through the spec's files.
+[Time]
+FallbackNTP=
 `
 
 const modulesLoad = `# Kernel modules a Kubernetes worker needs (nodebake).
