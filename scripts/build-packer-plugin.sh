@@ -27,13 +27,10 @@ case "$name" in
 	exit 2
 	;;
 esac
-case "$version" in
-v[0-9]*.[0-9]*.[0-9]*) ;;
-*)
+if ! [[ "$version" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
 	echo "build-packer-plugin.sh: version $version: want vMAJOR.MINOR.PATCH" >&2
 	exit 2
-	;;
-esac
+fi
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dir="${3:-$root/build/tools}"
 module="github.com/hashicorp/packer-plugin-$name"
