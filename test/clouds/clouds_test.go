@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/layers/spec"
 	"github.com/nodebake/nodebake/test/harness"
 )
 
