@@ -35,7 +35,7 @@ func exitCode(ctx context.Context, err error) int {
 		return exitInterrupted
 	case errors.As(err, &ve), errors.As(err, &ue), errors.As(err, &ie), errors.As(err, &be):
 		return exitInvalid
-	case errors.As(err, &de), errors.As(err, &ce), errors.As(err, &se):
+	case errors.As(err, &de), errors.As(err, &ce), errors.As(err, &se), errors.Is(err, cache.ErrCorrupt):
 		return exitSource
 	}
 	return exitInternal
