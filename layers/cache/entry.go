@@ -538,8 +538,10 @@ func (c *Cache) PutKeyed(key string, fill func(tmpDir string) error) (string, er
 // legacyName is how Prune and VerifyAll name an entry directory that has
 // no readable record: by its older version's .key file, else by its path.
 func legacyName(root string) string {
-	if b, err := os.ReadFile(root + ".key"); err == nil && len(b) <= maxKeyBytes+1 {
-		if k := strings.TrimSuffix(string(b), "\n"); checkKey(k) == nil {
+	if f, err := os.Open(root + ".key"); err == nil {
+		b, err := io.ReadAll(io.LimitReader(f, maxKeyBytes+2))
+		f.Close()
+		if k := strings.TrimSuffix(string(b), "\n"); err == nil && checkKey(k) == nil {
 			return k
 		}
 	}
