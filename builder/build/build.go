@@ -134,25 +134,20 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	return b.result, nil
 }
 
-// writeRoot streams the composed root tar into the squashfs writer.
+// writeRoot streams the composed root tar into the squashfs writer. A
+// failure on either side stops both, and the error is the first cause.
 func writeRoot(ctx context.Context, w io.WriterAt, base *rootfs.Base, overlay []entry.Entry, s *spec.Spec, workers int) (int64, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := rootfs.Compose(ctx, pw, base, overlay, rootfs.Options{ModTime: s.SourceDateEpoch, Remove: removedFromRoot})
-		pw.CloseWithError(err)
-		done <- err
-	}()
-	n, err := squashfs.Write(ctx, w, pr, squashfs.Options{Level: s.Output.RootCompressionLevel, Workers: workers, ModTime: s.SourceDateEpoch})
-	pr.CloseWithError(errors.New("squashfs writer stopped"))
-	cerr := <-done
-	if cerr != nil && !errors.Is(cerr, io.ErrClosedPipe) {
-		return 0, fmt.Errorf("composing the root filesystem: %w", cerr)
-	}
+	var n int64
+	err := pipeStream(ctx,
+		streamStage[io.Writer]{"composing the root filesystem", func(ctx context.Context, pw io.Writer) error {
+			return rootfs.Compose(ctx, pw, base, overlay, rootfs.Options{ModTime: s.SourceDateEpoch, Remove: removedFromRoot})
+		}},
+		streamStage[io.Reader]{"writing squashfs", func(ctx context.Context, pr io.Reader) (err error) {
+			n, err = squashfs.Write(ctx, w, pr, squashfs.Options{Level: s.Output.RootCompressionLevel, Workers: workers, ModTime: s.SourceDateEpoch})
+			return err
+		}})
 	if err != nil {
-		return 0, fmt.Errorf("writing the root filesystem: %w", err)
+		return 0, err
 	}
 	return n, nil
 }

@@ -238,17 +238,21 @@ func TestKeyed(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(dir, "kubelet")); err != nil || string(b) != "binary" {
 		t.Errorf("artifact = %q, %v", b, err)
 	}
-	if b, err := os.ReadFile(dir + ".key"); err != nil || string(b) != key+"\n" {
-		t.Errorf("key file = %q, %v", b, err)
-	}
 	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o755 {
 		t.Errorf("dir mode = %v", fi.Mode())
 	}
-	if _, ok, _ := c.Keyed(key); !ok {
-		t.Error("Keyed after PutKeyed not ok")
+	if d, ok, err := c.Keyed(key); !ok || err != nil || d != dir {
+		t.Errorf("Keyed after PutKeyed = %s, %v, %v", d, ok, err)
 	}
 	if _, err := c.PutKeyed(key, fill); err != nil || calls != 1 {
 		t.Errorf("second PutKeyed: err %v, fill called %d times, want 1", err, calls)
+	}
+	// Keyed hashes: a flipped byte is caught and named.
+	os.WriteFile(filepath.Join(dir, "kubelet"), []byte("BINARY"), 0o755)
+	_, ok, err = c.Keyed(key)
+	var ce *CorruptError
+	if ok || !errors.As(err, &ce) || ce.Key != key || ce.Problem != ProblemContent {
+		t.Fatalf("Keyed of a corrupt entry = %v, %v; want a *CorruptError for %q", ok, err, key)
 	}
 }
 
@@ -275,9 +279,14 @@ func TestPutKeyedRace(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = c.PutKeyed("same", func(tmp string) error {
-				return os.WriteFile(filepath.Join(tmp, "f"), []byte("data"), 0o644)
-			})
+			// A second Cache value stands in for another process.
+			c2, err := Open(c.Dir())
+			if err == nil {
+				_, err = c2.PutKeyed("same", func(tmp string) error {
+					return os.WriteFile(filepath.Join(tmp, "f"), []byte("data"), 0o644)
+				})
+			}
+			errs[i] = err
 		}()
 	}
 	wg.Wait()
@@ -286,9 +295,11 @@ func TestPutKeyedRace(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	names := entries(t, filepath.Join(c.Dir(), "keyed"))
-	if len(names) != 2 { // the directory and its .key file
-		t.Errorf("keyed dir = %v", names)
+	if names := entries(t, filepath.Join(c.Dir(), "keyed")); len(names) != 1 {
+		t.Errorf("keyed dir = %v, want the one entry", names)
+	}
+	if err := c.VerifyEntry("same"); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -62,6 +62,7 @@ func commands() []command {
 		{"node", "per-node configuration: assemble a node config, write a config drive (config, drive)", runNode},
 		{"push", "push a built image to a registry as an OCI artifact", runPush},
 		{"pull", "fetch an image pushed with push, verified by digest", runPull},
+		{"cache", "check the cache against its recorded digests, or remove what builds no longer use (verify, prune)", runCache},
 		{"version", "print the version", func(_ context.Context, e *env, _ []string) error {
 			fmt.Fprintln(e.stdout, "nodebake", version)
 			return nil
