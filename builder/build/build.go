@@ -111,7 +111,41 @@ func (o *Options) say(stage Stage, format string, args ...any) {
 // Build builds the image described by s, which must be defaulted and
 // validated. Outputs are written under temporary names and renamed at the
 // end: a failed or cancelled build leaves nothing that looks like an image.
+//
+// Everything read from the cache is verified against the digests recorded
+// when it was stored, while it is read. When a cached blob or entry turns
+// out corrupt, at whatever stage, it is evicted and the stages run again
+// (what is intact is still cached), once for each: if it is corrupt again,
+// the build fails with its *cache.CorruptError, a source failure.
 func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
+	evicted := map[string]bool{}
+	for {
+		res, err := buildOnce(ctx, s, opts)
+		var ce *cache.CorruptError
+		if err == nil || ctx.Err() != nil || !errors.As(err, &ce) || opts.Cache == nil {
+			return res, err
+		}
+		id := string(ce.Item) + " " + ce.Key
+		if evicted[id] {
+			return nil, fmt.Errorf("%w (it was evicted and made again once already)", err)
+		}
+		if len(evicted) == maxEvictions {
+			return nil, fmt.Errorf("%w (%d corrupt cache entries evicted already)", err, len(evicted))
+		}
+		opts.say(StageResolve, "%v; evicting it and building again", ce)
+		if eerr := opts.Cache.EvictCorrupt(ce); eerr != nil {
+			return nil, fmt.Errorf("evicting a corrupt cache entry: %w (after %w)", eerr, err)
+		}
+		evicted[id] = true
+	}
+}
+
+// maxEvictions bounds the corrupt cache entries one build evicts and makes
+// again.
+const maxEvictions = 16
+
+// buildOnce runs the stages once.
+func buildOnce(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	b, err := newBuild(s, opts)
 	if err != nil {
 		return nil, err
@@ -123,12 +157,13 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 		b.preloadImages,     // bake the preloaded container images
 		b.renderConfig,      // the worker configuration, the first-boot program, image.json
 		b.writeDisk,         // compose the root filesystem into the GPT disk image
+		b.checkBase,         // the verdict on the base, verified beside the stages above
 		b.publish,           // convert the image into the other formats
 		b.describe,          // the manifest, the SBOM and the sums
 		b.install,           // rename everything into place
 	} {
 		if err := stage(ctx); err != nil {
-			return nil, err
+			return nil, b.firstCause(err)
 		}
 	}
 	return b.result, nil

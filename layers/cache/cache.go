@@ -5,15 +5,17 @@
 // the same shape as the blob directory of an OCI image layout: a blob's name
 // is its digest. Derived artifacts (binaries built from source, the
 // normalized base, preloaded image archives) are keyed entries under
-// DIR/keyed/<sha256(key)>, each with a record of its files' sizes and
+// DIR/entries/<sha256(key)>, each with a record of its files' sizes and
 // sha256 digests taken when it was written (see Entry).
 //
 // Every entry is written to a temporary name in its final directory and
 // renamed into place only when complete, so concurrent writers, even in
 // different processes, never see or leave a partial entry. Every read can
-// be verified against the digests: up front (Verify, Entry.Verify) or while
-// streaming (OpenBlob, Entry.Open). A mismatch is a *CorruptError naming
-// the entry's key; the caller evicts the entry and makes it again.
+// be verified against the digests: while streaming (OpenBlob, Entry.Open,
+// Entry.FS), which costs a hash of what is read anyway, or up front
+// (Verify, Entry.Verify). A mismatch is a *CorruptError naming the blob's
+// digest or the entry's key, a source failure (package failure); the
+// caller evicts it (EvictCorrupt) and fetches or makes it again.
 package cache
 
 import (
@@ -55,7 +57,7 @@ func Open(dir string) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening cache %s: %w", dir, err)
 	}
-	for _, sub := range []string{"blobs/sha256", "blobs/sha512", "keyed"} {
+	for _, sub := range []string{"blobs/sha256", "blobs/sha512", entriesDir} {
 		if err := os.MkdirAll(filepath.Join(abs, sub), 0o755); err != nil {
 			return nil, fmt.Errorf("opening cache %s: %w", dir, err)
 		}
@@ -129,11 +131,19 @@ func (c *Cache) openBlob(d Digest, touch bool) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading %s from the cache: %w", d, err)
 	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("reading %s from the cache: %w", d, err)
+	}
 	if touch {
 		now := time.Now()
 		_ = os.Chtimes(p, now, now) // last use, for Prune; a read-only cache is fine
 	}
-	return newVerifyingReader(f, d, -1, d.String(), ""), nil
+	// The size is the file's: a blob records none, and one that changed
+	// size fails the digest anyway. Knowing it, the verdict comes with the
+	// last byte, even to a reader that never asks for more.
+	return newVerifyingReader(f, d, fi.Size(), KindBlob, d.String(), ""), nil
 }
 
 // Remove deletes the blob with digest d; a missing blob is not an error.

@@ -3,11 +3,9 @@ package cache
 import (
 	"errors"
 	"fmt"
-)
 
-// ErrNotFound is wrapped by the error of a lookup whose entry is not in the
-// cache.
-var ErrNotFound = errors.New("not in the cache")
+	"github.com/nodebake/nodebake/layers/failure"
+)
 
 // ErrCorrupt is matched (errors.Is) by every *CorruptError.
 var ErrCorrupt = errors.New("cache entry corrupt")
@@ -27,7 +25,9 @@ const (
 	// regular file.
 	ProblemExtra
 	// ProblemUnrecorded: the entry has no record of its digests; an older
-	// nodebake wrote it. Its content cannot be checked, so it is not used.
+	// nodebake wrote it (a legacy entry). Its content cannot be checked:
+	// builds adopt it into a recorded entry (see PutEntry), and it can be
+	// removed.
 	ProblemUnrecorded
 	// ProblemRecord: the entry's record is unreadable, malformed or names
 	// another key.
@@ -59,6 +59,9 @@ func (p Problem) String() string {
 // For ProblemContent, errors.As also finds a *ChecksumError with both
 // digests, so code that handles checksum mismatches handles this too.
 type CorruptError struct {
+	// Item says whether a blob or a keyed entry is corrupt (KindStray for
+	// what VerifyAll found that is neither).
+	Item Kind
 	// Key is the entry's key; for a blob, its digest ("sha256:...").
 	Key string
 	// File is the file within a keyed entry (slash-separated), or "".
@@ -76,6 +79,9 @@ type CorruptError struct {
 
 func (e *CorruptError) Error() string {
 	what := fmt.Sprintf("cache entry %q", e.Key)
+	if e.Item == KindBlob {
+		what = "cached blob " + e.Key
+	}
 	if e.File != "" {
 		what += " file " + e.File
 	}
@@ -101,6 +107,10 @@ func (e *CorruptError) Error() string {
 	}
 	return what + " is corrupt: " + detail
 }
+
+// FailureKind makes a corrupt cache entry a source failure (a source that
+// could not be had intact), whatever wraps it.
+func (e *CorruptError) FailureKind() failure.Kind { return failure.Source }
 
 // Is makes errors.Is(err, ErrCorrupt) true.
 func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }

@@ -19,17 +19,24 @@ import (
 	"unicode/utf8"
 )
 
-// A keyed entry is a directory DIR/keyed/<sha256(key)> holding
+// A keyed entry is a directory DIR/entries/<sha256(key)> holding
 //
 //	entry.json   the record: the key and every file's size and sha256
 //	files/       the files, as the entry's fill function wrote them
 //
 // The record is written next to the files in a temporary directory that is
 // renamed into place as a whole, so an entry never exists without its
-// record. Entries written by older versions (files directly in the entry
-// directory, a sibling <sha256(key)>.key file, no record) are never used:
-// see ProblemUnrecorded.
+// record.
+//
+// Older versions of nodebake kept entries without records in
+// DIR/keyed/<sha256(key)> (the files directly in it, the key in a sibling
+// <sha256(key)>.key file). Those legacy entries are never read as they
+// are: PutEntry adopts one into a recorded entry (its files linked, then
+// hashed and recorded) instead of making the entry again, and VerifyAll
+// reports them as unrecorded until Prune or VerifyAll's Evict removes them.
 const (
+	entriesDir   = "entries"
+	legacyDir    = "keyed"
 	recordName   = "entry.json"
 	filesName    = "files"
 	recordFormat = "nodebake.cache.entry.v1"
@@ -70,6 +77,9 @@ type Entry struct {
 	Dir string
 	// Files lists the recorded files, sorted by path.
 	Files []FileRecord
+	// Adopted is set on the entry PutEntry made from a legacy entry: its
+	// digests were recorded when it was adopted, not when it was made.
+	Adopted bool
 }
 
 // checkKey reports a key that cannot name an entry.
@@ -89,8 +99,17 @@ func checkKey(key string) error {
 
 // entryRoot returns the directory of the entry stored under key.
 func (c *Cache) entryRoot(key string) string {
+	return filepath.Join(c.dir, entriesDir, keyHash(key))
+}
+
+// legacyRoot returns the directory an older nodebake stored key's entry in.
+func (c *Cache) legacyRoot(key string) string {
+	return filepath.Join(c.dir, legacyDir, keyHash(key))
+}
+
+func keyHash(key string) string {
 	s := sha256.Sum256([]byte(key))
-	return filepath.Join(c.dir, "keyed", hex.EncodeToString(s[:]))
+	return hex.EncodeToString(s[:])
 }
 
 // Entry looks up the entry stored under key and checks, cheaply, that its
@@ -98,7 +117,7 @@ func (c *Cache) entryRoot(key string) string {
 // entry used (for Prune). It does not hash: read the files through
 // Entry.Open, or call Entry.Verify.
 //
-// A missing entry gives an error wrapping ErrNotFound; an entry that is
+// A missing entry gives an error wrapping ErrNotCached; an entry that is
 // not as recorded, or has no record, a *CorruptError naming the key.
 func (c *Cache) Entry(key string) (*Entry, error) {
 	return c.entry(key, true)
@@ -112,23 +131,20 @@ func (c *Cache) entry(key string, touch bool) (*Entry, error) {
 	root := c.entryRoot(key)
 	fi, err := os.Lstat(root)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("cache entry %q: %w", key, ErrNotFound)
+		return nil, fmt.Errorf("cache entry %q: %w", key, ErrNotCached)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("looking up cache entry %q: %w", key, err)
 	}
 	if !fi.IsDir() {
-		return nil, &CorruptError{Key: key, Problem: ProblemRecord, Err: errors.New("not a directory")}
+		return nil, &CorruptError{Item: KindEntry, Key: key, Problem: ProblemRecord, Err: errors.New("not a directory")}
 	}
 	rec, err := readRecord(root)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, &CorruptError{Key: key, Problem: ProblemUnrecorded}
-	}
 	if err != nil {
-		return nil, &CorruptError{Key: key, Problem: ProblemRecord, Err: err}
+		return nil, &CorruptError{Item: KindEntry, Key: key, Problem: ProblemRecord, Err: err}
 	}
 	if rec.Key != key {
-		return nil, &CorruptError{Key: key, Problem: ProblemRecord, Err: fmt.Errorf("the record names key %q", rec.Key)}
+		return nil, &CorruptError{Item: KindEntry, Key: key, Problem: ProblemRecord, Err: fmt.Errorf("the record names key %q", rec.Key)}
 	}
 	e := &Entry{Key: key, Dir: filepath.Join(root, filesName), Files: rec.Files}
 	if err := e.checkTree(); err != nil {
@@ -236,7 +252,7 @@ func (e *Entry) checkTree() error {
 			return err
 		}
 		if fi.Size() != f.Size {
-			return &CorruptError{Key: e.Key, File: rel, Problem: ProblemSize, RecordedSize: f.Size, ActualSize: fi.Size()}
+			return &CorruptError{Item: KindEntry, Key: e.Key, File: rel, Problem: ProblemSize, RecordedSize: f.Size, ActualSize: fi.Size()}
 		}
 		return nil
 	})
@@ -252,12 +268,12 @@ func (e *Entry) checkTree() error {
 	}
 	for _, f := range e.Files {
 		if !seen[f.Path] {
-			return &CorruptError{Key: e.Key, File: f.Path, Problem: ProblemMissing, Recorded: f.Digest(), RecordedSize: f.Size}
+			return &CorruptError{Item: KindEntry, Key: e.Key, File: f.Path, Problem: ProblemMissing, Recorded: f.Digest(), RecordedSize: f.Size}
 		}
 	}
 	if len(extra) > 0 {
 		slices.Sort(extra)
-		return &CorruptError{Key: e.Key, File: extra[0], Problem: ProblemExtra}
+		return &CorruptError{Item: KindEntry, Key: e.Key, File: extra[0], Problem: ProblemExtra}
 	}
 	return nil
 }
@@ -283,13 +299,17 @@ func (e *Entry) File(name string) (FileRecord, bool) {
 // sha256 is not the recorded one. Close repeats that verdict. A reader
 // closed before the end verifies nothing.
 func (e *Entry) Open(name string) (io.ReadCloser, error) {
+	return e.open(name)
+}
+
+func (e *Entry) open(name string) (*verifyingReader, error) {
 	rec, ok := e.File(name)
 	if !ok {
 		return nil, fmt.Errorf("cache entry %q has no file %q", e.Key, name)
 	}
 	f, err := os.Open(e.Path(name))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, &CorruptError{Key: e.Key, File: name, Problem: ProblemMissing, Recorded: rec.Digest(), RecordedSize: rec.Size}
+		return nil, &CorruptError{Item: KindEntry, Key: e.Key, File: name, Problem: ProblemMissing, Recorded: rec.Digest(), RecordedSize: rec.Size}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading cache entry %q: %w", e.Key, err)
@@ -301,10 +321,44 @@ func (e *Entry) Open(name string) (io.ReadCloser, error) {
 	}
 	if fi.Size() != rec.Size {
 		f.Close()
-		return nil, &CorruptError{Key: e.Key, File: name, Problem: ProblemSize, RecordedSize: rec.Size, ActualSize: fi.Size()}
+		return nil, &CorruptError{Item: KindEntry, Key: e.Key, File: name, Problem: ProblemSize, RecordedSize: rec.Size, ActualSize: fi.Size()}
 	}
-	return newVerifyingReader(f, rec.Digest(), rec.Size, e.Key, name), nil
+	return newVerifyingReader(f, rec.Digest(), rec.Size, KindEntry, e.Key, name), nil
 }
+
+// FS returns the entry's files as a file system whose files verify while
+// they are read, as Open's do; Stat reports the recorded size without
+// opening the file. It holds the recorded files only: directories cannot
+// be opened or listed.
+func (e *Entry) FS() fs.FS { return entryFS{e} }
+
+type entryFS struct{ e *Entry }
+
+func (f entryFS) Open(name string) (fs.File, error) {
+	if _, ok := f.e.File(name); !ok {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return f.e.open(name)
+}
+
+func (f entryFS) Stat(name string) (fs.FileInfo, error) {
+	rec, ok := f.e.File(name)
+	if !ok {
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
+	}
+	return recordInfo{rec}, nil
+}
+
+// recordInfo describes a recorded file as a regular file of its recorded
+// size.
+type recordInfo struct{ rec FileRecord }
+
+func (r recordInfo) Name() string       { return path.Base(r.rec.Path) }
+func (r recordInfo) Size() int64        { return r.rec.Size }
+func (r recordInfo) Mode() fs.FileMode  { return 0o644 }
+func (r recordInfo) ModTime() time.Time { return time.Time{} }
+func (r recordInfo) IsDir() bool        { return false }
+func (r recordInfo) Sys() any           { return nil }
 
 // Verify reads every file of the entry and checks it against the record.
 func (e *Entry) Verify() error {
@@ -347,19 +401,34 @@ func (c *Cache) VerifyEntry(key string) error {
 }
 
 // Evict removes the entry stored under key, whatever its state, so that it
-// can be made again. A missing entry is not an error. The entry disappears
-// at once (it is renamed away, then deleted): a reader sees it whole or not
-// at all, though a reader that already holds it open keeps reading the old
-// files.
+// can be made again; a legacy entry of the key goes with it (an adopted
+// entry shares its files). A missing entry is not an error. The entry
+// disappears at once (it is renamed away, then deleted): a reader sees it
+// whole or not at all, though a reader that already holds it open keeps
+// reading the old files.
 func (c *Cache) Evict(key string) error {
 	if err := checkKey(key); err != nil {
 		return fmt.Errorf("evicting a cache entry: %w", err)
 	}
-	root := c.entryRoot(key)
-	if err := c.removeEntryDir(root); err != nil {
-		return fmt.Errorf("evicting cache entry %q: %w", key, err)
+	for _, root := range []string{c.entryRoot(key), c.legacyRoot(key)} {
+		if err := c.removeEntryDir(root); err != nil {
+			return fmt.Errorf("evicting cache entry %q: %w", key, err)
+		}
 	}
 	return nil
+}
+
+// EvictCorrupt removes what a *CorruptError names, a blob or an entry, so
+// that it is fetched or made again.
+func (c *Cache) EvictCorrupt(ce *CorruptError) error {
+	if ce.Item == KindBlob {
+		d, err := ParseDigest(ce.Key)
+		if err != nil {
+			return fmt.Errorf("evicting blob %s: %w", ce.Key, err)
+		}
+		return c.Remove(d)
+	}
+	return c.Evict(ce.Key)
 }
 
 // removeEntryDir removes an entry directory (and an older version's .key
@@ -389,22 +458,27 @@ func (c *Cache) removeEntryDir(root string) error {
 // missing: fill writes the entry's files (regular files, in any
 // directories) into an empty directory; they are then hashed and recorded,
 // and the whole entry is renamed into place. If a good entry exists, fill
-// is not called. An entry that is corrupt or unrecorded is evicted and
-// made again. When two writers race, the first rename wins and the
-// other's work is discarded.
+// is not called; nor is it when a legacy entry of the key can be adopted
+// (the returned Entry says Adopted). An entry that is not as recorded (a
+// file missing, or of another size) gives its *CorruptError: the caller
+// says so, evicts it and asks again. When two writers race, the first
+// rename wins and the other's work is discarded.
 func (c *Cache) PutEntry(key string, fill func(dir string) error) (*Entry, error) {
 	e, err := c.Entry(key)
-	var ce *CorruptError
 	switch {
 	case err == nil:
 		return e, nil
-	case errors.As(err, &ce):
-		if err := c.Evict(key); err != nil {
-			return nil, err
-		}
-	case !errors.Is(err, ErrNotFound):
+	case !errors.Is(err, ErrNotCached):
 		return nil, err
 	}
+	if e, err := c.adopt(key); e != nil || err != nil {
+		return e, err
+	}
+	return c.store(key, fill)
+}
+
+// store fills, records and renames into place the entry for key.
+func (c *Cache) store(key string, fill func(dir string) error) (*Entry, error) {
 	root := c.entryRoot(key)
 	tmp, err := os.MkdirTemp(filepath.Dir(root), ".tmp-")
 	if err != nil {
@@ -439,6 +513,76 @@ func (c *Cache) PutEntry(key string, fill func(dir string) error) (*Entry, error
 		return nil, fmt.Errorf("storing cache entry %q: %w", key, err)
 	}
 	return &Entry{Key: key, Dir: filepath.Join(root, filesName), Files: recs}, nil
+}
+
+// adopt makes the entry for key from the legacy entry an older nodebake
+// stored under key, if there is one that names the key and holds only
+// regular files and directories: its files are hard-linked (or copied)
+// into a new entry and recorded as they are now. It returns nil, nil when
+// there is nothing to adopt. The legacy entry is left in place, for older
+// nodebake versions that share the cache.
+func (c *Cache) adopt(key string) (*Entry, error) {
+	root := c.legacyRoot(key)
+	if legacyKey(root) != key {
+		return nil, nil
+	}
+	fi, err := os.Lstat(root)
+	if err != nil || !fi.IsDir() {
+		return nil, nil
+	}
+	e, err := c.store(key, func(dir string) error {
+		return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, err := filepath.Rel(root, p)
+			if err != nil || rel == "." {
+				return err
+			}
+			dst := filepath.Join(dir, rel)
+			switch {
+			case d.IsDir():
+				return os.Mkdir(dst, 0o755)
+			case !d.Type().IsRegular():
+				return errUnadoptable
+			}
+			return linkOrCopy(p, dst)
+		})
+	})
+	if errors.Is(err, errUnadoptable) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("adopting the legacy cache entry %q: %w", key, err)
+	}
+	e.Adopted = true
+	return e, nil
+}
+
+// errUnadoptable stops the adoption of a legacy entry that holds what an
+// entry may not: it is made again instead.
+var errUnadoptable = errors.New("the legacy entry holds a file that is not regular")
+
+// linkOrCopy hard-links src to dst, or copies it where links cannot be
+// made.
+func linkOrCopy(src, dst string) error {
+	if os.Link(src, dst) == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // recordFiles hashes every file under dir, which must hold only regular
@@ -501,49 +645,27 @@ func typeName(m fs.FileMode) string {
 	return "special file"
 }
 
-// Keyed returns the directory of the files of the entry stored under key
-// and whether the entry is there and verified: it hashes every file.
-// Prefer Entry, which only checks names and sizes, and read the files
-// through Entry.Open, which verifies while it reads. A missing or
-// unrecorded entry is not ok (PutKeyed makes it); a corrupt one gives its
-// *CorruptError.
-func (c *Cache) Keyed(key string) (dir string, ok bool, err error) {
-	if err := checkKey(key); err != nil {
-		return "", false, fmt.Errorf("looking up a cache entry: %w", err)
-	}
-	dir = filepath.Join(c.entryRoot(key), filesName)
-	e, err := c.Entry(key)
-	var ce *CorruptError
-	switch {
-	case errors.Is(err, ErrNotFound), errors.As(err, &ce) && ce.Problem == ProblemUnrecorded:
-		return dir, false, nil
-	case err != nil:
-		return dir, false, err
-	}
-	if err := e.Verify(); err != nil {
-		return dir, false, err
-	}
-	return e.Dir, true, nil
-}
-
-// PutKeyed is PutEntry returning the entry's directory.
-func (c *Cache) PutKeyed(key string, fill func(tmpDir string) error) (string, error) {
-	e, err := c.PutEntry(key, fill)
+// legacyKey returns the key an older version's .key file next to root
+// names, or "" when there is none that is a valid key.
+func legacyKey(root string) string {
+	f, err := os.Open(root + ".key")
 	if err != nil {
-		return "", err
+		return ""
 	}
-	return e.Dir, nil
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyBytes+2))
+	if k := strings.TrimSuffix(string(b), "\n"); err == nil && checkKey(k) == nil {
+		return k
+	}
+	return ""
 }
 
 // legacyName is how Prune and VerifyAll name an entry directory that has
-// no readable record: by its older version's .key file, else by its path.
+// no readable record: by its older version's .key file, else by its path
+// relative to the cache directory.
 func legacyName(root string) string {
-	if f, err := os.Open(root + ".key"); err == nil {
-		b, err := io.ReadAll(io.LimitReader(f, maxKeyBytes+2))
-		f.Close()
-		if k := strings.TrimSuffix(string(b), "\n"); err == nil && checkKey(k) == nil {
-			return k
-		}
+	if k := legacyKey(root); k != "" {
+		return k
 	}
-	return path.Join("keyed", filepath.Base(root))
+	return path.Join(filepath.Base(filepath.Dir(root)), filepath.Base(root))
 }

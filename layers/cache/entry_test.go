@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -306,8 +307,21 @@ func TestEntryCorruption(t *testing.T) {
 				_, err := readAll(c, k.key)
 				check("reading through Entry.Open", err)
 				check("VerifyEntry", c.VerifyEntry(k.key))
-				_, _, err = c.Keyed(k.key)
-				check("Keyed", err)
+				fsErr := func() error {
+					f, err := e.FS().Open(k.target)
+					if err != nil {
+						return err
+					}
+					_, err = io.ReadAll(f)
+					if cerr := f.Close(); err == nil {
+						err = cerr
+					}
+					return err
+				}
+				if ent, err := c.Entry(k.key); err == nil {
+					e = ent
+					check("reading through Entry.FS", fsErr())
+				}
 				rep, err := c.VerifyAll(context.Background(), VerifyOptions{})
 				if err != nil || len(rep.Problems) != 1 {
 					t.Fatalf("VerifyAll = %+v, %v; want one problem", rep, err)
@@ -318,8 +332,8 @@ func TestEntryCorruption(t *testing.T) {
 				if err := c.Evict(k.key); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := c.Entry(k.key); !errors.Is(err, ErrNotFound) {
-					t.Fatalf("Entry after Evict = %v, want ErrNotFound", err)
+				if _, err := c.Entry(k.key); !errors.Is(err, ErrNotCached) {
+					t.Fatalf("Entry after Evict = %v, want ErrNotCached", err)
 				}
 				if _, err := c.PutEntry(k.key, fillFunc(k, calls)); err != nil || *calls != 2 {
 					t.Fatalf("PutEntry after Evict = %v, fill called %d times; want 2", err, *calls)
@@ -333,23 +347,30 @@ func TestEntryCorruption(t *testing.T) {
 						t.Errorf("%s differs after the rebuild", name)
 					}
 				}
-				if names := entries(t, filepath.Join(c.Dir(), "keyed")); len(names) != 1 {
-					t.Errorf("keyed/ holds %v after the rebuild, want the one entry", names)
+				if names := entries(t, filepath.Join(c.Dir(), "entries")); len(names) != 1 {
+					t.Errorf("entries/ holds %v after the rebuild, want the one entry", names)
 				}
 			})
 		}
 	}
 }
 
-// TestPutEntryReplacesCorrupt: PutEntry itself evicts a damaged entry and
-// makes it again.
-func TestPutEntryReplacesCorrupt(t *testing.T) {
+// TestPutEntryReportsCorrupt: PutEntry does not use, nor silently replace,
+// a damaged entry: it reports it, and makes it again once it is evicted.
+func TestPutEntryReportsCorrupt(t *testing.T) {
 	k := entryKinds(t)[0]
 	c := openTemp(t)
 	e, calls := put(t, c, k)
 	corruptions[1].apply(t, e.Dir, k.target)
+	var ce *CorruptError
+	if _, err := c.PutEntry(k.key, fillFunc(k, calls)); !errors.As(err, &ce) || ce.Key != k.key || *calls != 1 {
+		t.Fatalf("PutEntry over a damaged entry = %v, fill called %d times; want its *CorruptError", err, *calls)
+	}
+	if err := c.EvictCorrupt(ce); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.PutEntry(k.key, fillFunc(k, calls)); err != nil || *calls != 2 {
-		t.Fatalf("PutEntry over a corrupt entry = %v, fill called %d times", err, *calls)
+		t.Fatalf("PutEntry after eviction = %v, fill called %d times", err, *calls)
 	}
 	if err := c.VerifyEntry(k.key); err != nil {
 		t.Fatal(err)
@@ -541,7 +562,7 @@ func TestOpenBlobVerifiesWhileStreaming(t *testing.T) {
 // records: files directly in keyed/<sha256(key)>, the key in a .key file.
 func writeLegacy(t *testing.T, c *Cache, key string, files map[string][]byte) string {
 	t.Helper()
-	root := c.entryRoot(key)
+	root := c.legacyRoot(key)
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -552,36 +573,81 @@ func writeLegacy(t *testing.T, c *Cache, key string, files map[string][]byte) st
 	return root
 }
 
-func TestLegacyEntryIsRebuilt(t *testing.T) {
+func TestLegacyEntryIsAdopted(t *testing.T) {
 	c := openTemp(t)
 	key := "gosource/v1/kubelet/v1.35.4/go1.26.8/amd64"
-	writeLegacy(t, c, key, map[string][]byte{"kubelet": []byte("old, unverifiable")})
+	legacy := writeLegacy(t, c, key, map[string][]byte{"kubelet": []byte("built by an older nodebake")})
 
-	_, err := c.Entry(key)
+	// A legacy entry is not an entry...
+	if _, err := c.Entry(key); !errors.Is(err, ErrNotCached) {
+		t.Fatalf("Entry of a legacy entry = %v, want ErrNotCached", err)
+	}
+	// ...and VerifyAll says it cannot be verified.
+	rep, err := c.VerifyAll(context.Background(), VerifyOptions{})
 	var ce *CorruptError
-	if !errors.As(err, &ce) || ce.Problem != ProblemUnrecorded || ce.Key != key {
-		t.Fatalf("Entry of a legacy entry = %v, want ProblemUnrecorded", err)
+	if err != nil || len(rep.Problems) != 1 || !errors.As(rep.Problems[0], &ce) || ce.Problem != ProblemUnrecorded || ce.Key != key {
+		t.Fatalf("VerifyAll = %+v, %v; want the legacy entry as unrecorded", rep, err)
 	}
-	if !strings.Contains(err.Error(), "no recorded digests") {
-		t.Errorf("message %q", err)
+	if !strings.Contains(ce.Error(), "no recorded digests") {
+		t.Errorf("message %q", ce)
 	}
-	// The interface older callers use treats it as missing...
-	if _, ok, err := c.Keyed(key); ok || err != nil {
-		t.Fatalf("Keyed of a legacy entry = %v, %v; want a miss", ok, err)
+	// PutEntry adopts it instead of making it again.
+	e, err := c.PutEntry(key, func(string) error {
+		t.Error("fill called for an adoptable legacy entry")
+		return nil
+	})
+	if err != nil || !e.Adopted {
+		t.Fatalf("PutEntry = %+v, %v; want the adopted entry", e, err)
 	}
-	// ...and makes it again.
-	dir, err := c.PutKeyed(key, func(d string) error { return os.WriteFile(filepath.Join(d, "kubelet"), []byte("new"), 0o755) })
-	if err != nil {
+	got, err := readAll(c, key)
+	if err != nil || string(got["kubelet"]) != "built by an older nodebake" {
+		t.Fatalf("the adopted entry reads %q, %v", got["kubelet"], err)
+	}
+	// The legacy entry stays for older nodebake versions sharing the cache.
+	if b, err := os.ReadFile(filepath.Join(legacy, "kubelet")); err != nil || string(b) != "built by an older nodebake" {
+		t.Errorf("the legacy entry after adoption: %q, %v", b, err)
+	}
+	// Evict takes both: an adopted entry may share the legacy one's files.
+	if err := c.Evict(key); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(dir, "kubelet")); string(b) != "new" {
-		t.Errorf("kubelet = %q after the rebuild", b)
+	for _, p := range []string{legacy, legacy + ".key", filepath.Dir(e.Dir)} {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s is still there after Evict", p)
+		}
 	}
-	if names := entries(t, filepath.Join(c.Dir(), "keyed")); len(names) != 1 {
-		t.Errorf("keyed/ = %v, want the new entry only (the old .key file gone)", names)
+	e, err = c.PutEntry(key, func(d string) error { return os.WriteFile(filepath.Join(d, "kubelet"), []byte("new"), 0o755) })
+	if err != nil || e.Adopted {
+		t.Fatalf("PutEntry after Evict = %+v, %v; want a new entry", e, err)
 	}
-	if err := c.VerifyEntry(key); err != nil {
-		t.Error(err)
+}
+
+func TestLegacyEntryNotAdopted(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, root string)
+	}{
+		{"other key", func(t *testing.T, root string) { os.WriteFile(root+".key", []byte("another/key\n"), 0o644) }},
+		{"no key file", func(t *testing.T, root string) { os.Remove(root + ".key") }},
+		{"symlink", func(t *testing.T, root string) { os.Symlink("/etc/passwd", filepath.Join(root, "passwd")) }},
+		{"fifo", func(t *testing.T, root string) { syscall.Mkfifo(filepath.Join(root, "fifo"), 0o644) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := openTemp(t)
+			key := "preload/v1/x"
+			root := writeLegacy(t, c, key, map[string][]byte{"image.tar": []byte("old")})
+			tc.setup(t, root)
+			e, err := c.PutEntry(key, func(d string) error { return os.WriteFile(filepath.Join(d, "image.tar"), []byte("new"), 0o644) })
+			if err != nil || e.Adopted {
+				t.Fatalf("PutEntry = %+v, %v; want a new entry", e, err)
+			}
+			if got, err := readAll(c, key); err != nil || string(got["image.tar"]) != "new" {
+				t.Errorf("entry = %q, %v", got, err)
+			}
+			if names := entries(t, filepath.Join(c.Dir(), "entries")); len(names) != 1 {
+				t.Errorf("entries/ = %v after a refused adoption", names)
+			}
+		})
 	}
 }
 
@@ -628,7 +694,7 @@ func TestHostileRecords(t *testing.T) {
 func TestBadKeys(t *testing.T) {
 	c := openTemp(t)
 	for _, key := range []string{"", "a\nb", "a\x00b", strings.Repeat("k", 1025), "\xff"} {
-		if _, err := c.Entry(key); err == nil || errors.Is(err, ErrNotFound) {
+		if _, err := c.Entry(key); err == nil || errors.Is(err, ErrNotCached) {
 			t.Errorf("Entry(%q) = %v, want a key error", key, err)
 		}
 		if _, err := c.PutEntry(key, func(string) error { return nil }); err == nil {
@@ -649,8 +715,8 @@ func TestPutEntryRefusesSpecialFiles(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "link is a symlink") {
 		t.Fatalf("PutEntry with a symlink = %v", err)
 	}
-	if names := entries(t, filepath.Join(c.Dir(), "keyed")); len(names) != 0 {
-		t.Errorf("keyed/ = %v after a refused entry", names)
+	if names := entries(t, filepath.Join(c.Dir(), "entries")); len(names) != 0 {
+		t.Errorf("entries/ = %v after a refused entry", names)
 	}
 }
 
@@ -769,10 +835,10 @@ func TestPrune(t *testing.T) {
 			t.Fatal(err)
 		}
 		// An abandoned writer's temporary and a live one.
-		stale := filepath.Join(c.Dir(), "keyed", ".tmp-1")
+		stale := filepath.Join(c.Dir(), "entries", ".tmp-1")
 		os.Mkdir(stale, 0o755)
 		os.Chtimes(stale, old, old)
-		os.Mkdir(filepath.Join(c.Dir(), "keyed", ".tmp-2"), 0o755)
+		os.Mkdir(filepath.Join(c.Dir(), "entries", ".tmp-2"), 0o755)
 		return c, kinds, d
 	}
 	present := func(c *Cache, key string) bool {
@@ -797,9 +863,9 @@ func TestPrune(t *testing.T) {
 		if rep.Removed != 3 || len(events) != 3 {
 			t.Errorf("report %+v, events %+v", rep, events)
 		}
-		names := entries(t, filepath.Join(c.Dir(), "keyed"))
+		names := entries(t, filepath.Join(c.Dir(), "entries"))
 		if strings.Join(names, ",") != ".tmp-2,"+hexSHA256([]byte(kinds[0].key)) {
-			t.Errorf("keyed/ = %v", names)
+			t.Errorf("entries/ = %v", names)
 		}
 	})
 	t.Run("keep", func(t *testing.T) {
@@ -865,7 +931,7 @@ func TestPrune(t *testing.T) {
 		if strings.Join(names, ",") != "legacy/b" {
 			t.Errorf("pruned %v, want legacy/b", names)
 		}
-		if _, err := os.Stat(c.entryRoot("legacy/b") + ".key"); !errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(c.legacyRoot("legacy/b") + ".key"); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("the pruned entry's .key file is left: %v", err)
 		}
 	})

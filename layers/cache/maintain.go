@@ -21,11 +21,12 @@ type Kind string
 const (
 	// KindBlob is a blob: a download or an OCI image blob.
 	KindBlob Kind = "blob"
-	// KindEntry is a keyed entry: a derived artifact.
+	// KindEntry is a keyed entry: a derived artifact (or a legacy
+	// entry an older nodebake wrote).
 	KindEntry Kind = "entry"
 	// KindTemporary is a writer's temporary file or directory.
 	KindTemporary Kind = "temporary"
-	// KindStray is anything else under blobs/ or keyed/.
+	// KindStray is anything else under blobs/, entries/ or keyed/.
 	KindStray Kind = "stray"
 )
 
@@ -48,7 +49,8 @@ type item struct {
 	recorded bool
 }
 
-// list finds everything under blobs/ and keyed/, sorted by kind and name.
+// list finds everything under blobs/, entries/ and keyed/ (legacy
+// entries).
 func (c *Cache) list() ([]item, error) {
 	var items []item
 	for _, algo := range []string{"sha256", "sha512"} {
@@ -83,14 +85,28 @@ func (c *Cache) list() ([]item, error) {
 			items = append(items, it)
 		}
 	}
-	dir := filepath.Join(c.dir, "keyed")
+	for _, root := range []string{entriesDir, legacyDir} {
+		more, err := c.listEntries(root)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, more...)
+	}
+	return items, nil
+}
+
+// listEntries lists the entries under DIR/root: recorded ones under
+// entries/, legacy ones (no record; the key in a .key file) under keyed/.
+func (c *Cache) listEntries(root string) ([]item, error) {
+	var items []item
+	dir := filepath.Join(c.dir, root)
 	des, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
 	for _, de := range des {
 		n := de.Name()
-		it := item{path: filepath.Join(dir, n), name: path.Join("keyed", n)}
+		it := item{path: filepath.Join(dir, n), name: path.Join(root, n)}
 		fi, err := de.Info()
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -102,7 +118,7 @@ func (c *Cache) list() ([]item, error) {
 		switch {
 		case strings.HasPrefix(n, ".tmp-"):
 			it.kind = KindTemporary
-		case strings.HasSuffix(n, ".key") && de.Type().IsRegular():
+		case root == legacyDir && strings.HasSuffix(n, ".key") && de.Type().IsRegular():
 			// An older version's key file: part of its entry, or
 			// left over when the entry is gone.
 			if _, err := os.Lstat(strings.TrimSuffix(it.path, ".key")); err == nil {
@@ -111,10 +127,10 @@ func (c *Cache) list() ([]item, error) {
 			it.kind = KindTemporary
 		case isHex64(n) && de.IsDir():
 			it.kind = KindEntry
-			if rec, err := readRecord(it.path); err == nil {
-				it.name, it.recorded = rec.Key, true
-			} else {
+			if root == legacyDir {
 				it.name = legacyName(it.path)
+			} else if rec, err := readRecord(it.path); err == nil {
+				it.name, it.recorded = rec.Key, true
 			}
 		default:
 			it.kind = KindStray
@@ -200,7 +216,7 @@ func (c *Cache) VerifyAll(ctx context.Context, opts VerifyOptions) (VerifyReport
 		case it.kind == KindBlob:
 			err = c.verifyBlob(it.digest, false)
 		case it.kind == KindEntry && it.recorded && it.path != c.entryRoot(it.name):
-			err = &CorruptError{Key: it.name, Problem: ProblemRecord,
+			err = &CorruptError{Item: it.kind, Key: it.name, Problem: ProblemRecord,
 				Err: fmt.Errorf("the record is in %s, which is not the key's directory", filepath.Base(it.path))}
 		case it.kind == KindEntry && it.recorded:
 			var e *Entry
@@ -208,14 +224,14 @@ func (c *Cache) VerifyAll(ctx context.Context, opts VerifyOptions) (VerifyReport
 				err = e.Verify()
 			}
 		case it.kind == KindEntry:
-			if _, rerr := os.Stat(filepath.Join(it.path, recordName)); errors.Is(rerr, fs.ErrNotExist) {
-				err = &CorruptError{Key: it.name, Problem: ProblemUnrecorded}
+			if filepath.Base(filepath.Dir(it.path)) == legacyDir {
+				err = &CorruptError{Item: it.kind, Key: it.name, Problem: ProblemUnrecorded}
 			} else {
-				_, rerr = readRecord(it.path)
-				err = &CorruptError{Key: it.name, Problem: ProblemRecord, Err: rerr}
+				_, rerr := readRecord(it.path)
+				err = &CorruptError{Item: it.kind, Key: it.name, Problem: ProblemRecord, Err: rerr}
 			}
 		default:
-			err = &CorruptError{Key: it.name, Problem: ProblemExtra}
+			err = &CorruptError{Item: it.kind, Key: it.name, Problem: ProblemExtra}
 		}
 		rep.Checked++
 		rep.Bytes += it.size

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 )
 
@@ -16,10 +17,11 @@ type verifyingReader struct {
 	f    *os.File
 	h    hash.Hash
 	want Digest
-	// size is the recorded size, or -1 when unknown (a blob): then the
-	// verdict comes at the file's EOF.
+	// size is the size the content must have: the verdict comes when it
+	// has been read.
 	size int64
 	n    int64
+	item Kind
 	key  string
 	file string
 
@@ -27,8 +29,8 @@ type verifyingReader struct {
 	verdict error
 }
 
-func newVerifyingReader(f *os.File, want Digest, size int64, key, file string) *verifyingReader {
-	return &verifyingReader{f: f, h: newHash(want.Algorithm), want: want, size: size, key: key, file: file}
+func newVerifyingReader(f *os.File, want Digest, size int64, item Kind, key, file string) *verifyingReader {
+	return &verifyingReader{f: f, h: newHash(want.Algorithm), want: want, size: size, item: item, key: key, file: file}
 }
 
 func (v *verifyingReader) Read(p []byte) (int, error) {
@@ -69,16 +71,16 @@ func (v *verifyingReader) finish(atEOF bool) error {
 			if fi, err := v.f.Stat(); err == nil {
 				actual = fi.Size()
 			}
-			v.verdict = &CorruptError{Key: v.key, File: v.file, Problem: ProblemSize, RecordedSize: v.size, ActualSize: actual}
+			v.verdict = &CorruptError{Item: v.item, Key: v.key, File: v.file, Problem: ProblemSize, RecordedSize: v.size, ActualSize: actual}
 			return v.verdict
 		}
 	}
 	if v.size >= 0 && v.n != v.size {
-		v.verdict = &CorruptError{Key: v.key, File: v.file, Problem: ProblemSize, RecordedSize: v.size, ActualSize: v.n}
+		v.verdict = &CorruptError{Item: v.item, Key: v.key, File: v.file, Problem: ProblemSize, RecordedSize: v.size, ActualSize: v.n}
 		return v.verdict
 	}
 	if got := sum(v.want.Algorithm, v.h); got != v.want {
-		v.verdict = &CorruptError{Key: v.key, File: v.file, Problem: ProblemContent, Recorded: v.want, Actual: got,
+		v.verdict = &CorruptError{Item: v.item, Key: v.key, File: v.file, Problem: ProblemContent, Recorded: v.want, Actual: got,
 			RecordedSize: v.size, ActualSize: v.n}
 		return v.verdict
 	}
@@ -96,3 +98,6 @@ func (v *verifyingReader) Close() error {
 	}
 	return err
 }
+
+// Stat describes the file being read.
+func (v *verifyingReader) Stat() (fs.FileInfo, error) { return v.f.Stat() }
