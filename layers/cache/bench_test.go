@@ -14,7 +14,7 @@ import (
 //
 //	plain      os.Open and read, no verification (what builds did before)
 //	streaming  Entry, then Entry.Open: hashed while read
-//	up-front   Entry and Entry.VerifyFile, then a plain read (what Keyed does)
+//	up-front   Entry and Entry.VerifyFile, then a plain read
 //
 // Run: go test -run '^$' -bench EntryRead -benchtime 5x -count 5 ./layers/cache
 func BenchmarkEntryRead(b *testing.B) {
