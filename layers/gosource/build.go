@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/mod/modfile"
@@ -160,7 +161,17 @@ func (b Builder) command(ctx context.Context, dir string, r Recipe, arch string,
 		"GOOS=linux", "GOARCH="+arch, "CGO_ENABLED="+cgo,
 		"GOFLAGS=", "GOWORK=off", "GO111MODULE=on", "GOTOOLCHAIN=local",
 	)
+	stopGroup(cmd)
 	return cmd, nil
+}
+
+// stopGroup runs cmd in a process group of its own and, when the context
+// ends, kills the group: the go command and the compilers and linkers it
+// started, which would otherwise run on, holding its output open.
+func stopGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
 }
 
 // run runs the go command; the names of the packages `go build -v`
@@ -216,6 +227,7 @@ func (b Builder) wrapperModule(ctx context.Context, work string, r Recipe, versi
 	cmd := exec.CommandContext(ctx, b.goCmd(), "mod", "download", "-json", r.Module+"@"+version)
 	cmd.Dir = work
 	cmd.Env = append(os.Environ(), "GOFLAGS=", "GOWORK=off")
+	stopGroup(cmd)
 	out, err := cmd.Output()
 	var info struct {
 		GoMod string

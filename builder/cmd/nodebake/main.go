@@ -108,12 +108,24 @@ func run(ctx context.Context, e *env, args []string) int {
 			return exitOK
 		}
 		code := exitCode(ctx, err)
+		if code == exitInterrupted {
+			fmt.Fprintf(e.stderr, "nodebake %s: interrupted (%v): %v\n", c.name, interruption(ctx), err)
+			return code
+		}
 		fmt.Fprintf(e.stderr, "nodebake %s: %v\n", c.name, err)
 		return code
 	}
 	fmt.Fprintf(e.stderr, "nodebake: unknown command %q\n\n", args[0])
 	usage(e.stderr)
 	return exitInvalid
+}
+
+// interruption says what stopped the command: the signal, when one did.
+func interruption(ctx context.Context) error {
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return context.Canceled
 }
 
 // newFlags returns a flag set whose --help prints the command's usage.
