@@ -17,7 +17,9 @@ import (
 	"testing"
 
 	"github.com/nodebake/nodebake/builder/rootfs"
+	"github.com/nodebake/nodebake/layers/cache"
 	"github.com/nodebake/nodebake/layers/entry"
+	"github.com/nodebake/nodebake/layers/failure"
 	"github.com/nodebake/nodebake/layers/spec"
 )
 
@@ -186,12 +188,29 @@ func TestWriteRootInterrupted(t *testing.T) {
 	noConsequences(t, err)
 }
 
-// TestBuildIntoFullFilesystem builds into a real, small tmpfs: the build
-// fails with the kernel's ENOSPC in its message and leaves nothing there.
-func TestBuildIntoFullFilesystem(t *testing.T) {
+// smallTmpfs mounts a tmpfs of size (mount's notation) for the test.
+func smallTmpfs(t *testing.T, size string) string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a tmpfs needs root")
 	}
+	dir := t.TempDir()
+	if b, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0755", "nodebake-test", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v: %s", err, b)
+	}
+	t.Cleanup(func() {
+		if b, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, b)
+		}
+	})
+	return dir
+}
+
+// TestBuildIntoFullFilesystem builds with the output, or the cache, on a
+// real, small tmpfs: the build fails with the kernel's ENOSPC in its
+// message, an internal failure (exit 1) whatever stage met it, and leaves
+// no output.
+func TestBuildIntoFullFilesystem(t *testing.T) {
 	f := newFixture(t)
 	big := filepath.Join(t.TempDir(), "big")
 	if err := os.WriteFile(big, incompressible(16<<20), 0o644); err != nil {
@@ -202,29 +221,46 @@ func TestBuildIntoFullFilesystem(t *testing.T) {
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	out := t.TempDir()
-	if b, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "nodebake-test", out).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v: %s", err, b)
-	}
-	t.Cleanup(func() {
-		if b, err := exec.Command("umount", out).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", out, err, b)
-		}
-	})
-	_, err := f.build(t, out, s)
-	if err == nil {
-		t.Fatal("a build into a 4 MiB filesystem succeeded")
-	}
-	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "no space left on device") {
-		t.Fatalf("error = %v, want no space left on device", err)
-	}
-	noConsequences(t, err)
-	t.Logf("the error: %v", err)
-	if entries, _ := os.ReadDir(out); len(entries) != 0 {
-		var names []string
-		for _, e := range entries {
-			names = append(names, e.Name())
-		}
-		t.Errorf("the failed build left %v", names)
+	for _, tc := range []struct {
+		name string
+		// setup returns the output directory and the cache.
+		setup func(t *testing.T) (string, *cache.Cache)
+		// stage is how the error begins: the stage that met the full disk.
+		stage string
+	}{
+		{"output", func(t *testing.T) (string, *cache.Cache) { return smallTmpfs(t, "4m"), f.cache }, "writing the disk image: "},
+		{"cache", func(t *testing.T) (string, *cache.Cache) {
+			c, err := cache.Open(smallTmpfs(t, "16k"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return t.TempDir(), c
+		}, "base.image: normalizing: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, c := tc.setup(t)
+			_, err := Build(context.Background(), s, Options{OutputDir: out, Cache: c, FirstbootBinary: f.firstboot, Workers: 2})
+			if err == nil {
+				t.Fatal("the build succeeded")
+			}
+			t.Logf("the error: %v", err)
+			if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "no space left on device") {
+				t.Fatalf("error = %v, want no space left on device", err)
+			}
+			if !strings.HasPrefix(err.Error(), tc.stage) {
+				t.Errorf("error = %q, want it to begin with the stage %q", err, tc.stage)
+			}
+			if k := failure.KindOf(err); k != failure.Internal {
+				t.Errorf("kind %v, want internal (exit 1)", k)
+			}
+			noConsequences(t, err)
+			if entries, _ := os.ReadDir(out); len(entries) != 0 {
+				var names []string
+				for _, e := range entries {
+					names = append(names, e.Name())
+				}
+				t.Errorf("the failed build left %v", names)
+			}
+		})
 	}
 }
