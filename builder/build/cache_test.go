@@ -285,6 +285,19 @@ func TestDamagedCacheIsRebuiltNotBaked(t *testing.T) {
 	}
 }
 
+// TestBuildReportsGoProgress: a build from source reports through the
+// build's progress events, once at the end here (the fake build is quick).
+func TestBuildReportsGoProgress(t *testing.T) {
+	f := newCacheFixture(t)
+	if _, err := f.build(t, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	said := f.said("built kubelet v1.35.4 in ")
+	if len(said) != 1 || !strings.Contains(said[0], ": 1 of 2 packages compiled") {
+		t.Errorf("said %q, want the build from source's last report", said)
+	}
+}
+
 // TestDamagedTwiceFails: an entry that is damaged again after it was made
 // again fails the build, as a source failure naming it, and leaves
 // nothing.

@@ -378,6 +378,9 @@ func (r *Resolver) Preloads(ctx context.Context) ([]PreloadInfo, []entry.Entry, 
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", field, err)
 		}
+		if e.Adopted {
+			r.say("%s: adopted the archive an older nodebake cached (its digests are recorded from now on)", im.Ref)
+		}
 		rec, ok := e.File(preloadArchive)
 		if !ok {
 			return nil, nil, fmt.Errorf("%s: cache entry %q has no %s", field, key, preloadArchive)

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -268,4 +269,122 @@ func alive(pid int) bool {
 func lastLine(s string) string {
 	s = strings.TrimRight(s, "\n")
 	return s[strings.LastIndex(s, "\n")+1:]
+}
+
+// TestCLIPinnedKubelet pins the worker image's kubelet, built from source,
+// with the pin `nodebake mirror build` prints: checked against sha256sum
+// of the mirror's artifact, the right pin builds; a wrong one fails with
+// exit 3, naming the component and both digests. It uses the shared build
+// cache, where the pinned set is built already: nothing is built again.
+func TestCLIPinnedKubelet(t *testing.T) {
+	harness.RequireSlow(t)
+	harness.RequireTool(t, "sha256sum")
+	root := harness.RepoRoot(t)
+	base := harness.BaseLayout(t)
+	cacheDir := harness.CacheDir(t)
+	bin := t.TempDir()
+	nodebake := harness.GoBuild(t, "./builder/cmd/nodebake", bin)
+	harness.GoBuild(t, harness.FirstbootPackage, bin)
+	worker, err := os.ReadFile(filepath.Join(root, "images", "worker.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	specWith := func(kubelet string) string {
+		doc := strings.NewReplacer(
+			"oci:../build/base/trixie-amd64", "oci:"+base,
+			"oci:../build/images/pause", "oci:"+filepath.Join(root, "build", "images", "pause"),
+			"kubelet: {from: go}", kubelet,
+		).Replace(string(worker))
+		if !strings.Contains(doc, kubelet) {
+			t.Fatalf("images/worker.yaml has no %q line to pin", "kubelet: {from: go}")
+		}
+		p := filepath.Join(t.TempDir(), "worker.yaml")
+		if err := os.WriteFile(p, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	run := func(args ...string) (int, string, string) {
+		cmd := exec.Command(nodebake, args...)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		return exitCodeOf(t, err), stdout.String(), stderr.String()
+	}
+
+	// The pins, from the mirror.
+	mirrorDir := t.TempDir()
+	code, pins, stderr := run("mirror", "build", "--cache", cacheDir, "-d", mirrorDir, specWith("kubelet: {from: go}"))
+	if code != 0 {
+		t.Fatalf("mirror build: exit %d: %s", code, stderr)
+	}
+	t.Logf("mirror build printed:\n%s", pins)
+	_, block, ok := strings.Cut(pins, "\n  kubelet:\n")
+	if !ok {
+		t.Fatalf("no kubelet pin in %q", pins)
+	}
+	var pin string
+	for _, l := range strings.Split(block, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "amd64: "); ok {
+			pin = v
+			break
+		}
+	}
+	artifact := filepath.Join(mirrorDir, "dl.k8s.io", "release", "v1.35.4", "bin", "linux", "amd64", "kubelet")
+	out, err := exec.Command("sha256sum", artifact).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := strings.Cut(string(out), " "); pin == "" || got != pin {
+		t.Fatalf("the printed pin %q is not sha256sum's %q of %s", pin, got, artifact)
+	}
+	if strings.Contains(stderr, "building kubelet") {
+		t.Errorf("the kubelet was built again:\n%s", stderr)
+	}
+
+	// A wrong pin: exit 3, naming the component and both digests.
+	wrong := strings.Repeat("0", 63) + "1"
+	outDir := t.TempDir()
+	code, _, stderr = run("build", "--cache", cacheDir, "-o", outDir, specWith("kubelet: {from: go, sha256: {amd64: "+wrong+"}}"))
+	last := lastLine(stderr)
+	t.Logf("with a wrong pin: exit %d: %s", code, last)
+	if code != exitSource {
+		t.Errorf("exit %d, want %d", code, exitSource)
+	}
+	for _, want := range []string{"components.kubelet.sha256.amd64", "kubelet v1.35.4", "sha256:" + pin, "sha256:" + wrong} {
+		if !strings.Contains(last, want) {
+			t.Errorf("the error does not name %q", want)
+		}
+	}
+	if left := leftIn(t, outDir); len(left) != 0 {
+		t.Errorf("the refused build left %v", left)
+	}
+
+	// The right pin builds, and the manifest records it.
+	code, _, stderr = run("build", "--cache", cacheDir, "-o", outDir, specWith("kubelet: {from: go, sha256: {amd64: "+pin+"}}"))
+	if code != 0 {
+		t.Fatalf("with the right pin: exit %d: %s", code, stderr)
+	}
+	if strings.Contains(stderr, "building kubelet") {
+		t.Errorf("the kubelet was built again:\n%s", stderr)
+	}
+	manifest, err := os.ReadFile(filepath.Join(outDir, "worker.manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Components []struct{ Name, Checksum string }
+	}
+	if err := json.Unmarshal(manifest, &m); err != nil {
+		t.Fatal(err)
+	}
+	var recorded string
+	for _, c := range m.Components {
+		if c.Name == "kubelet" {
+			recorded = c.Checksum
+		}
+	}
+	if recorded != "sha256:"+pin {
+		t.Errorf("the manifest records the kubelet's checksum as %q, want the pin", recorded)
+	}
 }
