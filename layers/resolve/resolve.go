@@ -202,6 +202,9 @@ func (r *Resolver) component(ctx context.Context, nc spec.NamedComponent) (Compo
 	field := "components." + string(nc.Key)
 	info := ComponentInfo{Name: name, Version: c.Version, From: string(c.From)}
 	var ents []entry.Entry
+	// The sha256 of files read through the cache, which verifies them
+	// against it, by image path.
+	verified := map[string]string{}
 	switch c.From {
 	case spec.FromRelease:
 		algo, sum, _ := c.Checksum(s.Arch)
@@ -226,6 +229,9 @@ func (r *Resolver) component(ctx context.Context, nc spec.NamedComponent) (Compo
 		if ents, err = layout.FromRelease(open, fi.Size()); err != nil {
 			return info, nil, fmt.Errorf("%s: %w", field, err)
 		}
+		if layout.Artifact == components.Binary && d.Algorithm == "sha256" {
+			verified[layout.Files[0].To] = d.Hex
+		}
 	case spec.FromGo:
 		e, src, err := r.buildFromSource(ctx, name, c.Version)
 		if err != nil {
@@ -237,6 +243,11 @@ func (r *Resolver) component(ctx context.Context, nc spec.NamedComponent) (Compo
 		}
 		if ents, err = layout.FromBuild(e.FS()); err != nil {
 			return info, nil, fmt.Errorf("%s: %w", field, err)
+		}
+		for _, f := range layout.Files {
+			if rec, ok := e.File(f.Name); ok {
+				verified[f.To] = rec.SHA256
+			}
 		}
 	case spec.FromOCI:
 		img, err := r.Image(ctx, c.Image, "")
@@ -258,7 +269,7 @@ func (r *Resolver) component(ctx context.Context, nc spec.NamedComponent) (Compo
 		return info, nil, failure.Errorf(failure.Invalid, "%s.from: unknown source %q", field, c.From)
 	}
 	for _, e := range ents {
-		sum, sum1, err := digests(e)
+		sum, sum1, err := digests(e, verified[e.Path])
 		if err != nil {
 			return info, nil, fmt.Errorf("%s: %w", field, err)
 		}
@@ -413,15 +424,30 @@ func (r *Resolver) fetcher() *fetch.Fetcher {
 
 // digests returns the SHA256 and SHA1 of a file; the SBOM needs SHA1 for
 // its files and package verification codes.
-func digests(e entry.Entry) (sha256Hex, sha1Hex string, err error) {
+//
+// verified is the file's sha256 when e reads a cache entry or blob that
+// verifies it while it streams (and fails the read when it does not
+// match): then it is not hashed twice.
+func digests(e entry.Entry, verified string) (sha256Hex, sha1Hex string, err error) {
 	rc, err := e.Open()
 	if err != nil {
 		return "", "", err
 	}
 	defer rc.Close()
-	h, h1 := sha256.New(), sha1.New()
-	if _, err := io.Copy(io.MultiWriter(h, h1), rc); err != nil {
+	h1 := sha1.New()
+	var w io.Writer = h1
+	h := sha256.New()
+	if verified == "" {
+		w = io.MultiWriter(h, h1)
+	}
+	if _, err := io.Copy(w, rc); err != nil {
 		return "", "", fmt.Errorf("hashing %s: %w", e.Path, err)
+	}
+	if err := rc.Close(); err != nil {
+		return "", "", fmt.Errorf("hashing %s: %w", e.Path, err)
+	}
+	if verified != "" {
+		return verified, hex.EncodeToString(h1.Sum(nil)), nil
 	}
 	return hex.EncodeToString(h.Sum(nil)), hex.EncodeToString(h1.Sum(nil)), nil
 }
