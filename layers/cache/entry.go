@@ -471,8 +471,8 @@ func (c *Cache) PutEntry(key string, fill func(dir string) error) (*Entry, error
 	case !errors.Is(err, ErrNotCached):
 		return nil, err
 	}
-	if e, err := c.adopt(key); e != nil || err != nil {
-		return e, err
+	if e := c.adopt(key); e != nil {
+		return e, nil
 	}
 	return c.store(key, fill)
 }
@@ -517,18 +517,18 @@ func (c *Cache) store(key string, fill func(dir string) error) (*Entry, error) {
 
 // adopt makes the entry for key from the legacy entry an older nodebake
 // stored under key, if there is one that names the key and holds only
-// regular files and directories: its files are hard-linked (or copied)
-// into a new entry and recorded as they are now. It returns nil, nil when
-// there is nothing to adopt. The legacy entry is left in place, for older
-// nodebake versions that share the cache.
-func (c *Cache) adopt(key string) (*Entry, error) {
+// regular files and directories (at most maxFiles): its files are
+// hard-linked (or copied) into a new entry and recorded as they are now.
+// It returns nil when there is nothing to adopt, or the adoption failed:
+// then the entry is made anew. The legacy entry is left in place, for
+// older nodebake versions that share the cache.
+func (c *Cache) adopt(key string) *Entry {
 	root := c.legacyRoot(key)
 	if legacyKey(root) != key {
-		return nil, nil
+		return nil
 	}
-	fi, err := os.Lstat(root)
-	if err != nil || !fi.IsDir() {
-		return nil, nil
+	if fi, err := os.Lstat(root); err != nil || !fi.IsDir() {
+		return nil
 	}
 	e, err := c.store(key, func(dir string) error {
 		return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -549,14 +549,11 @@ func (c *Cache) adopt(key string) (*Entry, error) {
 			return linkOrCopy(p, dst)
 		})
 	})
-	if errors.Is(err, errUnadoptable) {
-		return nil, nil
-	}
 	if err != nil {
-		return nil, fmt.Errorf("adopting the legacy cache entry %q: %w", key, err)
+		return nil
 	}
 	e.Adopted = true
-	return e, nil
+	return e
 }
 
 // errUnadoptable stops the adoption of a legacy entry that holds what an
