@@ -293,7 +293,7 @@ func TestBuildReportsGoProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	said := f.said("built kubelet v1.35.4 in ")
-	if len(said) != 1 || !strings.Contains(said[0], ": 1 of 2 packages compiled") {
+	if len(said) != 1 || !strings.Contains(said[0], " (1 of 2 packages compiled)") {
 		t.Errorf("said %q, want the build from source's last report", said)
 	}
 }

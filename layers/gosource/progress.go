@@ -31,7 +31,7 @@ func (p Progress) String() string {
 	elapsed := p.Elapsed.Round(time.Second)
 	switch {
 	case p.Done:
-		return fmt.Sprintf("built %s %s in %s: %d of %d packages compiled (the rest were in the Go build cache)", p.Component, p.Version, elapsed, p.Compiled, p.Total)
+		return fmt.Sprintf("built %s %s in %s (%d of %d packages compiled)", p.Component, p.Version, elapsed, p.Compiled, p.Total)
 	case p.Total == 0:
 		return fmt.Sprintf("building %s %s: resolving modules, %s", p.Component, p.Version, elapsed)
 	}
