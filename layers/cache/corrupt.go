@@ -96,7 +96,7 @@ func (e *CorruptError) Error() string {
 	case ProblemExtra:
 		detail = "not recorded when the entry was written"
 	case ProblemUnrecorded:
-		detail = "has no recorded digests (written by an older nodebake), so it cannot be verified"
+		return what + " cannot be verified: it has no recorded digests (an older nodebake wrote it; a build adopts it, cache prune or verify --evict removes it)"
 	case ProblemRecord:
 		detail = "bad record"
 		if e.Err != nil {

@@ -57,11 +57,15 @@ func runCacheVerify(ctx context.Context, e *env, args []string) error {
 				return
 			}
 			status := "ok"
-			if ev.Err != nil {
+			var ce *cache.CorruptError
+			switch {
+			case ev.Err == nil:
+			case ev.Evicted:
+				status = "EVICTED"
+			case errors.As(ev.Err, &ce) && ce.Problem == cache.ProblemUnrecorded:
+				status = "LEGACY"
+			default:
 				status = "FAILED"
-				if ev.Evicted {
-					status = "EVICTED"
-				}
 			}
 			pct := int64(100)
 			if ev.TotalBytes > 0 {

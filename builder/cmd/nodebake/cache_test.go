@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,6 +89,31 @@ func TestParseAge(t *testing.T) {
 	for _, in := range []string{"", "d", "-1h", "1w", "99999999d"} {
 		if _, err := parseAge(in); err == nil {
 			t.Errorf("parseAge(%q) succeeded", in)
+		}
+	}
+}
+
+// TestCacheVerifyLegacy: an entry an older nodebake wrote, without
+// digests, is shown as such, and counts as not verified.
+func TestCacheVerifyLegacy(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	if _, err := cache.Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	const key = "gosource/v1/kubelet/v1.35.4/go1.26.8/amd64"
+	root := filepath.Join(dir, "keyed", fmt.Sprintf("%x", sha256.Sum256([]byte(key))))
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "kubelet"), []byte("old"), 0o755)
+	os.WriteFile(root+".key", []byte(key+"\n"), 0o644)
+	code, out, errs := runCLI(t, "cache", "verify", "--cache", dir)
+	if code != exitSource || !strings.Contains(out, "1 did not verify") {
+		t.Errorf("exit %d, stdout %q", code, out)
+	}
+	for _, want := range []string{"LEGACY  entry " + key, "cannot be verified: it has no recorded digests"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs)
 		}
 	}
 }
