@@ -68,7 +68,8 @@ type Options struct {
 	Transport http.RoundTripper
 	// Offline forbids any download: everything must be in the cache.
 	Offline bool
-	// Go builds components whose source is "go".
+	// Go builds components whose source is "go". When its Progress is
+	// nil, a build from source reports through Progress (StageFetch).
 	Go gosource.Builder
 	// Progress receives progress events; may be nil.
 	Progress func(Event)
