@@ -233,6 +233,10 @@ func (b *run) publish(ctx context.Context) error {
 
 // describe writes the manifest, the SBOM and the sums (in memory).
 func (b *run) describe(context.Context) error {
+	// The SHA1s of the components' files, taken as they were composed.
+	if err := b.layers.CompleteDigests(b.comps); err != nil {
+		return err
+	}
 	s, p, d := b.spec, b.plan, b.disk
 	m := Manifest{
 		Name:          s.Name,

@@ -19,12 +19,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -85,7 +87,76 @@ type Resolver struct {
 	goBuilder gosource.Builder
 	log       func(string)
 	downloads func(fetch.Progress)
+
+	// late holds the files whose SHA1 is taken while the image is
+	// composed (see CompleteDigests).
+	late lateDigests
 }
+
+// lateDigests are the SHA1s of component files read through the cache,
+// taken as the image is composed, by image path, and the files to read
+// for any that were not.
+type lateDigests struct {
+	mu      sync.Mutex
+	sha1    map[string]string
+	entries map[string]entry.Entry
+}
+
+func (l *lateDigests) set(p, sum string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sha1 == nil {
+		l.sha1 = map[string]string{}
+	}
+	l.sha1[p] = sum
+}
+
+func (l *lateDigests) get(p string) (string, entry.Entry, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.entries[p]
+	return l.sha1[p], e, ok
+}
+
+// defer makes e a file whose SHA1 is taken when it is read: e's reader
+// verifies the content's sha256 while it streams, and the SHA1 counts only
+// when it has read all of it (io.EOF, which a verifying reader gives only
+// when the content matched).
+func (l *lateDigests) deferSHA1(e entry.Entry) entry.Entry {
+	l.mu.Lock()
+	if l.entries == nil {
+		l.entries = map[string]entry.Entry{}
+	}
+	l.entries[e.Path] = e
+	l.mu.Unlock()
+	open := e.Open
+	e.Open = func() (io.ReadCloser, error) {
+		rc, err := open()
+		if err != nil {
+			return nil, err
+		}
+		return &sha1Tee{rc: rc, h: sha1.New(), done: func(sum string) { l.set(e.Path, sum) }}, nil
+	}
+	return e
+}
+
+// sha1Tee hashes what is read through it and reports the SHA1 at io.EOF.
+type sha1Tee struct {
+	rc   io.ReadCloser
+	h    hash.Hash
+	done func(string)
+}
+
+func (t *sha1Tee) Read(p []byte) (int, error) {
+	n, err := t.rc.Read(p)
+	t.h.Write(p[:n])
+	if err == io.EOF {
+		t.done(hex.EncodeToString(t.h.Sum(nil)))
+	}
+	return n, err
+}
+
+func (t *sha1Tee) Close() error { return t.rc.Close() }
 
 // Option configures a Resolver.
 type Option func(*Resolver)
@@ -268,8 +339,15 @@ func (r *Resolver) component(ctx context.Context, nc spec.NamedComponent) (Compo
 	default:
 		return info, nil, failure.Errorf(failure.Invalid, "%s.from: unknown source %q", field, c.From)
 	}
-	for _, e := range ents {
-		sum, sum1, err := digests(e, verified[e.Path])
+	for i, e := range ents {
+		if sum, ok := verified[e.Path]; ok {
+			// Read when the image is composed, verified as it streams;
+			// its SHA1 for the SBOM is taken then (CompleteDigests).
+			ents[i] = r.late.deferSHA1(e)
+			info.Files = append(info.Files, FileInfo{Path: e.Path, SHA256: sum, Size: e.Size})
+			continue
+		}
+		sum, sum1, err := digests(e)
 		if err != nil {
 			return info, nil, fmt.Errorf("%s: %w", field, err)
 		}
@@ -422,32 +500,50 @@ func (r *Resolver) fetcher() *fetch.Fetcher {
 	return fetch.New(r.cache, fo...)
 }
 
+// CompleteDigests fills in the SHA1 (for the SBOM) of the files of comps
+// that Components left to be taken while the image is composed; a file
+// that was not read then is read now, verified as it streams.
+func (r *Resolver) CompleteDigests(comps []ComponentInfo) error {
+	for i := range comps {
+		for j := range comps[i].Files {
+			f := &comps[i].Files[j]
+			if f.SHA1 != "" {
+				continue
+			}
+			sum1, e, ok := r.late.get(f.Path)
+			if !ok {
+				return fmt.Errorf("components: %s: no digest of %s", comps[i].Name, f.Path)
+			}
+			if sum1 == "" {
+				sum256, s1, err := digests(e)
+				if err != nil {
+					return fmt.Errorf("components: %s: %w", comps[i].Name, err)
+				}
+				if sum256 != f.SHA256 {
+					return fmt.Errorf("components: %s: %s changed while it was read (sha256 %s, then %s)", comps[i].Name, f.Path, f.SHA256, sum256)
+				}
+				sum1 = s1
+			}
+			f.SHA1 = sum1
+		}
+	}
+	return nil
+}
+
 // digests returns the SHA256 and SHA1 of a file; the SBOM needs SHA1 for
 // its files and package verification codes.
-//
-// verified is the file's sha256 when e reads a cache entry or blob that
-// verifies it while it streams (and fails the read when it does not
-// match): then it is not hashed twice.
-func digests(e entry.Entry, verified string) (sha256Hex, sha1Hex string, err error) {
+func digests(e entry.Entry) (sha256Hex, sha1Hex string, err error) {
 	rc, err := e.Open()
 	if err != nil {
 		return "", "", err
 	}
 	defer rc.Close()
-	h1 := sha1.New()
-	var w io.Writer = h1
-	h := sha256.New()
-	if verified == "" {
-		w = io.MultiWriter(h, h1)
-	}
-	if _, err := io.Copy(w, rc); err != nil {
+	h, h1 := sha256.New(), sha1.New()
+	if _, err := io.Copy(io.MultiWriter(h, h1), rc); err != nil {
 		return "", "", fmt.Errorf("hashing %s: %w", e.Path, err)
 	}
 	if err := rc.Close(); err != nil {
 		return "", "", fmt.Errorf("hashing %s: %w", e.Path, err)
-	}
-	if verified != "" {
-		return verified, hex.EncodeToString(h1.Sum(nil)), nil
 	}
 	return hex.EncodeToString(h.Sum(nil)), hex.EncodeToString(h1.Sum(nil)), nil
 }

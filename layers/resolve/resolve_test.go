@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -157,6 +158,26 @@ func TestComponentsFromRelease(t *testing.T) {
 	if len(infos) != len(s.NamedComponents()) {
 		t.Fatalf("%d records for %d components", len(infos), len(s.NamedComponents()))
 	}
+	// Compose the image, as far as the components go: read every file but
+	// the last; CompleteDigests reads that one.
+	content := map[string][]byte{}
+	for i, e := range ents {
+		rc, err := e.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		content[e.Path] = b
+		if i == len(ents)-2 {
+			if err := r.CompleteDigests(infos); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	files := 0
 	for i, nc := range s.NamedComponents() {
 		info := infos[i]
@@ -169,6 +190,9 @@ func TestComponentsFromRelease(t *testing.T) {
 		for j, f := range info.Files {
 			if f.Path != nc.Catalogue.Files[j].To || len(f.SHA256) != 64 || len(f.SHA1) != 40 {
 				t.Errorf("%s: file record %+v", nc.Key, f)
+			}
+			if c := content[f.Path]; f.SHA256 != fmt.Sprintf("%x", sha256.Sum256(c)) || f.SHA1 != fmt.Sprintf("%x", sha1.Sum(c)) {
+				t.Errorf("%s: the digests of %s are not those of its content", nc.Key, f.Path)
 			}
 		}
 		files += len(info.Files)
