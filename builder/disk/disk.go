@@ -72,6 +72,11 @@ type Image struct {
 	// size in bytes. w is a window on the image file starting at the root
 	// partition; WriteRoot must not write past the size it returns.
 	WriteRoot func(ctx context.Context, w io.WriterAt) (int64, error)
+	// Verified, when not nil, makes a verified, A/B-updatable disk (a
+	// dm-verity root, two root slots, a UKI on the ESP) instead of the
+	// default layout; see Verified. Kernel, Initrd and Cmdline then go
+	// into the UKI, and Title is not used.
+	Verified *Verified
 }
 
 // Partition is one entry of the written partition table.
@@ -96,6 +101,8 @@ type Result struct {
 	ESPVolumeID  string // FAT volume serial as blkid shows it ("ABCD-1234")
 	Cmdline      string // the full kernel command line of the loader entry
 	Partitions   []Partition
+	// Verified is set for an Image.Verified disk.
+	Verified *VerifiedResult
 }
 
 // Write writes the disk image to path. It first writes the root
@@ -160,6 +167,9 @@ func Write(ctx context.Context, path string, img Image) (res Result, err error) 
 
 // write fills f (empty, positioned anywhere) with the image.
 func write(ctx context.Context, f *os.File, img Image) (Result, error) {
+	if img.Verified != nil {
+		return writeVerified(ctx, f, img)
+	}
 	ids := deriveIDs(img.Seed)
 	rootOffset := partitionAlign + img.ESPSize
 
