@@ -134,6 +134,9 @@ type Config struct {
 	// FindFirmware when empty, except with Kernel or NetBoot: then QEMU's
 	// default BIOS boots the kernel or the NIC's ROM.
 	Firmware Firmware
+	// SecureBoot, when set, boots Disk under UEFI Secure Boot (instead of
+	// Firmware); see SecureBoot.
+	SecureBoot *SecureBoot
 }
 
 // Firmware is a pair of OVMF pflash images.
@@ -265,7 +268,7 @@ func (c Config) withDefaults() (Config, error) {
 			return c, fmt.Errorf("qemu config: netdev %q: leave out the id, it is assigned", nd)
 		}
 	}
-	return c, nil
+	return c.secureBootDefaults()
 }
 
 // paths are the files of a VM's work directory.
@@ -398,7 +401,7 @@ func (c Config) args(p paths) []string {
 	if c.NoReboot {
 		a = append(a, "-no-reboot")
 	}
-	return a
+	return c.secureBootArgs(a)
 }
 
 // deriveMAC returns a locally administered MAC for NIC n of the VM with
