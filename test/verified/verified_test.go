@@ -1,0 +1,416 @@
+package verified
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nodebake/nodebake/builder/authenticode"
+	"github.com/nodebake/nodebake/builder/disk"
+	"github.com/nodebake/nodebake/test/harness"
+	"github.com/nodebake/nodebake/test/qemu"
+	"github.com/nodebake/nodebake/test/secureboot"
+)
+
+// bootTimeout bounds each boot, sized for TCG on a busy 2-core host.
+const bootTimeout = 8 * time.Minute
+
+// vmUUID is the guests' fixed SMBIOS UUID.
+const vmUUID = "6e6f6465-6261-6b65-2d76-657269747931"
+
+// In the root filesystem of the image: systemd-stub, os-release, and the
+// file the tamper test changes (PID 1, read by every boot).
+const (
+	stubPath      = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
+	osReleasePath = "/usr/lib/os-release"
+	tamperPath    = "/usr/lib/systemd/systemd"
+)
+
+// version is the image version of the verified disks.
+const version = "1.35.4-1"
+
+func figure(t *testing.T, format string, args ...any) {
+	t.Helper()
+	s := fmt.Sprintf(format, args...)
+	t.Log(s)
+	fmt.Println("FIGURE " + s)
+}
+
+// TestVerifiedBoot builds the worker image with the pipeline, turns it
+// into a verified disk with builder/disk and boots it: plain (for the
+// time), verified, tampered, and signed under enforced Secure Boot.
+func TestVerifiedBoot(t *testing.T) {
+	harness.RequireSlow(t)
+	for _, tool := range []string{"qemu-system-x86_64", "qemu-img", "rdsquashfs", "veritysetup"} {
+		harness.RequireTool(t, tool)
+	}
+	s := harness.WorkerSpec(t, probeFiles()...)
+	dir := t.TempDir()
+	res := harness.BuildImage(t, s, dir)
+	plain := res.ImagePath
+
+	parts, err := disk.ReadParts(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer parts.Close()
+	rootFile := filepath.Join(dir, "root.squashfs")
+	writeRoot(t, parts, rootFile)
+	stub := catFile(t, rootFile, stubPath)
+	osrel := catFile(t, rootFile, osReleasePath)
+
+	// convert writes the verified disk of the built image to out.
+	convert := func(t *testing.T, out string, signer *authenticode.Signer) disk.Result {
+		t.Helper()
+		start := time.Now()
+		img := parts.Image(disk.Image{
+			Seed:    []byte(res.Manifest.SpecHash + "/verified"),
+			ModTime: time.Unix(s.SourceDateEpoch, 0).UTC(),
+			ESPSize: disk.DefaultESPSize,
+			VarSize: int64(s.Output.VarSize),
+			Verified: &disk.Verified{
+				Name:      "nodebake",
+				Version:   version,
+				Tries:     3,
+				Stub:      disk.BytesFile("", stub),
+				OSRelease: osrel,
+				Uname:     res.Manifest.KernelRelease,
+				Signer:    signer,
+			},
+		})
+		r, err := disk.Write(t.Context(), out, img)
+		if err != nil {
+			t.Fatalf("writing the verified disk: %v", err)
+		}
+		figure(t, "verified disk written in %s: root %d MiB in a %d MiB slot, hash tree %d KiB, UKI %d MiB, disk %d MiB (the plain one: %d MiB)",
+			time.Since(start).Round(100*time.Millisecond), r.RootSize>>20, partSize(r.Partitions[1])>>20, r.Verified.HashSize>>10,
+			r.Verified.UKISize>>20, r.Size>>20, res.Manifest.Image.Size>>20)
+		return r
+	}
+
+	verified := filepath.Join(dir, "verified.raw")
+	vres := convert(t, verified, nil)
+	checkVerifiedDisk(t, verified, vres)
+
+	t.Run("plain", func(t *testing.T) {
+		r := boot(t, qemu.Config{Disk: plain}, "plain")
+		if r["root.source"] == "/dev/mapper/root" {
+			t.Errorf("the plain image has a verity root: %v", r)
+		}
+	})
+
+	t.Run("verity", func(t *testing.T) {
+		r := boot(t, qemu.Config{Disk: verified}, "verity")
+		checkVerityBoot(t, r, vres)
+	})
+
+	t.Run("tamper", func(t *testing.T) {
+		tampered := filepath.Join(t.TempDir(), "tampered.raw")
+		copyFile(t, verified, tampered)
+		off := fileDataOffset(t, rootFile, tamperPath)
+		flipByte(t, tampered, partOffset(vres.Partitions[1])+off)
+		t.Logf("flipped the byte at offset %d of the root filesystem, inside %s", off, tamperPath)
+		bootTampered(t, tampered)
+	})
+
+	t.Run("secureboot", func(t *testing.T) {
+		harness.RequireTool(t, "qemu-system-x86_64")
+		key, vars := enrolledKey(t)
+		signer, err := authenticode.ParseSigner(key.KeyPEM, key.CertPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed := filepath.Join(t.TempDir(), "signed.raw")
+		sres := convert(t, signed, signer)
+		if sres.Verified.RootHash != vres.Verified.RootHash {
+			t.Errorf("signing changed the root hash")
+		}
+		sb := &qemu.SecureBoot{Vars: vars}
+
+		t.Run("signed", func(t *testing.T) {
+			r := boot(t, qemu.Config{Disk: signed, SecureBoot: sb}, "signed, Secure Boot")
+			checkVerityBoot(t, r, sres)
+			if r["secureboot"] != "1" {
+				t.Errorf("SecureBoot variable %q in the guest, want 1", r["secureboot"])
+			}
+		})
+		t.Run("other-key", func(t *testing.T) {
+			other, err := authenticode.ParseSigner(otherKey(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(t.TempDir(), "other.raw")
+			convert(t, p, other)
+			refused(t, qemu.Config{Disk: p, SecureBoot: sb})
+		})
+		t.Run("unsigned", func(t *testing.T) {
+			refused(t, qemu.Config{Disk: verified, SecureBoot: sb})
+		})
+	})
+}
+
+// checkVerifiedDisk reads the verified disk back with independent tools.
+func checkVerifiedDisk(t *testing.T, p string, r disk.Result) {
+	t.Helper()
+	if out := run(t, "sgdisk", "-v", p); !strings.Contains(out, "No problems found") {
+		t.Errorf("sgdisk -v:\n%s", out)
+	}
+	dir := t.TempDir()
+	root, hash := filepath.Join(dir, "root"), filepath.Join(dir, "hash")
+	extract(t, p, r.Partitions[1], root)
+	extract(t, p, r.Partitions[2], hash)
+	start := time.Now()
+	run(t, "veritysetup", "verify", root, hash, r.Verified.RootHash)
+	t.Logf("veritysetup verify of slot A: ok in %s", time.Since(start).Round(10*time.Millisecond))
+	esp := filepath.Join(dir, "esp")
+	extract(t, p, r.Partitions[0], esp)
+	run(t, "fsck.fat", "-n", esp)
+}
+
+// checkVerityBoot checks a probe report of a verified boot.
+func checkVerityBoot(t *testing.T, r map[string]string, res disk.Result) {
+	t.Helper()
+	want := map[string]string{
+		"root.source":                      "/dev/mapper/root",
+		"root.fstype":                      "squashfs",
+		"verity.status":                    "verified",
+		"verity.roothash":                  res.Verified.RootHash,
+		"cmdline":                          res.Cmdline,
+		"containerd.ActiveState":           "active",
+		"kubelet.ActiveState":              "inactive", // no node config: it waits
+		"boot-complete.target.ActiveState": "active",
+	}
+	for k, v := range want {
+		if r[k] != v {
+			t.Errorf("probe %s = %q, want %q", k, r[k], v)
+		}
+	}
+	if !strings.Contains(r["dm.table"], " verity 1 ") || !strings.Contains(r["dm.table"], "panic_on_corruption") {
+		t.Errorf("dm table of root %q: want verity with panic_on_corruption", r["dm.table"])
+	}
+	if !strings.HasPrefix(r["root.options"], "ro") {
+		t.Errorf("root mounted %q, want read-only", r["root.options"])
+	}
+	if !strings.HasPrefix(r["loader.entry"], "nodebake_"+version) {
+		t.Errorf("systemd-boot selected %q, want the UKI nodebake_%s", r["loader.entry"], version)
+	}
+}
+
+// boot boots cfg with the probe and returns its report.
+func boot(t *testing.T, cfg qemu.Config, what string) map[string]string {
+	t.Helper()
+	unlock := lockQEMU(t)
+	defer unlock()
+	cfg.UUID = vmUUID
+	cfg.Accel = qemu.Accel()
+	vm, err := qemu.Start(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	_, err = vm.WaitFor(t.Context(), qemu.Report, regexp.MustCompile(`PROBE start`), bootTimeout)
+	if err != nil {
+		t.Fatalf("%s boot: %v", what, err)
+	}
+	_, err = vm.WaitForFrom(t.Context(), qemu.Report, 0, regexp.MustCompile(`PROBE done`), bootTimeout)
+	if err != nil {
+		t.Fatalf("%s boot, the probe did not finish: %v\nreport:\n%s", what, err, vm.ReportLog())
+	}
+	r := parseProbe(vm.ReportLog())
+	running, _ := vm.WaitForFrom(t.Context(), qemu.Report, 0, regexp.MustCompile(`PROBE system=(\S+)`), time.Second)
+	figure(t, "%s boot (%s): QEMU start -> system %s in %s (guest uptime %s s)", what, cfg.Accel, r["system"],
+		running.SeenAt.Sub(vm.StartedAt).Round(100*time.Millisecond), r["running-uptime"])
+	for _, k := range []string{"root.source", "verity.status", "dm.table", "loader.entry", "loader.bootcountpath", "stub.info", "secureboot", "esp.mount", "failed", "systemd-bless-boot.ActiveState", "kubelet.ConditionResult"} {
+		t.Logf("  %s=%s", k, r[k])
+	}
+	for _, line := range grepLines(vm.ConsoleLog(), `nodebake-verity|device-mapper: verity|systemd-boot|Secure Boot`) {
+		t.Logf("  console: %s", line)
+	}
+	_ = vm.WaitExit(t.Context(), 2*time.Minute)
+	return r
+}
+
+// bootTampered boots an image whose root was changed: the kernel must
+// stop on a verity error before the system (and kubelet) comes up.
+func bootTampered(t *testing.T, p string) {
+	t.Helper()
+	unlock := lockQEMU(t)
+	defer unlock()
+	vm, err := qemu.Start(t.Context(), qemu.Config{Disk: p, UUID: vmUUID, Accel: qemu.Accel(), NoReboot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	_, err = vm.WaitFor(t.Context(), qemu.Report, regexp.MustCompile(`PROBE start`), bootTimeout)
+	if err == nil {
+		t.Fatalf("the tampered image booted:\n%s", vm.ReportLog())
+	}
+	if !errors.Is(err, qemu.ErrGuestCrashed) {
+		t.Fatalf("the tampered image did not crash: %v", err)
+	}
+	console := vm.ConsoleLog()
+	for _, re := range []string{`device-mapper: verity: [^\n]*data block \d+ is corrupted`, `Kernel panic - not syncing: dm-verity device corrupted`} {
+		if m := regexp.MustCompile(re).FindString(console); m == "" {
+			t.Errorf("the console lacks %q", re)
+		} else {
+			t.Logf("  console: %s", m)
+		}
+	}
+	if strings.Contains(console, "Started kubelet") || strings.Contains(vm.ReportLog(), "PROBE") {
+		t.Error("the tampered image got as far as starting kubelet or the probe")
+	}
+	_ = vm.WaitExit(t.Context(), time.Minute) // panic=10 reboots, -no-reboot ends QEMU
+}
+
+// refused boots cfg under Secure Boot and expects the firmware to refuse it.
+func refused(t *testing.T, cfg qemu.Config) {
+	t.Helper()
+	unlock := lockQEMU(t)
+	defer unlock()
+	cfg.UUID = vmUUID
+	cfg.Accel = qemu.Accel()
+	vm, err := qemu.Start(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	m, err := vm.WaitFor(t.Context(), qemu.Console, regexp.MustCompile(`[^\n]*Access Denied[^\n]*`), 4*time.Minute)
+	if err != nil {
+		t.Fatalf("the firmware did not refuse the image: %v", err)
+	}
+	t.Logf("  console: %s", strings.TrimSpace(m))
+	// Nothing of ours ran: no kernel line, no probe.
+	time.Sleep(5 * time.Second)
+	if c := vm.ConsoleLog(); strings.Contains(c, "Linux version") || strings.Contains(vm.ReportLog(), "PROBE") {
+		t.Error("a kernel started after all")
+	}
+}
+
+// enrolledKey returns a test key and an OVMF variable store with it
+// enrolled and Secure Boot on: a new key with virt-fw-vars, else Debian's
+// snakeoil key and store.
+func enrolledKey(t *testing.T) (secureboot.Key, string) {
+	t.Helper()
+	if _, err := exec.LookPath("virt-fw-vars"); err == nil || os.Getenv(secureboot.EnvVirtFwVars) != "" {
+		k := secureboot.NewKey(t, "nodebake verified-boot test")
+		return k, secureboot.EnrolledVars(t, k)
+	}
+	t.Log("virt-fw-vars is missing: using Debian's OVMF snakeoil key and store")
+	return secureboot.SnakeoilKey(t), secureboot.SnakeoilVarsFile
+}
+
+// otherKey is a key no store enrolls.
+func otherKey(t *testing.T) ([]byte, []byte) {
+	k := secureboot.NewKey(t, "nodebake other key")
+	return k.KeyPEM, k.CertPEM
+}
+
+// lockQEMU takes the QEMU lock ($NODEBAKE_QEMU_LOCK): one guest at a time.
+func lockQEMU(t *testing.T) func() {
+	t.Helper()
+	unlock, err := qemu.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return unlock
+}
+
+func partOffset(p disk.Partition) int64 { return int64(p.FirstLBA) * 512 }
+func partSize(p disk.Partition) int64   { return int64(p.LastLBA-p.FirstLBA+1) * 512 }
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// writeRoot copies the root filesystem of parts to p.
+func writeRoot(t *testing.T, parts *disk.Parts, p string) {
+	t.Helper()
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := parts.WriteRoot(context.Background(), f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// catFile reads a file of a squashfs with rdsquashfs.
+func catFile(t *testing.T, squashfs, p string) []byte {
+	t.Helper()
+	out, err := exec.Command("rdsquashfs", "-c", p, squashfs).Output()
+	if err != nil || len(out) == 0 {
+		t.Fatalf("rdsquashfs -c %s: %v (%d bytes)", p, err, len(out))
+	}
+	return out
+}
+
+// fileDataOffset returns the offset in the squashfs of the middle of the
+// first data block of file p, from rdsquashfs -s.
+func fileDataOffset(t *testing.T, squashfs, p string) int64 {
+	t.Helper()
+	out := run(t, "rdsquashfs", "-s", p, squashfs)
+	start := regexp.MustCompile(`(?m)^Blocks start: (\d+)$`).FindStringSubmatch(out)
+	size := regexp.MustCompile(`(?m)^\s*Block #0 size: (\d+)`).FindStringSubmatch(out)
+	if start == nil || size == nil {
+		t.Fatalf("rdsquashfs -s %s: no block start and size:\n%s", p, out)
+	}
+	off, _ := strconv.ParseInt(start[1], 10, 64)
+	n, _ := strconv.ParseInt(size[1], 10, 64)
+	if off <= 0 || n <= 0 {
+		t.Fatalf("rdsquashfs -s %s: block at %d, %d bytes:\n%s", p, off, n, out)
+	}
+	return off + n/2
+}
+
+func flipByte(t *testing.T, p string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x20
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func extract(t *testing.T, img string, part disk.Partition, dst string) {
+	t.Helper()
+	run(t, "dd", "if="+img, "of="+dst, "bs=1M", "iflag=skip_bytes,count_bytes", "conv=sparse",
+		"skip="+strconv.FormatInt(partOffset(part), 10), "count="+strconv.FormatInt(partSize(part), 10), "status=none")
+}
+
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	run(t, "cp", "--sparse=always", src, dst)
+}
+
+func grepLines(s, re string) []string {
+	var out []string
+	r := regexp.MustCompile(re)
+	for _, l := range strings.Split(strings.ReplaceAll(s, "\r", ""), "\n") {
+		if r.MatchString(l) {
+			out = append(out, strings.TrimSpace(l))
+		}
+	}
+	return out
+}
