@@ -30,12 +30,16 @@ p() { printf 'PROBE %s\n' "$*"; }
 one() { tr '\n' ' ' | sed 's/ *$//'; }
 # efivar NAME-GUID: an EFI variable's value without its 4 attribute bytes,
 # UTF-16 text shown as ASCII.
-efivar() { f=/sys/firmware/efi/efivars/$1; [ -r "$f" ] && tail -c +5 "$f" | tr -d '\000' || echo absent; }
+efivar() {
+	f=/sys/firmware/efi/efivars/$1
+	if [ -e "$f" ]; then cat "$f" | tail -c +5 | tr -d '\000'; else echo absent; fi
+}
 loader=4a67b082-0a4c-41cf-b6c7-440b29bb8c4f
 
 p start uptime=$(cut -d' ' -f1 /proc/uptime)
 p system=$(systemctl is-system-running --wait)
 p running-uptime=$(cut -d' ' -f1 /proc/uptime)
+p analyze=$(systemd-analyze 2>&1 | head -n 1)
 p failed=$(systemctl list-units --failed --no-legend --plain | cut -d' ' -f1 | one)
 p cmdline=$(cat /proc/cmdline)
 p root.source=$(findmnt -n -o SOURCE /)
@@ -50,6 +54,8 @@ p loader.entry=$(efivar LoaderEntrySelected-$loader)
 p loader.bootcountpath=$(efivar LoaderBootCountPath-$loader)
 p loader.info=$(efivar LoaderInfo-$loader)
 p stub.info=$(efivar StubInfo-$loader)
+p loader.vars=$(ls /sys/firmware/efi/efivars | sed -n "s/-$loader\$//p" | one)
+p esp.uki=$(ls /efi/EFI/Linux 2>&1 | one)
 p esp.mount=$(findmnt -n -o TARGET,SOURCE -t vfat | one)
 for u in kubelet containerd systemd-bless-boot boot-complete.target; do
 	p "$u.ActiveState=$(systemctl show -p ActiveState --value "$u")"

@@ -73,7 +73,7 @@ func TestVerifiedBoot(t *testing.T) {
 		start := time.Now()
 		img := parts.Image(disk.Image{
 			Seed:    []byte(res.Manifest.SpecHash + "/verified"),
-			ModTime: time.Unix(s.SourceDateEpoch, 0).UTC(),
+			ModTime: fatTime(s.SourceDateEpoch),
 			ESPSize: disk.DefaultESPSize,
 			VarSize: int64(s.Output.VarSize),
 			Verified: &disk.Verified{
@@ -149,10 +149,28 @@ func TestVerifiedBoot(t *testing.T) {
 			}
 			p := filepath.Join(t.TempDir(), "other.raw")
 			convert(t, p, other)
-			refused(t, qemu.Config{Disk: p, SecureBoot: sb})
+			refused(t, qemu.Config{Disk: p, SecureBoot: sb}, firmwareRefused)
 		})
 		t.Run("unsigned", func(t *testing.T) {
-			refused(t, qemu.Config{Disk: verified, SecureBoot: sb})
+			refused(t, qemu.Config{Disk: verified, SecureBoot: sb}, firmwareRefused)
+		})
+		// systemd-boot signed with the enrolled key, the UKI with another:
+		// the boot loader starts, the firmware refuses the UKI it loads.
+		t.Run("foreign-uki", func(t *testing.T) {
+			harness.RequireTool(t, "mcopy")
+			other, err := authenticode.ParseSigner(otherKey(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(t.TempDir(), "foreign-uki.raw")
+			r := convert(t, p, other)
+			loader := filepath.Join(t.TempDir(), "BOOTX64.EFI")
+			run(t, "mcopy", "-n", "-i", fmt.Sprintf("%s@@%d", signed, partOffset(sres.Partitions[0])), "::/EFI/BOOT/BOOTX64.EFI", loader)
+			esp := fmt.Sprintf("%s@@%d", p, partOffset(r.Partitions[0]))
+			for _, dst := range []string{"::/EFI/BOOT/BOOTX64.EFI", "::/EFI/systemd/systemd-bootx64.efi"} {
+				run(t, "mcopy", "-o", "-i", esp, loader, dst)
+			}
+			refused(t, qemu.Config{Disk: p, SecureBoot: sb}, loaderRefused)
 		})
 	})
 }
@@ -202,6 +220,16 @@ func checkVerityBoot(t *testing.T, r map[string]string, res disk.Result) {
 	if !strings.HasPrefix(r["loader.entry"], "nodebake_"+version) {
 		t.Errorf("systemd-boot selected %q, want the UKI nodebake_%s", r["loader.entry"], version)
 	}
+	// Boot counting: systemd-boot counted this try down before starting
+	// the UKI, and systemd-bless-boot marked the boot good afterwards
+	// (there is no health check yet: any boot that reaches
+	// boot-complete.target is good).
+	if want := `\EFI\Linux\nodebake_` + version + `+2-1.efi`; r["loader.bootcountpath"] != want {
+		t.Errorf("LoaderBootCountPath %q, want %q", r["loader.bootcountpath"], want)
+	}
+	if r["systemd-bless-boot.ActiveState"] != "active" || r["esp.uki"] != "nodebake_"+version+".efi" {
+		t.Errorf("systemd-bless-boot %s, UKIs on the ESP %q; want active and the blessed nodebake_%s.efi", r["systemd-bless-boot.ActiveState"], r["esp.uki"], version)
+	}
 }
 
 // boot boots cfg with the probe and returns its report.
@@ -228,7 +256,7 @@ func boot(t *testing.T, cfg qemu.Config, what string) map[string]string {
 	running, _ := vm.WaitForFrom(t.Context(), qemu.Report, 0, regexp.MustCompile(`PROBE system=(\S+)`), time.Second)
 	figure(t, "%s boot (%s): QEMU start -> system %s in %s (guest uptime %s s)", what, cfg.Accel, r["system"],
 		running.SeenAt.Sub(vm.StartedAt).Round(100*time.Millisecond), r["running-uptime"])
-	for _, k := range []string{"root.source", "verity.status", "dm.table", "loader.entry", "loader.bootcountpath", "stub.info", "secureboot", "esp.mount", "failed", "systemd-bless-boot.ActiveState", "kubelet.ConditionResult"} {
+	for _, k := range []string{"analyze", "root.source", "verity.status", "dm.table", "loader.entry", "loader.bootcountpath", "loader.vars", "esp.uki", "stub.info", "secureboot", "esp.mount", "failed", "systemd-bless-boot.ActiveState", "kubelet.ConditionResult"} {
 		t.Logf("  %s=%s", k, r[k])
 	}
 	for _, line := range grepLines(vm.ConsoleLog(), `nodebake-verity|device-mapper: verity|systemd-boot|Secure Boot`) {
@@ -270,8 +298,16 @@ func bootTampered(t *testing.T, p string) {
 	_ = vm.WaitExit(t.Context(), time.Minute) // panic=10 reboots, -no-reboot ends QEMU
 }
 
-// refused boots cfg under Secure Boot and expects the firmware to refuse it.
-func refused(t *testing.T, cfg qemu.Config) {
+// What the console says when Secure Boot stops an image: the firmware
+// refusing the boot loader, systemd-boot failing to load a UKI.
+var (
+	firmwareRefused = regexp.MustCompile(`BdsDxe: failed to load [^\n]*Access Denied`)
+	loaderRefused   = regexp.MustCompile(`(?i)error loading [^\n]*nodebake_[^\n]*(access denied|security violation)`)
+)
+
+// refused boots cfg under Secure Boot and expects the console to say re,
+// and no kernel to start.
+func refused(t *testing.T, cfg qemu.Config, re *regexp.Regexp) {
 	t.Helper()
 	unlock := lockQEMU(t)
 	defer unlock()
@@ -282,9 +318,9 @@ func refused(t *testing.T, cfg qemu.Config) {
 		t.Fatal(err)
 	}
 	defer vm.Close()
-	m, err := vm.WaitFor(t.Context(), qemu.Console, regexp.MustCompile(`[^\n]*Access Denied[^\n]*`), 4*time.Minute)
+	m, err := vm.WaitFor(t.Context(), qemu.Console, re, 4*time.Minute)
 	if err != nil {
-		t.Fatalf("the firmware did not refuse the image: %v", err)
+		t.Fatalf("the image was not refused: %v", err)
 	}
 	t.Logf("  console: %s", strings.TrimSpace(m))
 	// Nothing of ours ran: no kernel line, no probe.
@@ -321,6 +357,12 @@ func lockQEMU(t *testing.T) func() {
 		t.Fatal(err)
 	}
 	return unlock
+}
+
+// fatTime is the ESP timestamp the build uses: SOURCE_DATE_EPOCH, but
+// not before FAT's 1980.
+func fatTime(epoch int64) time.Time {
+	return time.Unix(max(epoch, time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC).Unix()), 0).UTC()
 }
 
 func partOffset(p disk.Partition) int64 { return int64(p.FirstLBA) * 512 }
