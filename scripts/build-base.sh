@@ -8,9 +8,10 @@
 #   scripts/build-base.sh [--suite trixie|bookworm] [--arch amd64] [--out DIR]
 #                         [--no-import] [--force]
 #
-# Recipe: this script, images/base/packages-<suite>.txt, images/base/dpkg.cfg
-# and images/base/hooks/*. A run whose recipe hash matches the stamp next to
-# an existing tar does nothing (--force rebuilds).
+# Recipe: this script, images/base/packages-<suite>.txt, images/base/dpkg.cfg,
+# images/base/hooks/* and the initramfs-tools files a hook installs
+# (images/base/initramfs-tools/). A run whose recipe hash matches the stamp
+# next to an existing tar does nothing (--force rebuilds).
 #
 # Outputs in DIR (default build/base, relative to the current directory):
 #   <suite>-<arch>.tar       the root filesystem
@@ -127,9 +128,9 @@ recipe_hash() {
 		(
 			cd "$repo"
 			find scripts/build-base.sh "images/base/packages-$suite.txt" images/base/dpkg.cfg \
-				images/base/hooks -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+				images/base/hooks images/base/initramfs-tools -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
 			# The hooks only run when executable.
-			find images/base/hooks -type f -perm -u+x -print | LC_ALL=C sort
+			find images/base/hooks images/base/initramfs-tools -type f -perm -u+x -print | LC_ALL=C sort
 		)
 	} | sha256sum | cut -d' ' -f1
 }
