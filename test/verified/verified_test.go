@@ -10,10 +10,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nodebake/nodebake/builder/authenticode"
+	"github.com/nodebake/nodebake/builder/build"
 	"github.com/nodebake/nodebake/builder/disk"
 	"github.com/nodebake/nodebake/test/harness"
 	"github.com/nodebake/nodebake/test/qemu"
@@ -44,59 +46,85 @@ func figure(t *testing.T, format string, args ...any) {
 	fmt.Println("FIGURE " + s)
 }
 
+// fixture is the worker image built by the pipeline and what is needed
+// to turn it into verified disks.
+type fixture struct {
+	dir      string
+	plain    string // the image in the default layout
+	res      *build.Result
+	seed     []byte
+	modTime  time.Time
+	varSize  int64
+	parts    *disk.Parts
+	rootFile string // its root filesystem, copied out
+	stub     []byte
+	osrel    []byte
+}
+
+// newFixture builds the worker image (with the probe) from the pipeline.
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	harness.RequireSlow(t)
+	for _, tool := range []string{"qemu-system-x86_64", "qemu-img", "rdsquashfs", "veritysetup", "sgdisk", "fsck.fat"} {
+		harness.RequireTool(t, tool)
+	}
+	s := harness.WorkerSpec(t, probeFiles()...)
+	f := &fixture{dir: t.TempDir()}
+	f.res = harness.BuildImage(t, s, f.dir)
+	f.plain = f.res.ImagePath
+	f.seed = []byte(f.res.Manifest.SpecHash + "/verified")
+	f.modTime = fatTime(s.SourceDateEpoch)
+	f.varSize = int64(s.Output.VarSize)
+	var err error
+	if f.parts, err = disk.ReadParts(f.plain); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.parts.Close() })
+	f.rootFile = filepath.Join(f.dir, "root.squashfs")
+	writeRoot(t, f.parts, f.rootFile)
+	f.stub = catFile(t, f.rootFile, stubPath)
+	f.osrel = catFile(t, f.rootFile, osReleasePath)
+	return f
+}
+
+// convert writes the verified disk of the built image to out, signed
+// when signer is not nil.
+func (f *fixture) convert(t *testing.T, out string, signer *authenticode.Signer) disk.Result {
+	t.Helper()
+	start := time.Now()
+	img := f.parts.Image(disk.Image{
+		Seed:    f.seed,
+		ModTime: f.modTime,
+		ESPSize: disk.DefaultESPSize,
+		VarSize: f.varSize,
+		Verified: &disk.Verified{
+			Name:      "nodebake",
+			Version:   version,
+			Tries:     3,
+			Stub:      disk.BytesFile("", f.stub),
+			OSRelease: f.osrel,
+			Uname:     f.res.Manifest.KernelRelease,
+			Signer:    signer,
+		},
+	})
+	r, err := disk.Write(t.Context(), out, img)
+	if err != nil {
+		t.Fatalf("writing the verified disk: %v", err)
+	}
+	figure(t, "verified disk written in %s: root %d MiB in a %d MiB slot, hash tree %d KiB, UKI %d MiB; disk %d MiB, %d MiB allocated (the plain one: %d MiB, %d MiB allocated)",
+		time.Since(start).Round(100*time.Millisecond), r.RootSize>>20, partSize(r.Partitions[1])>>20, r.Verified.HashSize>>10,
+		r.Verified.UKISize>>20, r.Size>>20, allocated(t, out)>>20, f.res.Manifest.Image.Size>>20, allocated(t, f.plain)>>20)
+	return r
+}
+
 // TestVerifiedBoot builds the worker image with the pipeline, turns it
 // into a verified disk with builder/disk and boots it: plain (for the
 // time), verified, tampered, and signed under enforced Secure Boot.
 func TestVerifiedBoot(t *testing.T) {
-	harness.RequireSlow(t)
-	for _, tool := range []string{"qemu-system-x86_64", "qemu-img", "rdsquashfs", "veritysetup"} {
-		harness.RequireTool(t, tool)
-	}
-	s := harness.WorkerSpec(t, probeFiles()...)
-	dir := t.TempDir()
-	res := harness.BuildImage(t, s, dir)
-	plain := res.ImagePath
+	f := newFixture(t)
+	plain, convert, rootFile := f.plain, f.convert, f.rootFile
 
-	parts, err := disk.ReadParts(plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer parts.Close()
-	rootFile := filepath.Join(dir, "root.squashfs")
-	writeRoot(t, parts, rootFile)
-	stub := catFile(t, rootFile, stubPath)
-	osrel := catFile(t, rootFile, osReleasePath)
-
-	// convert writes the verified disk of the built image to out.
-	convert := func(t *testing.T, out string, signer *authenticode.Signer) disk.Result {
-		t.Helper()
-		start := time.Now()
-		img := parts.Image(disk.Image{
-			Seed:    []byte(res.Manifest.SpecHash + "/verified"),
-			ModTime: fatTime(s.SourceDateEpoch),
-			ESPSize: disk.DefaultESPSize,
-			VarSize: int64(s.Output.VarSize),
-			Verified: &disk.Verified{
-				Name:      "nodebake",
-				Version:   version,
-				Tries:     3,
-				Stub:      disk.BytesFile("", stub),
-				OSRelease: osrel,
-				Uname:     res.Manifest.KernelRelease,
-				Signer:    signer,
-			},
-		})
-		r, err := disk.Write(t.Context(), out, img)
-		if err != nil {
-			t.Fatalf("writing the verified disk: %v", err)
-		}
-		figure(t, "verified disk written in %s: root %d MiB in a %d MiB slot, hash tree %d KiB, UKI %d MiB, disk %d MiB (the plain one: %d MiB)",
-			time.Since(start).Round(100*time.Millisecond), r.RootSize>>20, partSize(r.Partitions[1])>>20, r.Verified.HashSize>>10,
-			r.Verified.UKISize>>20, r.Size>>20, res.Manifest.Image.Size>>20)
-		return r
-	}
-
-	verified := filepath.Join(dir, "verified.raw")
+	verified := filepath.Join(f.dir, "verified.raw")
 	vres := convert(t, verified, nil)
 	checkVerifiedDisk(t, verified, vres)
 
@@ -244,8 +272,11 @@ func boot(t *testing.T, cfg qemu.Config, what string) map[string]string {
 		t.Fatal(err)
 	}
 	defer vm.Close()
-	_, err = vm.WaitFor(t.Context(), qemu.Report, regexp.MustCompile(`PROBE start`), bootTimeout)
+	kernel, err := vm.WaitForFrom(t.Context(), qemu.Console, 0, regexp.MustCompile(`Linux version`), bootTimeout)
 	if err != nil {
+		t.Fatalf("%s boot: %v", what, err)
+	}
+	if _, err = vm.WaitFor(t.Context(), qemu.Report, regexp.MustCompile(`PROBE start`), bootTimeout); err != nil {
 		t.Fatalf("%s boot: %v", what, err)
 	}
 	_, err = vm.WaitForFrom(t.Context(), qemu.Report, 0, regexp.MustCompile(`PROBE done`), bootTimeout)
@@ -254,8 +285,10 @@ func boot(t *testing.T, cfg qemu.Config, what string) map[string]string {
 	}
 	r := parseProbe(vm.ReportLog())
 	running, _ := vm.WaitForFrom(t.Context(), qemu.Report, 0, regexp.MustCompile(`PROBE system=(\S+)`), time.Second)
-	figure(t, "%s boot (%s): QEMU start -> system %s in %s (guest uptime %s s)", what, cfg.Accel, r["system"],
-		running.SeenAt.Sub(vm.StartedAt).Round(100*time.Millisecond), r["running-uptime"])
+	r["qemu.kernel"] = strconv.FormatFloat(kernel.SeenAt.Sub(vm.StartedAt).Seconds(), 'f', 1, 64)
+	r["qemu.running"] = strconv.FormatFloat(running.SeenAt.Sub(vm.StartedAt).Seconds(), 'f', 1, 64)
+	figure(t, "%s boot (%s): QEMU start -> first kernel line %s s (firmware, loader) -> system %s %s s (guest uptime %s s)", what, cfg.Accel,
+		r["qemu.kernel"], r["system"], r["qemu.running"], r["running-uptime"])
 	for _, k := range []string{"analyze", "root.source", "verity.status", "dm.table", "loader.entry", "loader.bootcountpath", "loader.vars", "esp.uki", "stub.info", "secureboot", "esp.mount", "failed", "systemd-bless-boot.ActiveState", "kubelet.ConditionResult"} {
 		t.Logf("  %s=%s", k, r[k])
 	}
@@ -363,6 +396,16 @@ func lockQEMU(t *testing.T) func() {
 // not before FAT's 1980.
 func fatTime(epoch int64) time.Time {
 	return time.Unix(max(epoch, time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC).Unix()), 0).UTC()
+}
+
+// allocated returns the bytes a (sparse) file occupies.
+func allocated(t *testing.T, p string) int64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Blocks * 512
 }
 
 func partOffset(p disk.Partition) int64 { return int64(p.FirstLBA) * 512 }
