@@ -3,9 +3,15 @@
 // a read-only root partition holding the root filesystem, and an empty /var
 // partition that the image formats on first boot.
 //
+// With Image.Verified the disk is instead verified and A/B-updatable: a
+// dm-verity root in slot A with its hash tree in a root-verity partition,
+// an empty slot B, and an ESP holding systemd-boot and a Unified Kernel
+// Image whose command line carries the root hash (see Verified). ReadParts
+// reads the parts of a default-layout disk back, to make a verified one.
+//
 // Every identifier that would otherwise be random (disk GUID, partition
-// GUIDs, FAT volume id) derives from Image.Seed, and every FAT timestamp is
-// Image.ModTime, so the same inputs give the same bytes.
+// GUIDs, FAT volume id, the verity salt) derives from Image.Seed, and every
+// FAT timestamp is Image.ModTime, so the same inputs give the same bytes.
 package disk
 
 import (

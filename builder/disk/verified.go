@@ -390,8 +390,7 @@ func writeVerified(ctx context.Context, f *os.File, img Image) (Result, error) {
 		return Result{}, err
 	}
 	res := l.result(id, rootSize, cmdline)
-	res.RootPartUUID = l.partitions[1].PartUUID
-	res.VarPartUUID = l.partitions[5].PartUUID
+	res.RootPartUUID = l.partitions[1].PartUUID // from the root hash, not the seed
 	res.Verified = &VerifiedResult{
 		RootHash: tree.RootHashHex(),
 		HashSize: tree.HashSize,
