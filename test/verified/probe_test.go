@@ -60,6 +60,9 @@ p esp.mount=$(findmnt -n -o TARGET,SOURCE -t vfat | one)
 for u in kubelet containerd systemd-bless-boot boot-complete.target; do
 	p "$u.ActiveState=$(systemctl show -p ActiveState --value "$u")"
 done
+p os.image=$(. /etc/os-release; echo "$IMAGE_ID $IMAGE_VERSION")
+p sysupdate.list=$(/usr/lib/systemd/systemd-sysupdate --offline list 2>&1 | one)
+p sysupdate.version=$(/usr/lib/systemd/systemd-sysupdate --offline list "$(. /etc/os-release; echo "$IMAGE_VERSION")" 2>&1 | one)
 p kubelet.ConditionResult=$(systemctl show -p ConditionResult --value kubelet)
 p done
 systemctl poweroff

@@ -17,6 +17,8 @@ import (
 	"github.com/nodebake/nodebake/builder/authenticode"
 	"github.com/nodebake/nodebake/builder/build"
 	"github.com/nodebake/nodebake/builder/disk"
+	"github.com/nodebake/nodebake/builder/spec"
+	"github.com/nodebake/nodebake/builder/sysupdate"
 	"github.com/nodebake/nodebake/test/harness"
 	"github.com/nodebake/nodebake/test/qemu"
 	"github.com/nodebake/nodebake/test/secureboot"
@@ -68,7 +70,7 @@ func newFixture(t *testing.T) *fixture {
 	for _, tool := range []string{"qemu-system-x86_64", "qemu-img", "rdsquashfs", "veritysetup", "sgdisk", "fsck.fat"} {
 		harness.RequireTool(t, tool)
 	}
-	s := harness.WorkerSpec(t, probeFiles()...)
+	s := harness.WorkerSpec(t, append(probeFiles(), updateFiles(t)...)...)
 	f := &fixture{dir: t.TempDir()}
 	f.res = harness.BuildImage(t, s, f.dir)
 	f.plain = f.res.ImagePath
@@ -289,7 +291,7 @@ func boot(t *testing.T, cfg qemu.Config, what string) map[string]string {
 	r["qemu.running"] = strconv.FormatFloat(running.SeenAt.Sub(vm.StartedAt).Seconds(), 'f', 1, 64)
 	figure(t, "%s boot (%s): QEMU start -> first kernel line %s s (firmware, loader) -> system %s %s s (guest uptime %s s)", what, cfg.Accel,
 		r["qemu.kernel"], r["system"], r["qemu.running"], r["running-uptime"])
-	for _, k := range []string{"analyze", "root.source", "verity.status", "dm.table", "loader.entry", "loader.bootcountpath", "loader.vars", "esp.uki", "stub.info", "secureboot", "esp.mount", "failed", "systemd-bless-boot.ActiveState", "kubelet.ConditionResult"} {
+	for _, k := range []string{"analyze", "root.source", "verity.status", "dm.table", "loader.entry", "loader.bootcountpath", "loader.vars", "esp.uki", "stub.info", "secureboot", "esp.mount", "failed", "systemd-bless-boot.ActiveState", "kubelet.ConditionResult", "os.image", "sysupdate.list", "sysupdate.version"} {
 		t.Logf("  %s=%s", k, r[k])
 	}
 	for _, line := range grepLines(vm.ConsoleLog(), `nodebake-verity|device-mapper: verity|systemd-boot|Secure Boot`) {
@@ -391,6 +393,42 @@ func lockQEMU(t *testing.T) func() {
 	}
 	return unlock
 }
+
+// updateFiles are the files phase 3's build will add to a verified
+// image: the sysupdate transfer definitions and an os-release with the
+// image's IMAGE_ID and IMAGE_VERSION (sysupdate protects the running
+// version, %A). The source is never reached: the probe lists offline.
+func updateFiles(t *testing.T) []spec.File {
+	t.Helper()
+	transfers, err := sysupdate.Transfers(sysupdate.Config{Name: "nodebake", Source: "http://127.0.0.1:9/updates", Tries: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []spec.File
+	for _, tr := range transfers {
+		c := tr.Content
+		files = append(files, spec.File{Path: tr.Path, Content: &c, Mode: "0644"})
+	}
+	osrel, err := disk.OSRelease([]byte(debianOSRelease), "nodebake", version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := string(osrel)
+	return append(files, spec.File{Path: "/etc/os-release", Content: &c, Mode: "0644"})
+}
+
+// debianOSRelease is trixie's os-release.
+const debianOSRelease = `PRETTY_NAME="Debian GNU/Linux 13 (trixie)"
+NAME="Debian GNU/Linux"
+VERSION_ID="13"
+VERSION="13 (trixie)"
+VERSION_CODENAME=trixie
+DEBIAN_VERSION_FULL=13
+ID=debian
+HOME_URL="https://www.debian.org/"
+SUPPORT_URL="https://www.debian.org/support"
+BUG_REPORT_URL="https://bugs.debian.org/"
+`
 
 // fatTime is the ESP timestamp the build uses: SOURCE_DATE_EPOCH, but
 // not before FAT's 1980.
