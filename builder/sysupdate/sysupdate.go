@@ -47,8 +47,12 @@ type Config struct {
 	// Name is the image name (disk.Verified.Name).
 	Name string
 	// Source is the URL of the directory holding SHA256SUMS and the
-	// artifacts: https, or http to a loopback address for tests.
+	// artifacts: https, or http to a loopback address or with AllowHTTP.
 	Source string
+	// AllowHTTP accepts a plain http Source (tests: a server the guest
+	// reaches through QEMU's user network). Without Verify and Secure
+	// Boot, whoever is on the path can then install anything.
+	AllowHTTP bool
 	// Tries is the number of boot attempts a new version gets (1..9).
 	Tries int
 	// Verify makes sysupdate check SHA256SUMS.gpg against its keyring;
@@ -70,7 +74,7 @@ func (c Config) Validate() error {
 	}) {
 		errs = append(errs, fmt.Errorf("sysupdate: name %q: want lower-case letters, digits and '-'", c.Name))
 	}
-	if err := checkSource(c.Source); err != nil {
+	if err := checkSource(c.Source, c.AllowHTTP); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Tries < 1 || c.Tries > disk.MaxTries {
@@ -79,8 +83,9 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// checkSource accepts an https URL, or http to a loopback host.
-func checkSource(s string) error {
+// checkSource accepts an https URL, or http to a loopback host or when
+// allowed.
+func checkSource(s string, allowHTTP bool) error {
 	u, err := url.Parse(s)
 	if err != nil {
 		return fmt.Errorf("sysupdate: source %q: %w", s, err)
@@ -92,10 +97,10 @@ func checkSource(s string) error {
 		return fmt.Errorf("sysupdate: source %q contains white space or a control character", s)
 	case u.Scheme == "https":
 		return nil
-	case u.Scheme == "http" && (u.Hostname() == "localhost" || strings.HasPrefix(u.Hostname(), "127.") || u.Hostname() == "::1"):
+	case u.Scheme == "http" && (allowHTTP || u.Hostname() == "localhost" || strings.HasPrefix(u.Hostname(), "127.") || u.Hostname() == "::1"):
 		return nil
 	}
-	return fmt.Errorf("sysupdate: source %q: want https (http only to a loopback address)", s)
+	return fmt.Errorf("sysupdate: source %q: want https (http only to a loopback address, or with AllowHTTP)", s)
 }
 
 // Transfers returns the transfer definitions, in the order sysupdate runs

@@ -104,6 +104,11 @@ func TestValidate(t *testing.T) {
 			t.Errorf("source %s: %v", ok, err)
 		}
 	}
+	c := good
+	c.Source, c.AllowHTTP = "http://10.0.2.100:8080/u", true
+	if err := c.Validate(); err != nil {
+		t.Errorf("http with AllowHTTP: %v", err)
+	}
 }
 
 // TestArtifactsPartitionUUIDs checks the @u of the artifact names against
