@@ -637,3 +637,44 @@ func putUint64(b []byte, v uint64) {
 		b[i] = byte(v >> (8 * i))
 	}
 }
+
+func TestReadVerifiedParts(t *testing.T) {
+	t.Parallel()
+	for _, tries := range []int{0, 3} {
+		img := verifiedImage()
+		img.Verified.Tries = tries
+		p, res := writeTest(t, img)
+		vp, err := ReadVerifiedParts(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer vp.Close()
+		if vp.Name != "nodebake" || vp.Version != "1.35.4-1" || vp.RootHash != res.Verified.RootHash {
+			t.Errorf("tries %d: read %s %s %s, want nodebake 1.35.4-1 %s", tries, vp.Name, vp.Version, vp.RootHash, res.Verified.RootHash)
+		}
+		padded := roundUp(testRootSize, 4096)
+		root := make([]byte, vp.Root.Size())
+		if _, err := vp.Root.ReadAt(root, 0); err != nil {
+			t.Fatal(err)
+		}
+		want := append(pattern("root", int(testRootSize)), make([]byte, padded-testRootSize)...)
+		if !bytes.Equal(root, want) {
+			t.Errorf("tries %d: root %d bytes, want the %d-byte padded root", tries, len(root), padded)
+		}
+		hash := make([]byte, vp.Hash.Size())
+		if _, err := vp.Hash.ReadAt(hash, 0); err != nil {
+			t.Fatal(err)
+		}
+		if int64(len(hash)) != res.Verified.HashSize || !bytes.Equal(hash, readRange(t, p, partOffset(res.Partitions[2]), res.Verified.HashSize)) {
+			t.Errorf("tries %d: hash device %d bytes, want the %d of partition 3", tries, len(hash), res.Verified.HashSize)
+		}
+		if !bytes.Equal(vp.UKI, expectedUKI(t, img, res.Cmdline)) {
+			t.Errorf("tries %d: the UKI read back differs", tries)
+		}
+	}
+	// A default-layout disk has no versioned slot.
+	p, _ := writeTest(t, testImage())
+	if _, err := ReadVerifiedParts(p); err == nil {
+		t.Error("ReadVerifiedParts of a default-layout disk succeeded")
+	}
+}
