@@ -250,6 +250,23 @@ func checkVerityBoot(t *testing.T, r map[string]string, res disk.Result) {
 	if !strings.HasPrefix(r["loader.entry"], "nodebake_"+version) {
 		t.Errorf("systemd-boot selected %q, want the UKI nodebake_%s", r["loader.entry"], version)
 	}
+	// The real systemd-sysupdate, given the image's transfer definitions,
+	// finds this version in slot A (both partitions, by the PARTUUIDs of
+	// the root hash) and its UKI, and protects it as the running one.
+	if l := r["sysupdate.list"]; !regexp.MustCompile(version + ` +✓ +current`).MatchString(l) {
+		t.Errorf("systemd-sysupdate list: %q, want %s as current", l, version)
+	}
+	h := res.Verified.RootHash
+	for _, w := range []string{
+		"State: current", "Protected: yes",
+		"3p2 " + h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32],
+		"3p3 " + h[32:40] + "-" + h[40:44] + "-" + h[44:48] + "-" + h[48:52] + "-" + h[52:64],
+		"/efi/EFI/Linux/nodebake_" + version + ".efi",
+	} {
+		if !strings.Contains(r["sysupdate.version"], w) {
+			t.Errorf("systemd-sysupdate list %s lacks %q: %s", version, w, r["sysupdate.version"])
+		}
+	}
 	// Boot counting: systemd-boot counted this try down before starting
 	// the UKI, and systemd-bless-boot marked the boot good afterwards
 	// (there is no health check yet: any boot that reaches
