@@ -253,7 +253,7 @@ func checkVerityBoot(t *testing.T, r map[string]string, res disk.Result) {
 	// The real systemd-sysupdate, given the image's transfer definitions,
 	// finds this version in slot A (both partitions, by the PARTUUIDs of
 	// the root hash) and its UKI, and protects it as the running one.
-	if l := r["sysupdate.list"]; !regexp.MustCompile(version + ` +✓ +current`).MatchString(l) {
+	if l := r["sysupdate.list"]; !regexp.MustCompile(regexp.QuoteMeta(version) + ` +✓ +current`).MatchString(l) {
 		t.Errorf("systemd-sysupdate list: %q, want %s as current", l, version)
 	}
 	h := res.Verified.RootHash
