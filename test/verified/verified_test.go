@@ -259,8 +259,8 @@ func checkVerityBoot(t *testing.T, r map[string]string, res disk.Result) {
 	h := res.Verified.RootHash
 	for _, w := range []string{
 		"State: current", "Protected: yes",
-		"3p2 " + h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32],
-		"3p3 " + h[32:40] + "-" + h[40:44] + "-" + h[44:48] + "-" + h[48:52] + "-" + h[52:64],
+		"p2 " + h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32],
+		"p3 " + h[32:40] + "-" + h[40:44] + "-" + h[44:48] + "-" + h[48:52] + "-" + h[52:64],
 		"/efi/EFI/Linux/nodebake_" + version + ".efi",
 	} {
 		if !strings.Contains(r["sysupdate.version"], w) {
