@@ -166,6 +166,7 @@ func TestUpdate(t *testing.T) {
 	if first["sysupdate.rc"] != "0" {
 		t.Errorf("systemd-sysupdate update exited %s: %s", first["sysupdate.rc"], first["sysupdate.update"])
 	}
+	figure(t, "update download and install in the guest (%s): %s s for %d MiB", qemu.Accel(), first["sysupdate.seconds"], (vp.Root.Size()+vp.Hash.Size()+int64(len(vp.UKI)))>>20)
 	if first["os.image"] != "nodebake "+v1 || first["verity.roothash"] != r1.Verified.RootHash {
 		t.Errorf("boot 1 runs %q with root hash %s, want version 1 with %s", first["os.image"], first["verity.roothash"], r1.Verified.RootHash)
 	}
@@ -193,6 +194,17 @@ func TestUpdate(t *testing.T) {
 	}
 	if !strings.Contains(second["partitions"], "nodebake_"+v2) || !strings.Contains(second["partitions"], "nodebake_"+v1) {
 		t.Errorf("partitions %q: want both versions' slots", second["partitions"])
+	}
+	// sysupdate wrote the UKI with three tries; systemd-boot used one and
+	// systemd-bless-boot marked the boot good.
+	if !strings.Contains(first["esp.uki.after"], "nodebake_"+v2+"+3-0.efi") {
+		t.Errorf("UKIs after the update %q, want nodebake_%s+3-0.efi", first["esp.uki.after"], v2)
+	}
+	if got := second["esp.uki"]; got != "nodebake_"+v1+".efi nodebake_"+v2+".efi" {
+		t.Errorf("UKIs on version 2 %q, want both, version 2 blessed", got)
+	}
+	if !regexp.MustCompile(regexp.QuoteMeta(v2) + ` ✓ current ` + regexp.QuoteMeta(v1) + ` ✓ installed`).MatchString(second["sysupdate.list"]) {
+		t.Errorf("systemd-sysupdate list on version 2: %q", second["sysupdate.list"])
 	}
 	_ = vm.WaitExit(t.Context(), 2*time.Minute)
 }
