@@ -212,55 +212,52 @@ func waitForClock(ctx context.Context, opts Options, st *Status, data []byte, fa
 	if err != nil {
 		return nil, append(nodeconfig.Problems{{Field: "kernel-cmdline " + ClockWaitParam, Message: err.Error()}}, probs...)
 	}
-	cs := &ClockStatus{FirstChecked: opts.Now.UTC(), LastChecked: opts.Now.UTC(), LimitMicros: limit.Microseconds()}
+	cs := &ClockStatus{FirstChecked: opts.Now.UTC(), LimitMicros: limit.Microseconds()}
 	synced, err := clock.Synchronized()
 	if err != nil {
 		return nil, append(probs, nodeconfig.Problem{Field: ClockField, Message: err.Error()})
 	}
-	if synced {
-		cs.Outcome, cs.Synchronized = ClockSynchronized, true
-		cs.Message = fmt.Sprintf("the clock is synchronized (%s): the certificates are not valid", opts.Now.UTC().Format(timeLayout))
-		st.Clock = cs
-		return nil, loadErr
-	}
-
-	if opts.OnClockWait != nil {
+	already := synced
+	if !synced && opts.OnClockWait != nil {
 		opts.OnClockWait(ClockWait{Limit: limit, Reason: fmt.Sprintf(
 			"waiting up to %s for the clock to synchronize: at %s, %s", limit, opts.Now.UTC().Format(timeLayout), probs[0])})
 	}
 	start := clock.Elapsed()
 	waited := time.Duration(0)
-	for {
+	for !synced && waited < limit {
+		if err := clock.Sleep(ctx, min(ClockPoll, limit-waited)); err != nil {
+			return nil, append(probs, nodeconfig.Problem{Field: ClockField, Message: fmt.Sprintf("waiting for the clock to synchronize: %v", err)})
+		}
 		if synced, err = clock.Synchronized(); err != nil {
 			return nil, append(probs, nodeconfig.Problem{Field: ClockField, Message: err.Error()})
 		}
 		waited = clock.Elapsed() - start
-		if synced || waited >= limit {
-			break
-		}
-		if err := clock.Sleep(ctx, min(ClockPoll, limit-waited)); err != nil {
-			return nil, append(probs, nodeconfig.Problem{Field: ClockField, Message: fmt.Sprintf("waiting for the clock to synchronize: %v", err)})
-		}
 	}
+
+	// Checked again even when the clock was synchronized at once: it may
+	// have been since Now was read.
 	now := clock.Now()
 	cs.Synchronized, cs.WaitedMicros, cs.LastChecked = synced, waited.Microseconds(), now.UTC()
 	st.Clock = cs
-	w := waited.Round(time.Second)
+	at, w := now.UTC().Format(timeLayout), waited.Round(time.Second)
 	cfg, err := nodeconfig.Load(data, facts, now)
 	switch {
+	case already && err != nil:
+		cs.Outcome = ClockSynchronized
+		cs.Message = fmt.Sprintf("the clock is synchronized (%s): the certificates are not valid", at)
 	case synced && err == nil:
 		cs.Outcome = ClockWaited
-		cs.Message = fmt.Sprintf("waited %s for the clock to synchronize (%s)", w, now.UTC().Format(timeLayout))
+		cs.Message = fmt.Sprintf("waited %s for the clock to synchronize (%s)", w, at)
 	case synced:
 		cs.Outcome = ClockWaited
-		cs.Message = fmt.Sprintf("waited %s for the clock to synchronize (%s): the certificates are still not valid", w, now.UTC().Format(timeLayout))
+		cs.Message = fmt.Sprintf("waited %s for the clock to synchronize (%s): the certificates are still not valid", w, at)
 	case err == nil:
 		cs.Outcome = ClockWaited
-		cs.Message = fmt.Sprintf("waited %s; the clock is not synchronized, but the certificates are valid at its time %s", w, now.UTC().Format(timeLayout))
+		cs.Message = fmt.Sprintf("waited %s; the clock is not synchronized, but the certificates are valid at its time %s", w, at)
 	default:
 		cs.Outcome = ClockTimedOut
 		still := asProblems(err)
-		cs.Message = fmt.Sprintf("not synchronized within %s, and the certificates are not valid at the system time %s (%s)", limit, now.UTC().Format(timeLayout), still[0])
+		cs.Message = fmt.Sprintf("not synchronized within %s, and the certificates are not valid at the system time %s (%s)", limit, at, still[0])
 		return nil, append(nodeconfig.Problems{{Field: ClockField, Message: cs.Message}}, still...)
 	}
 	return cfg, err

@@ -75,9 +75,10 @@ func TestClockWait(t *testing.T) {
 	tests := []struct {
 		name    string
 		clock   fakeClock
-		cmdline string // the kernel command line, when set
-		wrongCN bool   // the certificate is worker02's: a problem the clock cannot fix
-		ctxDone bool   // the context ends during the wait
+		startAt time.Time // the time first boot started at, when not the clock's
+		cmdline string    // the kernel command line, when set
+		wrongCN bool      // the certificate is worker02's: a problem the clock cannot fix
+		ctxDone bool      // the context ends during the wait
 
 		ok      bool
 		line    string // the first problem, when not ok (a prefix)
@@ -97,6 +98,10 @@ func TestClockWait(t *testing.T) {
 		{name: "synchronized: fails at once",
 			clock: fakeClock{now: behind, synced: true},
 			line:  notYet, outcome: ClockSynchronized, synced: true, limit: DefaultClockWait, noWait: true},
+		{name: "synchronized since first boot started: succeeds",
+			clock:   fakeClock{now: real, synced: true},
+			startAt: behind,
+			ok:      true, outcome: ClockWaited, synced: true, limit: DefaultClockWait, noWait: true},
 		{name: "other problems: fail at once, without waiting",
 			clock:   fakeClock{now: behind, syncAfter: time.Second, syncTo: real},
 			wrongCN: true,
@@ -154,6 +159,9 @@ func TestClockWait(t *testing.T) {
 			var waits []ClockWait
 			opts := options(root)
 			opts.Now, opts.Clock = clock.now, &clock
+			if !tt.startAt.IsZero() {
+				opts.Now = tt.startAt
+			}
 			opts.OnClockWait = func(w ClockWait) { waits = append(waits, w) }
 
 			st, err := Run(ctx, opts)
@@ -200,8 +208,8 @@ func TestClockWait(t *testing.T) {
 			if cs.Outcome != tt.outcome || cs.Synchronized != tt.synced || cs.WaitedMicros != tt.waited.Microseconds() || cs.LimitMicros != tt.limit.Microseconds() {
 				t.Errorf("clock status %+v, want outcome %s, synchronized %v, waited %s of %s", cs, tt.outcome, tt.synced, tt.waited, tt.limit)
 			}
-			if !cs.FirstChecked.Equal(tt.clock.now) {
-				t.Errorf("first checked at %s, want %s", cs.FirstChecked, tt.clock.now)
+			if !cs.FirstChecked.Equal(opts.Now) {
+				t.Errorf("first checked at %s, want %s", cs.FirstChecked, opts.Now)
 			}
 			if tt.ok {
 				if !cs.LastChecked.Equal(clock.now) || !strings.Contains(st.Summary(), cs.Message) {
