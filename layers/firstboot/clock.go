@@ -218,7 +218,7 @@ func waitForClock(ctx context.Context, opts Options, st *Status, data []byte, fa
 		return nil, append(probs, nodeconfig.Problem{Field: ClockField, Message: err.Error()})
 	}
 	already := synced
-	if !synced && opts.OnClockWait != nil {
+	if !synced && limit > 0 && opts.OnClockWait != nil {
 		opts.OnClockWait(ClockWait{Limit: limit, Reason: fmt.Sprintf(
 			"waiting up to %s for the clock to synchronize: at %s, %s", limit, opts.Now.UTC().Format(timeLayout), probs[0])})
 	}

@@ -90,8 +90,12 @@ func parseClockReport(t *testing.T, log string) clockReport {
 	return r
 }
 
-// labNTPAddr is the first lab's NTP server, handed out by its DHCP server.
-const labNTPAddr = "10.0.2.123"
+// labNTPAddr is the first lab's NTP server, handed out by its DHCP server;
+// it answers ntpDelay after first boot has begun to wait.
+const (
+	labNTPAddr = "10.0.2.123"
+	ntpDelay   = 20 * time.Second
+)
 
 // The timers the image runs: neither needs the time to be right before
 // first boot has run (fstrim.timer trims whenever it fires;
@@ -103,11 +107,11 @@ var imageTimers = []string{"fstrim.timer", "systemd-tmpfiles-clean.timer"}
 // with the guest's RTC a year behind, so that the node's certificates,
 // issued now, are not yet valid at the guest's clock:
 //
-//  1. The lab's DHCP server hands out its NTP server, which answers once
-//     first boot has begun to wait: first boot waits for the clock to
+//  1. The lab's DHCP server hands out its NTP server, which answers 20 s
+//     after first boot has begun to wait: first boot waits for the clock to
 //     synchronize, completes, and the node joins a control plane on the
 //     host's loopback and becomes Ready.
-//  2. The lab has no time source, and nodebake.timewait=75s is on the
+//  2. The lab has no time source, and nodebake.timewait=1m15s is on the
 //     kernel command line: first boot fails closed after 75 s (longer
 //     than the unit's 60 s start timeout, which it extends) with a
 //     console line that names the clock; the kubelet never starts.
@@ -199,6 +203,12 @@ func TestClock(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s: first boot did not wait for the clock: %v\n%s", synced.name, err, synced.vm.ConsoleTail(60))
 	}
+	// The time source appears a while after: first boot keeps waiting.
+	select {
+	case <-time.After(ntpDelay):
+	case <-t.Context().Done():
+		t.Fatal(t.Context().Err())
+	}
 	ntpOn := time.Now()
 	go ntpServer.Serve(ntpConn) // returns when the lab closes the socket
 	d, err := done.wait()
@@ -207,8 +217,10 @@ func TestClock(t *testing.T) {
 	}
 	readyAt := e.waitReady([]*guest{synced}, "", readyTimeout)
 	t.Logf("%s console:\n%s\n%s", synced.name, w.Text, d.Text)
+	// The first certificate in the document is the CA's, issued with the
+	// node's.
 	if !strings.Contains(w.Text, "waiting up to 5m0s for the clock to synchronize: at ") ||
-		!strings.Contains(w.Text, `kubernetes.nodeCert: certificate "system:node:clock01" is not valid before `) {
+		!strings.Contains(w.Text, `kubernetes.caCert: certificate "nodebake-e2e-ca" is not valid before `) {
 		t.Errorf("%s: the wait's line %q, want the default bound and the certificate", synced.name, w.Text)
 	}
 	if !strings.Contains(d.Text, " after it waited ") || !strings.Contains(d.Text, " for the clock to synchronize (") {
@@ -253,7 +265,7 @@ func TestClock(t *testing.T) {
 	}
 	t.Logf("%s console: %s", unsynced.name, m.Text)
 	if want := "nodebake-firstboot: clock: not synchronized within 1m15s, and the certificates are not valid at the system time "; !strings.HasPrefix(m.Text, want) ||
-		!strings.Contains(m.Text, `kubernetes.nodeCert: certificate "system:node:clock02" is not valid before `) {
+		!strings.Contains(m.Text, `(kubernetes.caCert: certificate "nodebake-e2e-ca" is not valid before `) {
 		t.Errorf("%s: console %q, want %q... naming the certificate", unsynced.name, m.Text, want)
 	}
 	login, err := unsynced.login.wait()
