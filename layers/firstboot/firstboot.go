@@ -81,6 +81,13 @@ type Options struct {
 	// Chown makes written files owned by root (and the .netdev's group
 	// NetworkGroup from /etc/group); it needs privileges.
 	Chown bool
+	// Clock, if set, is the system clock first boot waits for when the
+	// node config's only problems are certificates not valid at Now (see
+	// clock.go); nil never waits.
+	Clock Clock
+	// OnClockWait, if set, is called when first boot starts waiting for
+	// the clock.
+	OnClockWait func(ClockWait)
 
 	// fileOps, if set, replaces the calls that change files (tests inject
 	// failures with it).
@@ -100,6 +107,9 @@ type Status struct {
 	Problems       []nodeconfig.Problem `json:"problems,omitempty"`
 	Files          []string             `json:"files,omitempty"`
 	DurationMicros int64                `json:"durationMicros"`
+	// Clock says how first boot dealt with certificates not valid at the
+	// system time; absent when they were valid.
+	Clock *ClockStatus `json:"clock,omitempty"`
 }
 
 // Run does the first boot's work. node-ready is removed before anything
@@ -180,7 +190,9 @@ func run(ctx context.Context, opts Options, w *writer, st *Status) error {
 	st.Source = source
 	cfg, err := nodeconfig.Load(data, facts, opts.Now)
 	if err != nil {
-		return err
+		if cfg, err = waitForClock(ctx, opts, st, data, facts, err); err != nil {
+			return err
+		}
 	}
 	st.NodeName = cfg.NodeName
 	kubeletTmpl, err := readImageFile(opts.Root, facts.KubeletConfigTemplate)

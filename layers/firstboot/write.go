@@ -524,5 +524,9 @@ func (w *writer) writeReady() error {
 
 // Summary is a one-line description of a successful run.
 func (st Status) Summary() string {
-	return fmt.Sprintf("node %s configured from %s (%d files)", st.NodeName, st.Source, len(st.Files))
+	s := fmt.Sprintf("node %s configured from %s (%d files)", st.NodeName, st.Source, len(st.Files))
+	if st.Clock != nil {
+		s += " after it " + st.Clock.Message
+	}
+	return s
 }
