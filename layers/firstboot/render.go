@@ -84,6 +84,11 @@ func Render(cfg *nodeconfig.NodeConfig, facts nodeconfig.ImageFacts, kubeletTemp
 		{Path: KubeProxyConfigPath, Mode: 0o600, Data: proxy},
 		{Path: KubeletEnvPath, Mode: 0o644, Data: []byte("KUBELET_NODE_ARGS=--node-ip=" + ip + "\n")},
 	}
+	access, err := ipAccessFiles(cfg, facts)
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, access...)
 	if facts.PodNetwork == nodeconfig.PodNetworkBridge {
 		cni, err := bridgeConflist(k.PodCIDR)
 		if err != nil {

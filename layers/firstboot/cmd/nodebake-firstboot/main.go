@@ -15,7 +15,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,6 +47,7 @@ func main() {
 	}
 	if filepath.Clean(*root) == "/" {
 		opts.SetHostname = func(name string) error { return syscall.Sethostname([]byte(name)) }
+		opts.Systemctl = systemctl
 	}
 	st, err := firstboot.Run(context.Background(), opts)
 	if err != nil {
@@ -56,6 +59,18 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("nodebake-firstboot: %s in %s\n", st.Summary(), time.Since(start).Round(time.Microsecond))
+}
+
+// systemctl runs systemctl with args; its output goes into the error.
+func systemctl(ctx context.Context, args ...string) error {
+	out, err := exec.CommandContext(ctx, "systemctl", args...).CombinedOutput()
+	if err != nil {
+		if msg := strings.TrimSpace(string(out)); msg != "" {
+			return fmt.Errorf("%w: %s", err, msg)
+		}
+		return err
+	}
+	return nil
 }
 
 // netrootMain runs the netroot subcommand and returns the exit code.
