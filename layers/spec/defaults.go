@@ -43,10 +43,17 @@ func DefaultKubeletSettings() map[string]*string {
 	}
 }
 
-// DefaultKubeletConfig returns the default KubeletConfiguration fields. The
-// per-node fields (address, healthzBindAddress, tlsCertFile,
-// tlsPrivateKeyFile) are filled in at first boot.
+// DefaultKubeletConfig returns the default KubeletConfiguration fields:
+// the seed's, hardened (strong TLS cipher suites, a pod PID limit, the
+// kernel defaults protected: the image sets the kernel settings the kubelet
+// wants, see KubeletKernelSettings). The per-node fields (address,
+// healthzBindAddress, tlsCertFile, tlsPrivateKeyFile) are filled in at
+// first boot.
 func DefaultKubeletConfig() map[string]any {
+	ciphers := make([]any, 0, len(StrongTLSCipherSuites()))
+	for _, c := range StrongTLSCipherSuites() {
+		ciphers = append(ciphers, c)
+	}
 	return map[string]any{
 		"kind":       KubeletConfigKind,
 		"apiVersion": KubeletConfigAPIVersion,
@@ -65,6 +72,10 @@ func DefaultKubeletConfig() map[string]any {
 		"cgroupDriver":          "systemd",
 		"readOnlyPort":          0,
 		"seccompDefault":        true,
+		"tlsMinVersion":         "VersionTLS12",
+		"tlsCipherSuites":       ciphers,
+		"podPidsLimit":          DefaultPodPidsLimit,
+		"protectKernelDefaults": true,
 	}
 }
 
