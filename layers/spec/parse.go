@@ -35,7 +35,7 @@ const MaxSize = 4 << 20
 func readSpec(path string) ([]byte, error) {
 	data, err := nodeconfig.ReadRegularFile(path, MaxSize)
 	if err != nil {
-		return nil, fmt.Errorf("reading spec %s: %w", path, err)
+		return nil, fmt.Errorf("reading spec: %s: %w", path, err)
 	}
 	return data, nil
 }
