@@ -1,0 +1,145 @@
+package cis
+
+import (
+	"encoding/base64"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/nodebake/nodebake/layers/firstboot"
+	"github.com/nodebake/nodebake/layers/spec"
+)
+
+// Where the test bakes kube-bench and the probe (through the spec's files).
+const (
+	benchDir        = "/opt/kube-bench"
+	toolDir         = "/opt/nodebake-cis"
+	probeUnitPath   = "/etc/systemd/system/nodebake-cis-probe.service"
+	probeWantsPath  = "/etc/systemd/system/multi-user.target.wants/nodebake-cis-probe.service"
+	probeScriptPath = toolDir + "/probe.sh"
+	connectPath     = toolDir + "/connect"
+	// deniedAddr is an address the probe adds to the guest's loopback: in
+	// neither unit's IPAddressAllow= list.
+	deniedAddr = "198.51.100.7"
+	// settle is how long the kubelet must stay up before the probe looks.
+	settle = 60
+)
+
+const probeUnit = `[Unit]
+Description=nodebake CIS test probe (reports on ttyS1)
+
+[Service]
+Type=exec
+ExecStart=` + probeScriptPath + `
+`
+
+// probeScript reports, as "CIS key=value" lines on ttyS1: the units'
+// state and IP filters once the kubelet has been up for a while, the
+// kernel settings, connections to the kubelet's and kube-proxy's ports
+// from an allowed and a denied address (and the denied address's control),
+// then kube-bench's report (JSON and text, base64) for benchmark; then it
+// powers the guest off.
+func probeScript(benchmark string) string {
+	var sysctls []string
+	for _, k := range spec.KubeletKernelSettings() {
+		sysctls = append(sysctls, k.Key)
+	}
+	return `#!/bin/bash
+exec >/dev/ttyS1 2>&1
+p() { printf 'CIS %s\n' "$*"; }
+up() { cut -d' ' -f1 /proc/uptime; }
+p start uptime=$(up)
+systemctl is-system-running --wait >/dev/null
+p system=$(systemctl is-system-running)
+p failed=$(systemctl list-units --failed --no-legend --plain | cut -d' ' -f1 | tr '\n' ' ')
+for i in $(seq 1 300); do
+	[ "$(systemctl is-active kubelet)" = active ] && [ "$(systemctl is-active kube-proxy)" = active ] && break
+	sleep 1
+done
+p active.uptime=$(up)
+sleep ` + fmt.Sprint(settle) + `
+for u in kubelet kube-proxy nodebake-firstboot; do
+	for prop in ActiveState SubState Result NRestarts IPAddressDeny IPAddressAllow DropInPaths NeedDaemonReload ExecMainStartTimestampMonotonic ExecMainExitTimestampMonotonic ActiveEnterTimestampMonotonic; do
+		p "$u.$prop=$(systemctl show -p "$prop" --value "$u")"
+	done
+done
+for k in ` + strings.Join(sysctls, " ") + `; do
+	p "sysctl.$k=$(sysctl -n "$k" 2>&1)"
+done
+if grep -q '"protectKernelDefaults": true' ` + firstboot.KubeletConfigPath + `; then p protectKernelDefaults=true; else p protectKernelDefaults=false; fi
+wg=$(ip -4 -o addr show dev wg0 | sed -n 's/.* inet \([0-9.]*\)\/.*/\1/p' | head -n 1)
+p wg0=$wg
+ip addr add ` + deniedAddr + `/32 dev lo
+p kubelet.allowed=$(` + connectPath + ` -from "$wg" -to "$wg:10250")
+p kubelet.denied=$(` + connectPath + ` -from ` + deniedAddr + ` -to "$wg:10250")
+p kube-proxy.allowed=$(` + connectPath + ` -from "$wg" -to "$wg:10256")
+p kube-proxy.denied=$(` + connectPath + ` -from ` + deniedAddr + ` -to "$wg:10256")
+p control=$(` + connectPath + ` -from ` + deniedAddr + ` -listen "$wg")
+ip addr del ` + deniedAddr + `/32 dev lo
+mkdir -p /var/lib/nodebake-cis
+cd /var/lib/nodebake-cis
+kb() { ` + benchDir + `/kube-bench run --targets node --benchmark ` + benchmark + ` --config-dir ` + benchDir + `/cfg --config ` + benchDir + `/cfg/config.yaml "$@"; }
+p kube-bench.start=$(up)
+kb --json >report.json 2>stderr-json.log
+p kube-bench.json.rc=$?
+kb >report.txt 2>stderr-text.log
+p kube-bench.text.rc=$?
+p kube-bench.end=$(up)
+for f in report.json report.txt stderr-json.log; do
+	echo "CIS-FILE-BEGIN $f"
+	base64 -w 76 "$f"
+	echo "CIS-FILE-END $f"
+done
+p done
+systemctl poweroff
+`
+}
+
+// probeFiles are the spec files of the probe and kube-bench; sources are
+// relative to the spec's directory, where the test stages them.
+func probeFiles(benchmark string, benchFiles []string, config string) []spec.File {
+	unit, script := probeUnit, probeScript(benchmark)
+	files := []spec.File{
+		{Path: probeUnitPath, Content: &unit, Mode: "0644"},
+		{Path: probeWantsPath, Link: "../nodebake-cis-probe.service", Mode: "0777"},
+		{Path: probeScriptPath, Content: &script, Mode: "0755"},
+		{Path: connectPath, Source: "connect", Mode: "0755"},
+		{Path: benchDir + "/kube-bench", Source: "kube-bench", Mode: "0755"},
+		{Path: benchDir + "/cfg/config.yaml", Content: &config, Mode: "0644"},
+	}
+	for _, f := range benchFiles {
+		files = append(files, spec.File{Path: benchDir + "/cfg/" + f, Source: "cfg/" + f, Mode: "0644"})
+	}
+	return files
+}
+
+// report is what the probe said: its key=value lines and its files.
+type report struct {
+	values map[string]string
+	files  map[string][]byte
+}
+
+var fileBlock = regexp.MustCompile(`(?s)CIS-FILE-BEGIN (\S+)\r?\n(.*?)CIS-FILE-END (\S+)`)
+
+func parseReport(log string) (report, error) {
+	r := report{values: map[string]string{}, files: map[string][]byte{}}
+	for _, m := range fileBlock.FindAllStringSubmatch(log, -1) {
+		if m[1] != m[3] {
+			return r, fmt.Errorf("file block %s ends as %s", m[1], m[3])
+		}
+		b, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(m[2]), ""))
+		if err != nil {
+			return r, fmt.Errorf("decoding %s: %w", m[1], err)
+		}
+		r.files[m[1]] = b
+	}
+	for _, line := range strings.Split(fileBlock.ReplaceAllString(log, ""), "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "CIS ")
+		if !ok {
+			continue
+		}
+		k, v, _ := strings.Cut(rest, "=")
+		r.values[k] = v
+	}
+	return r, nil
+}
