@@ -24,7 +24,7 @@ func kernelArgProblem(a string) string {
 	key, _, _ := strings.Cut(a, "=")
 	switch {
 	case a == "--":
-		return `"--" ends the kernel's parameters: what follows would go to init as its arguments`
+		return "ends the kernel's parameters: what follows would go to init as its arguments"
 	case slices.Contains([]string{"root", "rootfstype", "rootflags", "ro", "rw"}, key):
 		return key + " is set by nodebake (the root is the read-only squashfs partition)"
 	case slices.Contains([]string{"init", "rdinit"}, key):

@@ -355,3 +355,18 @@ func TestHostileSpecFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestManyFiles: a spec of tens of thousands of files is checked in time
+// proportional to its size (the checks across files look entries up
+// rather than compare every pair), and each entry below a file is named.
+func TestManyFiles(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("files:\n  - {path: /srv/f, content: x}\n")
+	const n = 50_000
+	for i := range n {
+		fmt.Fprintf(&b, "  - {path: /srv/d%d/f, content: x}\n", i)
+	}
+	b.WriteString("  - {path: /srv/f/below, content: x}\n")
+	runSpecCases(t, "testdata", []specCase{{name: "50000 files", extra: b.String(),
+		want: []string{fmt.Sprintf("files[%d].path~/srv/f/below is below files[0] (/srv/f), which is not a directory", n+1)}}})
+}

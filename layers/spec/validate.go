@@ -524,14 +524,22 @@ func (s *Spec) validateFiles(errs *errorList) {
 			errs.add(p+".gid", "%d is out of range 0..%d", f.GID, maxID)
 		}
 	}
-	// A file or symlink cannot have entries below it.
+	// A file or symlink cannot have entries below it. Each entry's
+	// parents are looked up, so that many entries cost no more than their
+	// paths' length.
+	notDir := map[string]int{}
 	for i, f := range s.Files {
-		if f.Directory || seen[f.Path] != i {
+		if !f.Directory && seen[f.Path] == i {
+			notDir[f.Path] = i
+		}
+	}
+	for j, g := range s.Files {
+		if !path.IsAbs(g.Path) {
 			continue
 		}
-		for j, g := range s.Files {
-			if strings.HasPrefix(g.Path, f.Path+"/") {
-				errs.add(index("files", j)+".path", "%s is below files[%d] (%s), which is not a directory", g.Path, i, f.Path)
+		for d := path.Dir(g.Path); d != "/" && d != "."; d = path.Dir(d) {
+			if i, ok := notDir[d]; ok {
+				errs.add(index("files", j)+".path", "%s is below files[%d] (%s), which is not a directory", g.Path, i, d)
 			}
 		}
 	}
