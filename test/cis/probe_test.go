@@ -67,17 +67,40 @@ for k in ` + strings.Join(sysctls, " ") + `; do
 	p "sysctl.$k=$(sysctl -n "$k" 2>&1)"
 done
 if grep -q '"protectKernelDefaults": true' ` + firstboot.KubeletConfigPath + `; then p protectKernelDefaults=true; else p protectKernelDefaults=false; fi
-wg=$(ip -4 -o addr show dev wg0 | sed -n 's/.* inet \([0-9.]*\)\/.*/\1/p' | head -n 1)
-p wg0=$wg
-ip addr add ` + deniedAddr + `/32 dev lo
-p kubelet.allowed=$(` + connectPath + ` -from "$wg" -to "$wg:10250")
-p kubelet.denied=$(` + connectPath + ` -from ` + deniedAddr + ` -to "$wg:10250")
-p kube-proxy.allowed=$(` + connectPath + ` -from "$wg" -to "$wg:10256")
-p kube-proxy.denied=$(` + connectPath + ` -from ` + deniedAddr + ` -to "$wg:10256")
-p control=$(` + connectPath + ` -from ` + deniedAddr + ` -listen "$wg")
-ip addr del ` + deniedAddr + `/32 dev lo
 mkdir -p /var/lib/nodebake-cis
 cd /var/lib/nodebake-cis
+wg=$(ip -4 -o addr show dev wg0 | sed -n 's/.* inet \([0-9.]*\)\/.*/\1/p' | head -n 1)
+p wg0=$wg
+p listening=$(ss -ltnH | awk '{print $4}' | sort | tr '\n' ' ')
+C=` + connectPath + `
+D=` + deniedAddr + `
+ip addr add $D/32 dev lo
+# The kubelet's own port.
+p kubelet.allowed=$($C -from "$wg" -to "$wg:10250")
+p kubelet.denied=$($C -from $D -to "$wg:10250")
+p control=$($C -from $D -listen "$wg")
+# Each unit's filter, in its cgroup: a listener started there is reached
+# from an allowed address only, and a connection from there reaches an
+# allowed address only (listeners outside the units on $wg and $D).
+in_unit() { u=$1; shift; sh -c 'echo $$ >"/sys/fs/cgroup/system.slice/$0/cgroup.procs" && exec "$@"' "$u" "$@"; }
+$C -serve "$wg:10296" & out_allowed=$!
+$C -serve "$D:10297" & out_denied=$!
+for u in kubelet kube-proxy; do
+	in_unit "$u.service" $C -serve "$wg:10299" & srv=$!
+	sleep 2
+	p "$u.cgroup=$(cat /proc/$srv/cgroup)"
+	p "$u.in.allowed=$($C -from "$wg" -to "$wg:10299")"
+	p "$u.in.denied=$($C -from $D -to "$wg:10299")"
+	p "$u.out.allowed=$(in_unit "$u.service" $C -from "$wg" -to "$wg:10296")"
+	p "$u.out.denied=$(in_unit "$u.service" $C -from "$wg" -to "$D:10297")"
+	kill $srv
+	wait $srv 2>/dev/null
+done
+p control.out=$($C -from "$wg" -to "$D:10297")
+kill $out_allowed $out_denied
+ip addr del $D/32 dev lo
+journalctl -u kubelet -n 40 --no-pager >kubelet.log 2>&1
+journalctl -u kube-proxy -n 40 --no-pager >kube-proxy.log 2>&1
 kb() { ` + benchDir + `/kube-bench run --targets node --benchmark ` + benchmark + ` --config-dir ` + benchDir + `/cfg --config ` + benchDir + `/cfg/config.yaml "$@"; }
 p kube-bench.start=$(up)
 kb --json >report.json 2>stderr-json.log
@@ -85,7 +108,7 @@ p kube-bench.json.rc=$?
 kb >report.txt 2>stderr-text.log
 p kube-bench.text.rc=$?
 p kube-bench.end=$(up)
-for f in report.json report.txt stderr-json.log; do
+for f in report.json report.txt stderr-json.log kubelet.log kube-proxy.log; do
 	echo "CIS-FILE-BEGIN $f"
 	base64 -w 76 "$f"
 	echo "CIS-FILE-END $f"

@@ -5,11 +5,14 @@
 //
 //	connect -from ADDR -to HOST:PORT [-timeout D]
 //	connect -from ADDR -listen IP [-timeout D]
+//	connect -serve HOST:PORT
 //
 // With -listen it connects to a listener of its own on IP (a port the
 // kernel picks), outside any filtered unit: the control that shows the
 // source address works at all. It prints "ok" or "failed: REASON" and
-// exits 0 either way; 2 on bad usage.
+// exits 0 either way; 2 on bad usage. With -serve it accepts connections
+// on HOST:PORT until it is killed (started inside a unit's cgroup, its
+// socket is under the unit's IP filter).
 package main
 
 import (
@@ -25,7 +28,17 @@ func main() {
 	to := flag.String("to", "", "HOST:PORT to connect to")
 	listen := flag.String("listen", "", "IP address to listen on and connect to (the control)")
 	timeout := flag.Duration("timeout", 10*time.Second, "how long to wait for the connection")
+	serve := flag.String("serve", "", "HOST:PORT to accept connections on until killed")
 	flag.Parse()
+	if *serve != "" {
+		l, err := net.Listen("tcp", *serve)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "connect: %v\n", err)
+			os.Exit(1)
+		}
+		accept(l)
+		return
+	}
 	if *from == "" || (*to == "") == (*listen == "") || flag.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "usage: connect -from ADDR (-to HOST:PORT | -listen IP) [-timeout D]")
 		os.Exit(2)
@@ -38,15 +51,7 @@ func main() {
 			return
 		}
 		defer l.Close()
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
+		go accept(l)
 		target = l.Addr().String()
 	}
 	d := net.Dialer{Timeout: *timeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(*from)}}
@@ -57,4 +62,15 @@ func main() {
 	}
 	c.Close()
 	fmt.Println("ok")
+}
+
+// accept takes connections and closes them, until the listener fails.
+func accept(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		c.Close()
+	}
 }
