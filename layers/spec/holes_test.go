@@ -370,3 +370,19 @@ func TestManyFiles(t *testing.T) {
 	runSpecCases(t, "testdata", []specCase{{name: "50000 files", extra: b.String(),
 		want: []string{fmt.Sprintf("files[%d].path~/srv/f/below is below files[0] (/srv/f), which is not a directory", n+1)}}})
 }
+
+// TestStringsThatAreNotWhatTheyMustBe: values that go into other files
+// (flag values into the units' command lines) carry no control
+// characters; the cluster domain is a DNS domain.
+func TestStringsThatAreNotWhatTheyMustBe(t *testing.T) {
+	runSpecCases(t, "testdata", []specCase{
+		{name: "flag value with a line break", extra: "kubelet:\n  settings:\n    v: \"2\\nExecStartPre=/bin/sh -c evil\"\n",
+			want: []string{"kubelet.settings.v~control character U+000A"}},
+		{name: "kube-proxy flag value with a NUL", extra: "kubeProxy:\n  settings:\n    v: \"2\\0\"\n", want: []string{"kubeProxy.settings.v~control character U+0000"}},
+		{name: "flag value too long", mutate: func(s *Spec) { s.Kubelet.Settings = map[string]*string{"node-labels": ptr(strings.Repeat("a", 5000))} },
+			want: []string{"kubelet.settings.node-labels~at most 4096"}},
+		{name: "flag value with spaces and dollars is fine", extra: "kubelet:\n  settings:\n    node-labels: \"a=b c, d=$HOME 100%\"\n"},
+		{name: "cluster domain", extra: "kubelet:\n  config:\n    clusterDomain: \"cluster.local\\n\"\n", want: []string{"kubelet.config.clusterDomain~not a DNS domain"}},
+		{name: "cluster domain with upper case", extra: "kubelet:\n  config:\n    clusterDomain: Cluster.Local\n", want: []string{"kubelet.config.clusterDomain~not a DNS domain"}},
+	})
+}

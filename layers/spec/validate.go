@@ -51,6 +51,8 @@ var (
 	flagRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 	modeRE    = regexp.MustCompile(`^[0-7]{3,4}$`)
 	hexRE     = regexp.MustCompile(`^[0-9a-fA-F]+$`)
+	// dnsDomainRE is a DNS-1123 subdomain (its length is checked apart).
+	dnsDomainRE = regexp.MustCompile(`^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
 )
 
 // ParseMode parses an octal file mode such as "0644" or "4755"; setuid,
@@ -290,7 +292,12 @@ func (s *Spec) validateSources(errs *errorList) {
 	}
 }
 
-// checkSettings checks flag names and refuses per-node and removed flags.
+// maxFlagValue bounds a flag's value (the unit's command line holds it).
+const maxFlagValue = 4096
+
+// checkSettings checks flag names and values (no control characters: the
+// value goes into the unit's command line) and refuses per-node and
+// removed flags.
 func checkSettings(errs *errorList, p string, settings map[string]*string, perNodeFlags map[string]string, removed map[string]string) {
 	for _, k := range sortedKeys(settings) {
 		fp := field(p, k)
@@ -301,6 +308,10 @@ func checkSettings(errs *errorList, p string, settings map[string]*string, perNo
 			errs.add(fp, "%s", perNodeFlags[k])
 		case removed[k] != "":
 			errs.add(fp, "%s", removed[k])
+		case settings[k] != nil && hostileRune(*settings[k]) != "":
+			errs.add(fp, "%q contains %s", *settings[k], hostileRune(*settings[k]))
+		case settings[k] != nil && len(*settings[k]) > maxFlagValue:
+			errs.add(fp, "is %d bytes long; at most %d", len(*settings[k]), maxFlagValue)
 		case k == "config" && settings[k] != nil && !path.IsAbs(*settings[k]):
 			errs.add(fp, "must be an absolute path")
 		}
@@ -348,6 +359,9 @@ func (s *Spec) validateKubelet(errs *errorList) {
 		errs.add(p+".cgroupDriver", "is systemd but containerd.systemdCgroup is false: set systemdCgroup to true (or cgroupDriver to cgroupfs)")
 	}
 
+	if d, ok := cfg["clusterDomain"].(string); ok && (len(d) > 253 || !dnsDomainRE.MatchString(d)) {
+		errs.add(p+".clusterDomain", "%q is not a DNS domain (lower-case labels of letters, digits and '-', at most 253 characters)", d)
+	}
 	svc, err := netip.ParsePrefix(s.Kubernetes.ServiceCIDR)
 	if dns, ok := cfg["clusterDNS"].([]any); ok {
 		for i, a := range dns {

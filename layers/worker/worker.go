@@ -261,12 +261,25 @@ func execLine(binary string, flags []string, extra string) string {
 	var b strings.Builder
 	b.WriteString("ExecStart=" + binary)
 	for _, f := range flags {
-		b.WriteString(" \\\n  " + f)
+		b.WriteString(" \\\n  " + systemdWord(f))
 	}
 	if extra != "" {
 		b.WriteString(" \\\n  " + extra)
 	}
 	return b.String()
+}
+
+// systemdWord writes one command-line word for ExecStart= as is, or,
+// when systemd would read it otherwise (spaces and quotes split and join
+// words, backslashes escape, $ expands variables, % specifiers), in double
+// quotes with those escaped. Validation refuses control characters in
+// flag values, so no word can end the line.
+func systemdWord(w string) string {
+	if w != "" && !strings.ContainsAny(w, " \t\"'\\$%;") {
+		return w
+	}
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", "$$", "%", "%%")
+	return `"` + r.Replace(w) + `"`
 }
 
 // kubeletUnit waits for the first-boot step: without node configuration
