@@ -82,17 +82,21 @@ p control=$($C -from $D -listen "$wg")
 # Each unit's filter, in its cgroup: a listener started there is reached
 # from an allowed address only, and a connection from there reaches an
 # allowed address only (listeners outside the units on $wg and $D).
-in_unit() { u=$1; shift; sh -c 'echo $$ >"/sys/fs/cgroup/system.slice/$0/cgroup.procs" && exec "$@"' "$u" "$@"; }
+# "sh -c $join UNIT CMD..." moves itself into UNIT's cgroup, then becomes
+# CMD (same process: its sockets are made in the cgroup).
+join='echo $$ >"/sys/fs/cgroup/system.slice/$0/cgroup.procs" && exec "$@"'
 $C -serve "$wg:10296" & out_allowed=$!
 $C -serve "$D:10297" & out_denied=$!
+port=10297
 for u in kubelet kube-proxy; do
-	in_unit "$u.service" $C -serve "$wg:10299" & srv=$!
+	port=$((port + 1))
+	sh -c "$join" "$u.service" $C -serve "$wg:$port" & srv=$!
 	sleep 2
 	p "$u.cgroup=$(cat /proc/$srv/cgroup)"
-	p "$u.in.allowed=$($C -from "$wg" -to "$wg:10299")"
-	p "$u.in.denied=$($C -from $D -to "$wg:10299")"
-	p "$u.out.allowed=$(in_unit "$u.service" $C -from "$wg" -to "$wg:10296")"
-	p "$u.out.denied=$(in_unit "$u.service" $C -from "$wg" -to "$D:10297")"
+	p "$u.in.allowed=$($C -from "$wg" -to "$wg:$port")"
+	p "$u.in.denied=$($C -from $D -to "$wg:$port")"
+	p "$u.out.allowed=$(sh -c "$join" "$u.service" $C -from "$wg" -to "$wg:10296")"
+	p "$u.out.denied=$(sh -c "$join" "$u.service" $C -from "$wg" -to "$D:10297")"
 	kill $srv
 	wait $srv 2>/dev/null
 done
