@@ -9,7 +9,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -147,41 +146,15 @@ func GoBuild(t testing.TB, pkg, dir string) string {
 	return out
 }
 
-// firstboot is the first-boot program, built once per test binary.
-var firstboot struct {
-	once sync.Once
-	path string
-	err  error
-}
-
 // FirstbootPackage is the first-boot program's package.
 const FirstbootPackage = "./layers/firstboot/cmd/nodebake-firstboot"
 
-// Firstboot returns the nodebake-firstboot program, built once per test
-// binary into a temporary directory.
+// Firstboot builds the nodebake-firstboot program into the test's
+// temporary directory, removed when the test ends, and returns its path.
+// The Go build cache makes every build after the first one quick.
 func Firstboot(t testing.TB) string {
 	t.Helper()
-	root := RepoRoot(t)
-	firstboot.once.Do(func() {
-		dir, err := os.MkdirTemp("", "nodebake-firstboot-")
-		if err != nil {
-			firstboot.err = err
-			return
-		}
-		out := filepath.Join(dir, "nodebake-firstboot")
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, FirstbootPackage)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			firstboot.err = errors.New(err.Error() + "\n" + string(b))
-			return
-		}
-		firstboot.path = out
-	})
-	if firstboot.err != nil {
-		t.Fatalf("building %s: %v", FirstbootPackage, firstboot.err)
-	}
-	return firstboot.path
+	return GoBuild(t, FirstbootPackage, t.TempDir())
 }
 
 // LogWriter returns a writer that logs each line written to it through
