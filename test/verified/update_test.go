@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/nodebake/nodebake/builder/disk"
-	"github.com/nodebake/nodebake/layers/spec"
 	"github.com/nodebake/nodebake/builder/sysupdate"
+	"github.com/nodebake/nodebake/layers/spec"
 	"github.com/nodebake/nodebake/test/harness"
 	"github.com/nodebake/nodebake/test/qemu"
 )
