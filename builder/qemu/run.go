@@ -137,37 +137,49 @@ func (o RunOptions) args(vars string) []string {
 	return append(a, "-serial", "mon:stdio")
 }
 
-// Run boots the image under QEMU with its console on o.Stdin and o.Stdout
-// and returns when QEMU ends: the guest powered off, Ctrl-A X, or ctx done
-// (QEMU is then asked to quit with SIGTERM, and killed if it has not
-// within ten seconds). Without Writable the image is never modified.
-// Errors in the options or files are failure.Invalid; QEMU failing is
-// failure.Internal.
-func Run(ctx context.Context, o RunOptions) error {
+// Resolve checks o, fills in its defaults, and finds what it names: the
+// image and node config (made absolute), the image's format (probed when
+// not given), the firmware and QEMU. Errors are failure.Invalid.
+func (o RunOptions) Resolve() (RunOptions, error) {
 	o, err := o.withDefaults()
 	if err != nil {
-		return err
+		return o, err
 	}
 	if o.Image, err = absFile("image", o.Image); err != nil {
-		return err
+		return o, err
 	}
 	if o.Format == "" {
 		if o.Format, err = ProbeFormat(o.Image); err != nil {
-			return failure.New(failure.Invalid, err)
+			return o, failure.New(failure.Invalid, err)
 		}
 	}
 	if o.NodeConfig != "" {
 		if o.NodeConfig, err = absFile("node config", o.NodeConfig); err != nil {
-			return err
+			return o, err
 		}
 	}
 	if o.Firmware == (Firmware{}) {
 		if o.Firmware, err = FindFirmware(DefaultFirmwareDir); err != nil {
-			return failure.New(failure.Invalid, err)
+			return o, failure.New(failure.Invalid, err)
 		}
 	}
 	if _, err := exec.LookPath(o.Binary); err != nil {
-		return failure.Errorf(failure.Invalid, "finding QEMU (Debian package qemu-system-x86): %w", err)
+		return o, failure.Errorf(failure.Invalid, "finding QEMU (Debian package qemu-system-x86): %w", err)
+	}
+	return o, nil
+}
+
+// Run boots the image under QEMU with its console on o.Stdin and o.Stdout
+// and returns when QEMU ends: the guest powered off, Ctrl-A X, or ctx done
+// (QEMU is then asked to quit with SIGTERM, and killed if it has not
+// within ten seconds). Without Writable the image is never modified. The
+// guest's work directory is removed when it ends. Errors in the options or
+// files are failure.Invalid (see Resolve); QEMU failing is an internal
+// error.
+func Run(ctx context.Context, o RunOptions) error {
+	o, err := o.Resolve()
+	if err != nil {
+		return err
 	}
 	dir, err := os.MkdirTemp(o.WorkDir, "nodebake-run-")
 	if err != nil {
@@ -184,6 +196,8 @@ func Run(ctx context.Context, o RunOptions) error {
 	// QEMU quits cleanly on SIGTERM ("terminating on signal 15").
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
+	// Should this process die without stopping QEMU, the kernel does.
+	cmd.SysProcAttr = parentDeathSignal(syscall.SIGTERM)
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("running qemu: %w", ctx.Err())
