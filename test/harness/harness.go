@@ -147,6 +147,31 @@ func GoBuild(t testing.TB, pkg, dir string) string {
 	return out
 }
 
+// Plugin builds the Packer plugin as `make plugin` does, into dir, and
+// returns its path: first the nodebake-firstboot programs it embeds
+// (scripts/build-firstboot.sh into plugin/embedded, for amd64 and arm64
+// images), then the plugin module.
+func Plugin(t testing.TB, dir string) string {
+	t.Helper()
+	root := RepoRoot(t)
+	for _, arch := range []string{"amd64", "arm64"} {
+		out := filepath.Join(root, "plugin", "embedded", "nodebake-firstboot-linux-"+arch)
+		cmd := exec.Command(filepath.Join(root, "scripts", "build-firstboot.sh"), out, arch)
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("building the plugin's nodebake-firstboot for %s: %v\n%s", arch, err, b)
+		}
+	}
+	out := filepath.Join(dir, "packer-plugin-nodebake")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, ".")
+	cmd.Dir = filepath.Join(root, "plugin")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the Packer plugin: %v\n%s", err, b)
+	}
+	return out
+}
+
 // firstboot is the first-boot program, built once per test binary.
 var firstboot struct {
 	once sync.Once
