@@ -11,7 +11,7 @@ packer {
 variable "spec_file" { type = string }
 
 source "nodebake" "worker" {
-  spec_file        = var.spec_file
+  spec_file = var.spec_file
 
   kubernetes {
     service_cidr = "10.32.0.0/99"
