@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,8 +56,12 @@ func TestNodebakeRun(t *testing.T) {
 	work := t.TempDir() // nodebake run's work directory goes here
 	cmd := exec.CommandContext(t.Context(), cli, "run", res.ImagePath, "--node-config", node, "--uuid", vmUUID)
 	cmd.Env = append(os.Environ(), "TMPDIR="+work)
-	// A terminal that stays open: QEMU's stdio chardev reads it.
-	stdin, stdinW := io.Pipe()
+	// A terminal that stays open: QEMU's stdio chardev reads it. An
+	// *os.File, so that Wait does not wait on a copy from it.
+	stdin, stdinW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer stdinW.Close()
 	cmd.Stdin = stdin
 	stdout, err := cmd.StdoutPipe()
@@ -71,6 +74,7 @@ func TestNodebakeRun(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	stdin.Close()
 	// Should the test fail before the SIGTERM, nothing stays behind: the
 	// kernel stops QEMU with nodebake (parent-death signal).
 	defer cmd.Process.Kill()
