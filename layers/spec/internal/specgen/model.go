@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/nodebake/nodebake/layers/components"
 	"github.com/nodebake/nodebake/layers/spec"
 )
@@ -312,6 +314,10 @@ func (b *builder) shapeOf(t reflect.Type, path string, def reflect.Value) (*shap
 		}
 		return &shape{kind: "components", ref: c.name}, nil
 	}
+	if t.Kind() != reflect.Pointer && (t.Implements(yamlUnmarshaler()) || reflect.PointerTo(t).Implements(yamlUnmarshaler())) {
+		// Its YAML form is its own, not what its Go type says.
+		return nil, fmt.Errorf("type %s decodes its own YAML: describe it in specgen (shapeOf)", t)
+	}
 	switch t.Kind() {
 	case reflect.Pointer:
 		var inner reflect.Value
@@ -363,6 +369,9 @@ func (b *builder) shapeOf(t reflect.Type, path string, def reflect.Value) (*shap
 	}
 	return nil, fmt.Errorf("type %s (%s) has no schema", t, t.Kind())
 }
+
+// yamlUnmarshaler is the interface of types that decode their own YAML.
+func yamlUnmarshaler() reflect.Type { return reflect.TypeFor[yaml.Unmarshaler]() }
 
 // defaultOf renders a defaulted scalar (or list of scalars) as YAML would
 // show it and as JSON; maps, structs and zero values have none here.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -367,5 +368,27 @@ func TestGenerateNeedsTheSources(t *testing.T) {
 	}
 	if errors.Is(err, os.ErrNotExist) {
 		t.Log(err)
+	}
+}
+
+// duration stands for a type a future spec field might bring that decodes
+// its own YAML ("30s"): its Go kind (int64) would say the wrong thing.
+type duration int64
+
+func (d *duration) UnmarshalYAML(*yaml.Node) error { return nil }
+
+// TestOwnYAMLFormsAreRefused: the generator refuses a type that decodes
+// its own YAML unless it is described explicitly, rather than write a
+// schema from its Go kind that refuses valid specs.
+func TestOwnYAMLFormsAreRefused(t *testing.T) {
+	b := &builder{enums: map[reflect.Type]*enumType{}}
+	if _, err := b.shapeOf(reflect.TypeFor[duration](), "x", reflect.Value{}); err == nil || !strings.Contains(err.Error(), "decodes its own YAML") {
+		t.Errorf("shapeOf(duration) = %v", err)
+	}
+	if _, err := b.shapeOf(reflect.TypeFor[*duration](), "x", reflect.Value{}); err == nil {
+		t.Error("shapeOf(*duration) accepted it")
+	}
+	if s, err := b.shapeOf(reflect.TypeFor[spec.Size](), "x", reflect.Value{}); err != nil || s.kind != "size" {
+		t.Errorf("shapeOf(Size) = %+v, %v; the size is described explicitly", s, err)
 	}
 }
