@@ -200,7 +200,10 @@ type Output struct {
 	VarSize Size `yaml:"varSize"`
 	// RootCompressionLevel is the zstd level of the root filesystem (1..22).
 	RootCompressionLevel int `yaml:"rootCompressionLevel"`
-	// KernelArgs are extra kernel command-line arguments. root=, rootfstype=
-	// and ro/rw are set by nodebake and cannot be given here.
+	// KernelArgs are extra kernel command-line arguments, each one word of
+	// printable ASCII without quotes. Arguments that change how the image
+	// boots are refused: root=, rootfstype=, rootflags= and ro/rw (set by nodebake), init= and
+	// rdinit=, systemd.unit=, "--" (the rest would go to init) and the
+	// words init takes as a target (single, emergency, rescue, 1 to 5).
 	KernelArgs []string `yaml:"kernelArgs,omitempty"`
 }

@@ -10,6 +10,7 @@
 //	nodebake node config|check|drive        assemble, check or deliver a node config
 //	nodebake push IMAGE REGISTRY/REPO:TAG   push an image (disk, manifest, SBOM) as an OCI artifact
 //	nodebake pull REGISTRY/REPO [-o DIR]    fetch a pushed image, verified by digest
+//	nodebake cache verify|prune             check the cache against its digests, or remove what builds no longer use
 //	nodebake version | --version
 //	nodebake help [COMMAND]
 //	nodebake completion bash|zsh|fish|powershell
@@ -71,12 +72,25 @@ func run(ctx context.Context, e *env, args []string) int {
 	if cmd == nil {
 		cmd = root
 	}
+	code := exitCode(ctx, err)
+	if code == exitInterrupted {
+		fmt.Fprintf(e.stderr, "%s: interrupted (%v): %v\n", cmd.CommandPath(), interruption(ctx), err)
+		return code
+	}
 	fmt.Fprintf(e.stderr, "%s: %v\n", cmd.CommandPath(), err)
 	var ue *usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(e.stderr, "\n%s", cmd.UsageString())
 	}
-	return exitCode(ctx, err)
+	return code
+}
+
+// interruption says what stopped the command: the signal, when one did.
+func interruption(ctx context.Context) error {
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return context.Canceled
 }
 
 // exitCode maps an error to the exit code that tells invalid input from
@@ -153,6 +167,7 @@ func newRootCmd(e *env) *cobra.Command {
 		newNodeCmd(e),
 		newPushCmd(e),
 		newPullCmd(e),
+		newCacheCmd(e),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",

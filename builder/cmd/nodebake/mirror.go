@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,8 +25,12 @@ func newMirrorCmd(e *env) *cobra.Command {
 		Use:   "build SPEC.yaml -d DIR",
 		Short: "Build a spec's components from source into a release mirror",
 		Long: "Build every component of a spec from source through the Go module proxy and write its\n" +
-			"release artifact into DIR, laid out like the upstream release sites (DIR/HOST/PATH).\n" +
-			"Serve DIR over HTTP and set sources.mirror to use it; the checksums are printed as YAML.",
+			"release artifact into DIR, laid out like the upstream release sites (DIR/HOST/PATH), with\n" +
+			"DIR/" + mirror.SumsFile + " listing them all. Serve DIR over HTTP and set sources.mirror to use it.\n\n" +
+			"The checksums are printed as a spec's components block: the pins. The same sha256 pins a\n" +
+			"component downloaded from the mirror (from: release) and one built from source (from: go:\n" +
+			"the build is refused unless its release artifact, packed the same way, has it). Pins hold\n" +
+			"for the Go toolchain that built them. Run once per architecture (the spec's arch).",
 		Args: exactArgs(1, "exactly one spec file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := loadSpec(args[0])
@@ -36,16 +41,26 @@ func newMirrorCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			ctx := cmd.Context()
 			p := newProgress(e, false)
-			layers := resolve.New(s, c, resolve.WithGo(gosource.Builder{Log: p.goLog()}),
-				resolve.WithLog(func(msg string) { p.event(build.Event{Stage: build.StageFetch, Message: msg}) }))
-			arts, err := mirror.Write(cmd.Context(), s, dir, layers.BuildFromSource)
+			say := func(msg string) { p.event(build.Event{Stage: build.StageFetch, Message: msg}) }
+			gb := gosource.Builder{Log: p.goLog(), Progress: func(pr gosource.Progress) { say(pr.String()) }}
+			gover, err := gb.GoVersion(ctx)
 			if err != nil {
 				return err
 			}
+			layers := resolve.New(s, c, resolve.WithGo(gb), resolve.WithLog(say))
+			arts, err := mirror.Write(ctx, s, dir, layers.BuildFromSource)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "# The pins of %s's components for linux/%s, built from source with %s;\n", s.Name, s.Arch, gover)
+			fmt.Fprintf(e.stdout, "# also in %s. They pin from: go (checked on every build from source) and\n",
+				filepath.Join(dir, mirror.SumsFile))
+			fmt.Fprintln(e.stdout, "# from: release with sources.mirror set to where the mirror is served.")
 			fmt.Fprintln(e.stdout, "components:")
 			for _, a := range arts {
-				fmt.Fprintf(e.stdout, "  %s:\n    version: %s\n    from: release\n    sha256:\n      %s: %s\n", a.Component, a.Version, s.Arch, a.SHA256)
+				fmt.Fprintf(e.stdout, "  %s:\n    version: %s\n    sha256:\n      %s: %s\n", a.Component, a.Version, a.Arch, a.SHA256)
 			}
 			return nil
 		},

@@ -103,10 +103,19 @@ func fieldNotes(f *field) string {
 		notes = append(notes, "Matches `"+s.pattern+"`.")
 	}
 	switch {
+	case s.kind == "size" && s.min != nil && s.max != nil:
+		note := fmt.Sprintf("From %s to %s", spec.Size(*s.min), spec.Size(*s.max))
+		if s.multipleOf != 0 {
+			note += fmt.Sprintf(", a multiple of %s", spec.Size(s.multipleOf))
+		}
+		notes = append(notes, note+".")
 	case s.min != nil && s.max != nil:
 		notes = append(notes, fmt.Sprintf("From %d to %d.", *s.min, *s.max))
 	case s.min != nil:
 		notes = append(notes, fmt.Sprintf("At least %d.", *s.min))
+	}
+	if f.note != "" {
+		notes = append(notes, f.note)
 	}
 	if s.keyPattern != "" {
 		notes = append(notes, "Keys match `"+s.keyPattern+"`.")

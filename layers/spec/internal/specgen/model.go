@@ -44,6 +44,9 @@ type field struct {
 	doc          string
 	required     bool
 	shape        *shape
+	// note is what the reference adds to the doc comment: a limit Validate
+	// checks that the schema cannot say.
+	note string
 	// def is the default, rendered as it is written in YAML; "" for none.
 	def string
 	// defJSON is the default for the schema; nil for none.
@@ -64,6 +67,9 @@ type shape struct {
 	pattern       string
 	constant      string
 	min, max      *int64
+	// multipleOf, when not 0, is what an integer must be a multiple of
+	// (a size: whole MiB).
+	multipleOf int64
 	// octal, for a string, also takes a YAML integer written in octal
 	// digits (mode: 644).
 	octal bool
@@ -103,14 +109,21 @@ func rules() map[string]func(*field) {
 			}
 		}
 	}
+	// sizeRange is a size from lo to hi in whole MiB.
+	sizeRange := func(lo, hi spec.Size) func(*field) {
+		return both(rng(int64(lo), int64(hi)), func(f *field) { f.shape.multipleOf = int64(spec.MiB) })
+	}
 	values := func(p string) func(*field) { return func(f *field) { f.shape.values.pattern = p } }
 	keys := func(p string) func(*field) { return func(f *field) { f.shape.keyPattern = p } }
 	constant := func(v string) func(*field) { return func(f *field) { f.shape.constant = v } }
+	note := func(format string, args ...any) func(*field) {
+		return func(f *field) { f.note = fmt.Sprintf(format, args...) }
+	}
 	return map[string]func(*field){
 		"Spec.apiVersion":             both(required, constant(spec.APIVersion)),
 		"Spec.kind":                   both(required, constant(spec.Kind)),
 		"Spec.name":                   pattern(spec.NamePattern),
-		"Spec.sourceDateEpoch":        rng(0, -1),
+		"Spec.sourceDateEpoch":        rng(0, spec.MaxSourceDateEpoch),
 		"Spec.base":                   required,
 		"Spec.kubernetes":             required,
 		"Spec.components":             required,
@@ -131,6 +144,9 @@ func rules() map[string]func(*field) {
 		"File.uid":                    rng(0, spec.MaxID),
 		"File.gid":                    rng(0, spec.MaxID),
 		"Output.rootCompressionLevel": rng(spec.MinCompressionLvl, spec.MaxCompressionLvl),
+		"Output.espSize":              sizeRange(spec.MinESPSize, spec.MaxESPSize),
+		"Output.varSize":              sizeRange(spec.MinVarSize, spec.MaxVarSize),
+		"Output.kernelArgs":           note("Joined by spaces, at most %d bytes.", spec.MaxKernelArgsLength),
 	}
 }
 

@@ -21,6 +21,7 @@ type jsonSchema struct {
 	Pattern              string        `json:"pattern,omitempty"`
 	Minimum              *int64        `json:"minimum,omitempty"`
 	Maximum              *int64        `json:"maximum,omitempty"`
+	MultipleOf           int64         `json:"multipleOf,omitempty"`
 	Default              any           `json:"default,omitempty"`
 	Items                *jsonSchema   `json:"items,omitempty"`
 	Properties           *props        `json:"properties,omitempty"`
@@ -123,7 +124,7 @@ func structSchema(t *structType) *jsonSchema {
 	s := &jsonSchema{Description: t.doc, Type: "object", Properties: &props{}, AdditionalProperties: false}
 	for _, f := range t.fields {
 		n := shapeSchema(f.shape)
-		n.Description = f.doc
+		n.Description = strings.TrimSpace(f.doc + " " + f.note)
 		n.Default = f.defJSON
 		s.Properties.add(f.name, n)
 		if f.required {
@@ -156,9 +157,15 @@ func shapeSchema(s *shape) *jsonSchema {
 	case "components":
 		n = &jsonSchema{Ref: ref("components")}
 	case "size":
-		zero := int64(0)
+		// A size of 0 is refused (a field left out gets its default). A
+		// string's range is checked by Validate only.
+		one := int64(1)
+		minimum := &one
+		if s.min != nil {
+			minimum = s.min
+		}
 		n = &jsonSchema{AnyOf: []*jsonSchema{
-			{Type: "integer", Minimum: &zero},
+			{Type: "integer", Minimum: minimum, Maximum: s.max, MultipleOf: s.multipleOf},
 			{Type: "string", Pattern: spec.SizePattern},
 		}}
 	case "array":
