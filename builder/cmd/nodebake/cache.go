@@ -15,7 +15,7 @@ import (
 func newCacheCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cache",
-		Short: "Check the cache against its recorded digests, or remove what builds no longer use (verify, prune)",
+		Short: "Check the cache against its recorded digests, or prune it (verify, prune)",
 		Long: "The cache (--cache DIR, default $NODEBAKE_CACHE or the user cache directory) holds downloads,\n" +
 			"image blobs and built artifacts, each with the sizes and sha256 digests recorded when it was\n" +
 			"stored. Every read verifies them; cache verify checks everything at once, cache prune removes\n" +
