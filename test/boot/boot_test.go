@@ -14,12 +14,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodebake/nodebake/layers/spec"
 	"github.com/nodebake/nodebake/test/harness"
 	"github.com/nodebake/nodebake/test/qemu"
 )
 
 // bootTimeout bounds each boot, sized for TCG on a busy 2-core host.
 const bootTimeout = 6 * time.Minute
+
+// crictlVersion is the crictl the booted image under test carries.
+const crictlVersion = "v1.34.0"
 
 // vmUUID is the guest's fixed SMBIOS UUID.
 const vmUUID = "6e6f6465-6261-6b65-2d74-6573742d0001"
@@ -41,7 +45,11 @@ func TestBoot(t *testing.T) {
 	for _, tool := range []string{"qemu-system-x86_64", "qemu-img"} {
 		harness.RequireTool(t, tool)
 	}
-	s := harness.WorkerSpec(t, probeFiles()...)
+	// crictl is off by default; this image lists it, so the probe can ask
+	// containerd over CRI from inside the booted image.
+	s := harness.WorkerSpecWith(t, func(s *spec.Spec) {
+		s.Components["crictl"] = spec.Component{Version: crictlVersion, From: spec.FromGo}
+	}, probeFiles()...)
 	start := time.Now()
 	res := harness.BuildImage(t, s, t.TempDir())
 	figure(t, "image build (library, warm components): %s; %d MiB disk, %d MiB root filesystem",
@@ -153,6 +161,14 @@ func checkBoot(t *testing.T, n int, b probeReport, k8sVersion string) {
 	}
 	if opts := strings.Split(b["root.options"], ","); len(opts) == 0 || opts[0] != "ro" {
 		t.Errorf("boot %d: root mounted %q, want ro", n, b["root.options"])
+	}
+	// crictl answers over CRI against containerd: the runtime's status
+	// says RuntimeReady, and the client reports its own version.
+	if b["crictl.info"] != "RuntimeReady=true" {
+		t.Errorf("boot %d: crictl info: %q, want RuntimeReady=true", n, b["crictl.info"])
+	}
+	if want := "crictl version " + strings.TrimPrefix(crictlVersion, "v"); b["crictl.version"] != want {
+		t.Errorf("boot %d: crictl --version = %q, want %q", n, b["crictl.version"], want)
 	}
 	if !regexp.MustCompile(`^runc version \d+\.\d+\.\d+`).MatchString(b["runc.version"]) {
 		t.Errorf("boot %d: runc --version = %q", n, b["runc.version"])

@@ -58,6 +58,12 @@ for u in kubelet kube-proxy; do
 		p "$u.$prop=$(systemctl show -p "$prop" --value "$u")"
 	done
 done
+p crictl.version=$(crictl --version 2>&1 | one)
+# crictl info prints the CRI status as JSON; report the RuntimeReady
+# condition's status, or what crictl said instead.
+info=$(crictl --timeout 20s info 2>&1)
+ready=$(printf '%s\n' "$info" | tr -d ' \n' | grep -o '{[^{}]*"type":"RuntimeReady"[^{}]*}' | grep -o '"status":[a-z]*' | sed 's/"status":/RuntimeReady=/')
+p "crictl.info=${ready:-$(printf '%s' "$info" | head -c 200 | one)}"
 p runc.version=$(runc --version 2>&1 | head -n 1)
 p runc.path=$(command -v runc)
 for b in bridge host-local loopback portmap; do

@@ -271,11 +271,26 @@ func Mirror(t testing.TB, s *spec.Spec) (string, []mirror.Artifact) {
 // that the spec can be dumped and built from anywhere.
 func WorkerSpec(t testing.TB, extraFiles ...spec.File) *spec.Spec {
 	t.Helper()
+	return WorkerSpecWith(t, nil, extraFiles...)
+}
+
+// WorkerSpecWith is WorkerSpec with edit applied to images/worker.yaml
+// before its components are built and pinned (to add an optional
+// component, say); edit may be nil.
+func WorkerSpecWith(t testing.TB, edit func(*spec.Spec), extraFiles ...spec.File) *spec.Spec {
+	t.Helper()
 	root := RepoRoot(t)
 	base := BaseLayout(t)
 	s, err := spec.LoadAndValidate(filepath.Join(root, "images", "worker.yaml"))
 	if err != nil {
 		t.Fatalf("loading images/worker.yaml: %v", err)
+	}
+	if edit != nil {
+		edit(s)
+		s.Default()
+		if err := s.Validate(); err != nil {
+			t.Fatalf("validating the edited images/worker.yaml: %v", err)
+		}
 	}
 	if os.Getenv(EnvBaseLayout) != "" {
 		s.Base.Image, s.Base.Digest = "oci:"+base, ""
