@@ -558,19 +558,6 @@ func TestOSRelease(t *testing.T) {
 	}
 }
 
-func TestNames(t *testing.T) {
-	for _, tt := range []struct{ got, want string }{
-		{Label("nodebake", "1.2", false), "nodebake_1.2"},
-		{Label("nodebake", "1.2", true), "nodebake_1.2_verity"},
-		{UKIName("nodebake", "1.2", 3), "nodebake_1.2+3.efi"},
-		{UKIName("nodebake", "1.2", 0), "nodebake_1.2.efi"},
-	} {
-		if tt.got != tt.want {
-			t.Errorf("%q, want %q", tt.got, tt.want)
-		}
-	}
-}
-
 func TestReadParts(t *testing.T) {
 	t.Parallel()
 	img := testImage()

@@ -29,7 +29,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/nodebake/nodebake/builder/disk"
+	"github.com/nodebake/nodebake/layers/slot"
 )
 
 // Dir is where the image carries the transfer definitions.
@@ -69,16 +69,14 @@ type File struct {
 // Validate checks c.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Name == "" || strings.ContainsFunc(c.Name, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-')
-	}) {
-		errs = append(errs, fmt.Errorf("sysupdate: name %q: want lower-case letters, digits and '-'", c.Name))
+	if err := slot.CheckName(c.Name); err != nil {
+		errs = append(errs, fmt.Errorf("sysupdate: %w", err))
 	}
 	if err := checkSource(c.Source, c.AllowHTTP); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Tries < 1 || c.Tries > disk.MaxTries {
-		errs = append(errs, fmt.Errorf("sysupdate: tries %d is outside 1..%d", c.Tries, disk.MaxTries))
+	if c.Tries < 1 || c.Tries > slot.MaxTries {
+		errs = append(errs, fmt.Errorf("sysupdate: tries %d is outside 1..%d", c.Tries, slot.MaxTries))
 	}
 	return errors.Join(errs...)
 }
@@ -127,13 +125,13 @@ func Transfers(c Config) ([]File, error) {
 	return []File{
 		{Dir + "/10-" + n + "-root.transfer", head +
 			source(n+"_@v_@u"+RootSuffix) +
-			partition("root", disk.Label(n, "@v", false))},
+			partition("root", slot.Label(n, "@v", false))},
 		{Dir + "/20-" + n + "-root-verity.transfer", head +
 			source(n+"_@v_@u"+VeritySuffix) +
-			partition("root-verity", disk.Label(n, "@v", true))},
+			partition("root-verity", slot.Label(n, "@v", true))},
 		{Dir + "/90-" + n + "-uki.transfer", head +
 			source(n+"_@v"+UKISuffix) +
-			"[Target]\nType=regular-file\nPath=" + disk.UKIDir + "\nPathRelativeTo=boot\n" +
+			"[Target]\nType=regular-file\nPath=" + slot.UKIDir + "\nPathRelativeTo=boot\n" +
 			"MatchPattern=" + n + "_@v+@l-@d.efi " + n + "_@v+@l.efi " + n + "_@v.efi\n" +
 			"Mode=0444\nTriesLeft=" + tries + "\nTriesDone=0\nInstancesMax=2\n"},
 	}, nil
@@ -155,5 +153,5 @@ func Artifacts(name, version, rootHash string) (root, verity, uki string, err er
 	}
 	return name + "_" + version + "_" + data.String() + RootSuffix,
 		name + "_" + version + "_" + hash.String() + VeritySuffix,
-		disk.UKIName(name, version, 0), nil
+		slot.UKIName(name, version, 0), nil
 }
