@@ -102,7 +102,7 @@ func (s *Spec) ManagedPaths() []string {
 	for _, c := range s.NamedComponents() {
 		out = append(out, c.Catalogue.InstalledPaths()...)
 	}
-	return append(out,
+	out = append(out,
 		"/etc/cni/net.d",
 		"/etc/containerd/config.toml",
 		"/etc/systemd/system/containerd.service",
@@ -114,6 +114,19 @@ func (s *Spec) ManagedPaths() []string {
 		path.Dir(firstboot.ProgramPath), // what the image bakes for nodebake
 		firstboot.KubeletConfigPath,
 		firstboot.KubeProxyConfigPath,
+	)
+	if !s.VerifiedBootEnabled() {
+		return out
+	}
+	// Verified boot: the version sysupdate and systemd-boot read, the
+	// update definitions, the health check and the update's units.
+	return append(out,
+		"/etc/os-release",
+		"/usr/lib/os-release",
+		"/usr/lib/sysupdate.d",
+		"/etc/systemd/system/nodebake-healthy.service",
+		"/etc/systemd/system/nodebake-update.service",
+		"/etc/systemd/system/nodebake-update.timer",
 	)
 }
 
@@ -177,8 +190,14 @@ func (s *Spec) Default() {
 		}
 	}
 	o := &s.Output
+	if o.VerifiedBoot != nil {
+		o.VerifiedBoot.defaults()
+	}
 	if len(o.Formats) == 0 {
 		o.Formats = []Format{FormatRaw}
+		if s.VerifiedBootEnabled() {
+			o.Formats = append(o.Formats, FormatUpdate)
+		}
 	}
 	if o.ESPSize == 0 {
 		o.ESPSize = DefaultESPSize

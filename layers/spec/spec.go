@@ -193,6 +193,12 @@ type Output struct {
 	// RootCompressionLevel is the zstd level of the root filesystem (1..22).
 	RootCompressionLevel int `yaml:"rootCompressionLevel"`
 	// KernelArgs are extra kernel command-line arguments. root=, rootfstype=
-	// and ro/rw are set by nodebake and cannot be given here.
+	// and ro/rw are set by nodebake and cannot be given here (nor roothash=
+	// and panic= with verifiedBoot).
 	KernelArgs []string `yaml:"kernelArgs,omitempty"`
+	// VerifiedBoot makes the image verified and A/B-updatable: a dm-verity
+	// root, a Unified Kernel Image that pins it, optional Secure Boot
+	// signing, two root slots and updates with rollback (see
+	// docs/verified-boot.md). Off when absent.
+	VerifiedBoot *VerifiedBoot `yaml:"verifiedBoot,omitempty"`
 }

@@ -516,6 +516,10 @@ func (s *Spec) validateOutput(errs *errorList) {
 			errs.add(p, "unknown format %q (known: %s)", f, FormatNames())
 		case seen[f]:
 			errs.add(p, "%s is listed twice", f)
+		case f == FormatUpdate && !s.VerifiedBootEnabled():
+			errs.add(p, "the update format needs output.verifiedBoot.enabled")
+		case f == FormatNetboot && s.VerifiedBootEnabled():
+			errs.add(p, "a netboot bundle boots the root without verity: not with output.verifiedBoot")
 		}
 		seen[f] = true
 	}
@@ -532,8 +536,11 @@ func (s *Spec) validateOutput(errs *errorList) {
 			errs.add(p, "%q is not one kernel argument (no spaces or quotes)", a)
 		case key == "root" || key == "rootfstype" || key == "ro" || key == "rw":
 			errs.add(p, "%s is set by nodebake (the root is the read-only squashfs partition)", key)
+		case (key == "roothash" || key == "panic") && s.VerifiedBootEnabled():
+			errs.add(p, "%s is set by nodebake for a verified root", key)
 		}
 	}
+	s.validateVerifiedBoot(errs)
 }
 
 func checkSize(errs *errorList, p string, sz, minSize Size) {
