@@ -217,7 +217,7 @@ func TestValidateErrors(t *testing.T) {
 			want: []string{"output.verifiedBoot.version~longer than 36"}},
 		{name: "verified boot formats and kernel args", extra: "output:\n  formats: [raw, netboot, update]\n  kernelArgs: [roothash=00, panic=0]\n  verifiedBoot: {enabled: true, version: \"1\", slotSize: 1TiB}\n",
 			mutate: func(s *Spec) { s.Output.VerifiedBoot.SlotSize = 2 * TiB },
-			want: []string{"output.formats[1]~not with output.verifiedBoot", "output.kernelArgs[0]~roothash is set by nodebake", "output.kernelArgs[1]~panic is set", "output.verifiedBoot.slotSize~larger than the maximum"}},
+			want:   []string{"output.formats[1]~not with output.verifiedBoot", "output.kernelArgs[0]~roothash is set by nodebake", "output.kernelArgs[1]~panic is set", "output.verifiedBoot.slotSize~larger than the maximum"}},
 		{name: "update format without verified boot", extra: "output:\n  formats: [update]\n  verifiedBoot: {enabled: false}\n",
 			want: []string{"output.formats[0]~needs output.verifiedBoot.enabled"}},
 		{name: "verified boot updates", extra: "output:\n  verifiedBoot:\n    enabled: true\n    version: \"1\"\n    updates: {source: \"http://updates.example/worker\", timer: \"daily; rm -rf /\"}\n",
