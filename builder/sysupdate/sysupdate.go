@@ -23,13 +23,13 @@ package sysupdate
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
 
 	"github.com/nodebake/nodebake/layers/slot"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // Dir is where the image carries the transfer definitions.
@@ -47,10 +47,10 @@ type Config struct {
 	// Name is the image name (disk.Verified.Name).
 	Name string
 	// Source is the URL of the directory holding SHA256SUMS and the
-	// artifacts: https, or http to a loopback address or with AllowHTTP.
+	// artifacts: https, or http with AllowHTTP (see
+	// spec.CheckUpdateSource).
 	Source string
-	// AllowHTTP accepts a plain http Source (tests: a server the guest
-	// reaches through QEMU's user network). Without Verify and Secure
+	// AllowHTTP accepts a plain http Source. Without Verify and Secure
 	// Boot, whoever is on the path can then install anything.
 	AllowHTTP bool
 	// Tries is the number of boot attempts a new version gets (1..9).
@@ -72,33 +72,13 @@ func (c Config) Validate() error {
 	if err := slot.CheckName(c.Name); err != nil {
 		errs = append(errs, fmt.Errorf("sysupdate: %w", err))
 	}
-	if err := checkSource(c.Source, c.AllowHTTP); err != nil {
-		errs = append(errs, err)
+	if err := spec.CheckUpdateSource(c.Source, c.AllowHTTP); err != nil {
+		errs = append(errs, fmt.Errorf("sysupdate: source: %w", err))
 	}
 	if c.Tries < 1 || c.Tries > slot.MaxTries {
 		errs = append(errs, fmt.Errorf("sysupdate: tries %d is outside 1..%d", c.Tries, slot.MaxTries))
 	}
 	return errors.Join(errs...)
-}
-
-// checkSource accepts an https URL, or http to a loopback host or when
-// allowed.
-func checkSource(s string, allowHTTP bool) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return fmt.Errorf("sysupdate: source %q: %w", s, err)
-	}
-	switch {
-	case u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "":
-		return fmt.Errorf("sysupdate: source %q: want scheme://host/path, without user, query or fragment", s)
-	case strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }):
-		return fmt.Errorf("sysupdate: source %q contains white space or a control character", s)
-	case u.Scheme == "https":
-		return nil
-	case u.Scheme == "http" && (allowHTTP || u.Hostname() == "localhost" || strings.HasPrefix(u.Hostname(), "127.") || u.Hostname() == "::1"):
-		return nil
-	}
-	return fmt.Errorf("sysupdate: source %q: want https (http only to a loopback address, or with AllowHTTP)", s)
 }
 
 // Transfers returns the transfer definitions, in the order sysupdate runs
