@@ -2,6 +2,7 @@ package spec
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -127,6 +128,12 @@ func TestCheckTimer(t *testing.T) {
 	} {
 		if err := CheckTimer(tt.in); (err == nil) != tt.ok {
 			t.Errorf("CheckTimer(%q) = %v, want ok %v", tt.in, err, tt.ok)
+		}
+		// What passes, the real systemd parses.
+		if _, err := exec.LookPath("systemd-analyze"); err == nil && tt.ok {
+			if out, err := exec.Command("systemd-analyze", "calendar", tt.in).CombinedOutput(); err != nil {
+				t.Errorf("systemd-analyze calendar %q: %v\n%s", tt.in, err, out)
+			}
 		}
 	}
 }
