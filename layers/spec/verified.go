@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"strings"
@@ -147,9 +148,15 @@ func isASCIIAlnum(r rune) bool {
 // owner only (the key must not have been shared by its mode).
 func CheckKeyFile(p string) error {
 	fi, err := os.Stat(p)
-	switch {
-	case err != nil:
+	if err != nil {
 		return err
+	}
+	return CheckKeyMode(p, fi)
+}
+
+// CheckKeyMode checks the file info of a signing key file at p.
+func CheckKeyMode(p string, fi fs.FileInfo) error {
+	switch {
 	case !fi.Mode().IsRegular():
 		return fmt.Errorf("%s is not a regular file", p)
 	case fi.Mode().Perm()&0o077 != 0:
