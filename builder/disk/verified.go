@@ -3,6 +3,8 @@ package disk
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -253,10 +255,11 @@ type VerifiedResult struct {
 	HashSize int64
 	// Slots are slot A (the image's root) and slot B (empty).
 	Slots []Slot
-	// UKI is the UKI's path on the ESP, UKISize its size in bytes (signed
-	// when Verified.Signer was set).
-	UKI     string
-	UKISize int64
+	// UKI is the UKI's path on the ESP, UKISize its size in bytes and
+	// UKISHA256 its sha256 in hex (signed when Verified.Signer was set).
+	UKI       string
+	UKISize   int64
+	UKISHA256 string
 	// Signed reports whether systemd-boot and the UKI are signed.
 	Signed bool
 }
@@ -326,6 +329,7 @@ func writeVerified(ctx context.Context, f *os.File, img Image) (Result, error) {
 			return Result{}, err
 		}
 	}
+	ukiSum := sha256.Sum256(ukiData)
 	files := verifiedESPContents(img, BytesFile("", loader), BytesFile("", ukiData))
 	if err := fillESP(ctx, f, img, l, id, files); err != nil {
 		return Result{}, err
@@ -347,9 +351,10 @@ func writeVerified(ctx context.Context, f *os.File, img Image) (Result, error) {
 			{Label: l.partitions[1].Name, Root: 2, Verity: 3, RootHash: tree.RootHashHex()},
 			{Label: slot.EmptyLabel, Root: 4, Verity: 5},
 		},
-		UKI:     slot.UKIDir + "/" + slot.UKIName(v.Name, v.Version, v.Tries),
-		UKISize: int64(len(ukiData)),
-		Signed:  v.Signer != nil,
+		UKI:       slot.UKIDir + "/" + slot.UKIName(v.Name, v.Version, v.Tries),
+		UKISize:   int64(len(ukiData)),
+		UKISHA256: hex.EncodeToString(ukiSum[:]),
+		Signed:    v.Signer != nil,
 	}
 	return res, nil
 }

@@ -73,12 +73,21 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	firstboot := fs.String("firstboot", "", "the nodebake-firstboot program `PATH` (default: next to nodebake)")
 	formats := fs.String("format", "", "the formats to write, comma-separated, instead of the spec's output.formats (`LIST`: "+spec.FormatNames()+")")
 	netbootURL := fs.String("netboot-url", "", "the `URL` the netboot bundle will be served from (default: where boot.ipxe was loaded from)")
+	signingKey := fs.String("signing-key", "", "sign systemd-boot and the UKI of a verified image with the RSA key at `PATH` (mode 0600),\ninstead of the spec's output.verifiedBoot.signing")
+	signingCert := fs.String("signing-cert", "", "the certificate `PATH` of --signing-key")
 	quiet := fs.Bool("q", false, "print only errors")
 	if err := parse(e, fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return usagef("want exactly one spec file, got %d arguments", fs.NArg())
+	}
+	var signing *spec.Signing
+	if *signingKey != "" || *signingCert != "" {
+		if *signingKey == "" || *signingCert == "" {
+			return usagef("--signing-key and --signing-cert go together")
+		}
+		signing = &spec.Signing{Key: *signingKey, Certificate: *signingCert}
 	}
 	var fl []spec.Format
 	if *formats != "" {
@@ -90,6 +99,9 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 	s, err := loadSpec(fs.Arg(0))
 	if err != nil {
 		return err
+	}
+	if signing != nil && !s.VerifiedBootEnabled() {
+		return usagef("--signing-key: %s does not enable output.verifiedBoot", fs.Arg(0))
 	}
 	fb, err := findFirstboot(*firstboot)
 	if err != nil {
@@ -111,6 +123,7 @@ func runBuild(ctx context.Context, e *env, args []string) error {
 		Formats:         fl,
 		NetbootURL:      *netbootURL,
 		ToolVersion:     version,
+		Signing:         signing,
 	})
 	if err != nil {
 		return err
