@@ -8,12 +8,13 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/nodebake/nodebake/builder/authenticode"
+	"github.com/nodebake/nodebake/layers/spec"
+	"github.com/nodebake/nodebake/test/harness"
 	"github.com/nodebake/nodebake/test/qemu"
 )
 
-// TestBenchBoot times boots of the plain image, its verified disk and the
-// signed one under Secure Boot, in turns, and prints the medians as
+// TestBenchBoot times boots of the plain image, the verified one and the
+// signed one under Secure Boot (all built from the same spec), in turns, and prints the medians as
 // FIGURE lines (scripts/bench-verified-boot.sh). It asserts nothing about
 // time: it runs only with NODEBAKE_BENCH=1 (and NODEBAKE_SLOW=1).
 func TestBenchBoot(t *testing.T) {
@@ -24,24 +25,23 @@ func TestBenchBoot(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("NODEBAKE_BENCH_BOOTS")); err == nil && v > 0 {
 		rounds = v
 	}
-	f := newFixture(t)
-	verified := filepath.Join(f.dir, "verified.raw")
-	f.convert(t, verified, nil)
+	harness.RequireSlow(t)
+	s := verifiedSpec(t)
+	c := newCLI(t)
 	key, vars := enrolledKey(t)
-	signer, err := authenticode.ParseSigner(key.KeyPEM, key.CertPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signed := filepath.Join(f.dir, "signed.raw")
-	f.convert(t, signed, signer)
+	verified := c.build(t, s, "verified")
+	signed := c.build(t, s, "signed", "--signing-key", key.KeyPath, "--signing-cert", key.CertPath)
+	plainSpec := s.Clone()
+	plainSpec.Output.VerifiedBoot, plainSpec.Output.Formats = nil, []spec.Format{spec.FormatRaw}
+	plain := harness.BuildImage(t, plainSpec, filepath.Join(t.TempDir(), "plain"))
 
 	kinds := []struct {
 		name string
 		cfg  qemu.Config
 	}{
-		{"plain", qemu.Config{Disk: f.plain}},
-		{"verity", qemu.Config{Disk: verified}},
-		{"verity+secureboot", qemu.Config{Disk: signed, SecureBoot: &qemu.SecureBoot{Vars: vars}}},
+		{"plain", qemu.Config{Disk: plain.ImagePath}},
+		{"verity", qemu.Config{Disk: verified.image}},
+		{"verity+secureboot", qemu.Config{Disk: signed.image, SecureBoot: &qemu.SecureBoot{Vars: vars}}},
 	}
 	samples := map[string]map[string][]float64{}
 	for round := range rounds {
