@@ -24,6 +24,7 @@ import (
 
 	"github.com/nodebake/nodebake/builder/build"
 	"github.com/nodebake/nodebake/layers/cache"
+	"github.com/nodebake/nodebake/layers/components"
 	"github.com/nodebake/nodebake/layers/gosource"
 	"github.com/nodebake/nodebake/layers/mirror"
 	"github.com/nodebake/nodebake/layers/resolve"
@@ -236,11 +237,26 @@ func Mirror(t testing.TB, s *spec.Spec) (string, []mirror.Artifact) {
 // that the spec can be dumped and built from anywhere.
 func WorkerSpec(t testing.TB, extraFiles ...spec.File) *spec.Spec {
 	t.Helper()
+	return WorkerSpecWith(t, nil, extraFiles...)
+}
+
+// WorkerSpecWith is WorkerSpec with edit applied to the spec of
+// images/worker.yaml (defaulted) before its components are built and
+// pinned: another Kubernetes version, say (SetKubernetesVersion).
+func WorkerSpecWith(t testing.TB, edit func(*spec.Spec), extraFiles ...spec.File) *spec.Spec {
+	t.Helper()
 	root := RepoRoot(t)
 	base := BaseLayout(t)
 	s, err := spec.LoadAndValidate(filepath.Join(root, "images", "worker.yaml"))
 	if err != nil {
 		t.Fatalf("loading images/worker.yaml: %v", err)
+	}
+	if edit != nil {
+		edit(s)
+		s.Default()
+		if err := s.Validate(); err != nil {
+			t.Fatalf("images/worker.yaml, edited: %v", err)
+		}
 	}
 	if os.Getenv(EnvBaseLayout) != "" {
 		s.Base.Image, s.Base.Digest = "oci:"+base, ""
@@ -267,6 +283,20 @@ func WorkerSpec(t testing.TB, extraFiles ...spec.File) *spec.Spec {
 		t.Fatalf("validating the pinned worker spec: %v", err)
 	}
 	return p
+}
+
+// SetKubernetesVersion sets the spec's Kubernetes version and the version
+// of every component the catalogue ties to it (kubelet, kube-proxy,
+// kubectl).
+func SetKubernetesVersion(s *spec.Spec, version string) {
+	s.Kubernetes.Version = version
+	for _, nc := range s.NamedComponents() {
+		if nc.Catalogue.Version == components.VersionKubernetes {
+			c := nc.Component
+			c.Version = version
+			s.SetComponent(nc.Key, c)
+		}
+	}
 }
 
 // BuildImage builds the image s describes into outDir with the real
