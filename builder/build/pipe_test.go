@@ -217,6 +217,7 @@ func TestBuildIntoFullFilesystem(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := f.spec.Clone()
+	s.Dir = filepath.Dir(big) // a file's source lies in the spec's directory
 	s.Files = append(s.Files, spec.File{Path: "/usr/local/share/big", Source: big})
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)

@@ -78,6 +78,9 @@ type Options struct {
 	DriveWait time.Duration
 	// SetHostname, if set, sets the hostname to the node name.
 	SetHostname func(name string) error
+	// Systemctl, if set, runs systemctl with args: first boot asks
+	// systemd to reload its units after writing their drop-ins.
+	Systemctl func(ctx context.Context, args ...string) error
 	// Chown makes written files owned by root (and the .netdev's group
 	// NetworkGroup from /etc/group); it needs privileges.
 	Chown bool
@@ -222,6 +225,9 @@ func run(ctx context.Context, opts Options, w *writer, st *Status) error {
 		if err := opts.SetHostname(cfg.NodeName); err != nil {
 			return fail("nodeName", errors.Join(fmt.Errorf("setting the hostname: %w", err), c.rollback()))
 		}
+	}
+	if err := reloadUnits(ctx, opts, c); err != nil {
+		return fail("systemd", errors.Join(err, c.rollback()))
 	}
 	if err := c.finish(); err != nil {
 		return fail("write", err)

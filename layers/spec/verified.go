@@ -189,10 +189,7 @@ func (s *Spec) validateVerifiedBoot(errs *errorList) {
 		}
 	}
 	if v.SlotSize != 0 {
-		checkSize(errs, p+".slotSize", v.SlotSize, MinSlotSize)
-		if v.SlotSize > MaxSlotSize {
-			errs.add(p+".slotSize", "%s is larger than the maximum %s", v.SlotSize, MaxSlotSize)
-		}
+		checkSize(errs, p+".slotSize", v.SlotSize, MinSlotSize, MaxSlotSize)
 	}
 	if v.Tries < MinTries || v.Tries > MaxTries {
 		errs.add(p+".tries", "%d is out of range %d..%d", v.Tries, MinTries, MaxTries)

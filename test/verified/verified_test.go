@@ -485,4 +485,3 @@ func grepLines(s, re string) []string {
 	}
 	return out
 }
-

@@ -572,6 +572,9 @@ func checkAPIServer(s string) error {
 			return fmt.Errorf("%q: port %q is not 1-65535", s, p)
 		}
 	}
+	if _, err := apiServerAddr(u.Hostname()); err != nil {
+		return fmt.Errorf("%q: %w", s, err)
+	}
 	return nil
 }
 

@@ -20,7 +20,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -54,6 +56,7 @@ func main() {
 	onMachine := filepath.Clean(*root) == "/"
 	if onMachine {
 		opts.SetHostname = func(name string) error { return syscall.Sethostname([]byte(name)) }
+		opts.Systemctl = systemctl
 	}
 	// Under --root, the clock counts as synchronized only through the
 	// flag file under root: the kernel's state is the test machine's.
@@ -96,6 +99,18 @@ func sdNotify(state string) error {
 	defer conn.Close()
 	if _, err := conn.Write([]byte(state)); err != nil {
 		return fmt.Errorf("notifying the service manager: %w", err)
+	}
+	return nil
+}
+
+// systemctl runs systemctl with args; its output goes into the error.
+func systemctl(ctx context.Context, args ...string) error {
+	out, err := exec.CommandContext(ctx, "systemctl", args...).CombinedOutput()
+	if err != nil {
+		if msg := strings.TrimSpace(string(out)); msg != "" {
+			return fmt.Errorf("%w: %s", err, msg)
+		}
+		return err
 	}
 	return nil
 }
