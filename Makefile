@@ -68,7 +68,8 @@ fuzz-short:
 # The real-world tier: the pinned set built from source (cached by version
 # in build/cache), QEMU boots (disk, qcow2, netboot over HTTP and iPXE),
 # the platform readers against real services (amazon-ec2-metadata-mock),
-# every output format, reproducibility, the Packer acceptance test.
+# every output format, reproducibility, verified boot (dm-verity, tamper,
+# Secure Boot; about 2.5 minutes), the Packer acceptance test.
 # The cluster end to end (a control plane on loopback and three TCG guests,
 # 18-32 minutes) is `make test-e2e`. It is not part of `make test` yet: it
 # passed whole here, but three TCG guests on two cores have also run past
@@ -79,7 +80,7 @@ SLOW_FILTER := grep -E '^(=== RUN|--- |PASS|FAIL|ok|FIGURE|\s+\S+_test.go)'
 
 test-slow: base
 	mkdir -p build
-	$(SLOW_ENV) $(GO) test -count=1 -timeout 45m -v ./test/boot ./test/cis ./test/clouds ./test/harness ./test/platform ./test/qemu ./test/netlab ./test/secureboot ./builder/uki ./builder/authenticode ./builder/internal/pecoff 2>&1 | tee build/test-slow.log | $(SLOW_FILTER); exit $${PIPESTATUS[0]}
+	$(SLOW_ENV) $(GO) test -count=1 -timeout 45m -v ./test/boot ./test/cis ./test/clouds ./test/harness ./test/platform ./test/qemu ./test/netlab ./test/secureboot ./test/verified ./builder/uki ./builder/authenticode ./builder/internal/pecoff 2>&1 | tee build/test-slow.log | $(SLOW_FILTER); exit $${PIPESTATUS[0]}
 	$(MAKE) plugin-acc
 
 test-e2e: base
