@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -69,6 +70,8 @@ p marker=$(cat ` + updateMarker + `)
 p started
 systemctl is-system-running --wait >/dev/null 2>&1
 p health=$(systemctl show -p ActiveState,Result,ConditionResult nodebake-healthy.service | one)
+p health.done=$(systemctl show -p ExecMainExitTimestampMonotonic --value nodebake-healthy.service)
+p analyze=$(systemd-analyze 2>&1 | head -n 1)
 p bless=$(systemctl show -p ActiveState --value systemd-bless-boot.service)
 p esp.uki=$(ls /efi/EFI/Linux | one)
 p slots=$(lsblk -n -r -o PARTLABEL /dev/vda | one)
@@ -257,6 +260,12 @@ func TestVerifiedUpdate(t *testing.T) {
 		"bless":                "active",
 	}
 	u.check(second, want)
+	if us, err := strconv.ParseInt(second["health.done"], 10, 64); err != nil || us <= 0 {
+		t.Errorf("version 2's boot: no time for the health check's end (%q)", second["health.done"])
+	} else {
+		figure(t, "version %s's counted boot: kernel start -> health check passed (boot marked good) %.1f s; %s",
+			v2.version, float64(us)/1e6, second["analyze"])
+	}
 	if !strings.Contains(second["health"], "Result=success") || !strings.Contains(second["esp.uki"], "worker_"+v2.version+".efi") ||
 		!strings.Contains(second["esp.uki"], "worker_"+v1.version+".efi") {
 		t.Errorf("version 2's boot: health %q, UKIs %q; want healthy, blessed, version 1 kept", second["health"], second["esp.uki"])
