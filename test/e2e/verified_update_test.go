@@ -69,13 +69,13 @@ p kubelet.version=$(/usr/local/bin/kubelet --version 2>&1)
 p marker=$(cat ` + updateMarker + `)
 p started
 systemctl is-system-running --wait >/dev/null 2>&1
-p health=$(systemctl show -p ActiveState,Result,ConditionResult nodebake-healthy.service | one)
-p health.done=$(systemctl show -p ExecMainExitTimestampMonotonic --value nodebake-healthy.service)
+p health=$(systemctl show -p ActiveState,Result,ConditionResult ` + worker.HealthUnit + ` | one)
+p health.done=$(systemctl show -p ExecMainExitTimestampMonotonic --value ` + worker.HealthUnit + `)
 p analyze=$(systemd-analyze 2>&1 | head -n 1)
 p bless=$(systemctl show -p ActiveState --value systemd-bless-boot.service)
 p esp.uki=$(ls /efi/EFI/Linux | one)
 p slots=$(lsblk -n -r -o PARTLABEL /dev/vda | one)
-p sysupdate.list=$(/usr/lib/systemd/systemd-sysupdate --offline list 2>&1 | one)
+p sysupdate.list=$(` + worker.SysupdateProgram + ` --offline list 2>&1 | one)
 p settled
 `
 
