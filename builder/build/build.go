@@ -3,8 +3,9 @@
 // the preloaded images, from the cache or their sources), normalize the
 // base and render the configuration, compose the root filesystem as one
 // canonical tar stream written as squashfs into a GPT disk with an ESP and
-// a /var partition, convert it into the other formats, and describe and
-// install the outputs. What a build writes is its Plan, known before any
+// a /var partition (with output.verifiedBoot: a dm-verity root in slot A,
+// an empty slot B and a UKI, optionally signed), convert it into the other
+// formats, and describe and install the outputs. What a build writes is its Plan, known before any
 // work; Export converts a built image later.
 //
 // The CLI and the Packer plugin are thin shells around Build.
@@ -84,6 +85,10 @@ type Options struct {
 	// ToolVersion is nodebake's version, named as the SBOM's creator;
 	// "dev" when empty.
 	ToolVersion string
+	// Signing, when set, names the key and certificate that sign a
+	// verified image (paths as given), in place of the spec's
+	// output.verifiedBoot.signing. The key is read once, to sign.
+	Signing *spec.Signing
 }
 
 // Result describes a finished build.
@@ -157,6 +162,7 @@ func buildOnce(ctx context.Context, s *spec.Spec, opts Options) (*Result, error)
 		b.resolveComponents, // fetch or build every component
 		b.preloadImages,     // bake the preloaded container images
 		b.renderConfig,      // the worker configuration, the first-boot program, image.json
+		b.renderVerified,    // verified boot: os-release, health check, updates; stub and signer
 		b.writeDisk,         // compose the root filesystem into the GPT disk image
 		b.checkBase,         // the verdict on the base, verified beside the stages above
 		b.publish,           // convert the image into the other formats

@@ -22,6 +22,7 @@ import (
 	spdxcommon "github.com/spdx/tools-golang/spdx/v2/common"
 	"github.com/spdx/tools-golang/spdxlib"
 
+	"github.com/nodebake/nodebake/builder/internal/pecoff/pecofftest"
 	"github.com/nodebake/nodebake/builder/publish"
 	"github.com/nodebake/nodebake/layers/cache"
 	"github.com/nodebake/nodebake/layers/components"
@@ -45,9 +46,12 @@ func fakeBase(t *testing.T, dir string) string {
 		tw.Write([]byte(data))
 	}
 	add("boot/", tar.TypeDir, 0o755, "")
-	add("boot/vmlinuz-6.12.0-test", tar.TypeReg, 0o644, strings.Repeat("K", 4096))
+	// The kernel, systemd-boot and systemd-stub are small PE images, so
+	// that a verified build can make and sign a UKI of them.
+	add("boot/vmlinuz-6.12.0-test", tar.TypeReg, 0o644, string(fakePE(0x90, 4096, false)))
 	add("boot/initrd.img-6.12.0-test", tar.TypeReg, 0o644, strings.Repeat("I", 8192))
-	add("usr/lib/systemd/boot/efi/systemd-bootx64.efi", tar.TypeReg, 0o644, "MZ-boot")
+	add("usr/lib/systemd/boot/efi/systemd-bootx64.efi", tar.TypeReg, 0o644, string(fakePE(0xcc, 5000, false)))
+	add("usr/lib/systemd/boot/efi/linuxx64.efi.stub", tar.TypeReg, 0o644, string(fakePE(0xcc, 3000, true)))
 	add("usr/bin/su", tar.TypeReg, 0o4755, "suid")
 	add("etc/", tar.TypeDir, 0o755, "")
 	add("etc/os-release", tar.TypeReg, 0o644, "ID=debian\nVERSION_ID=\"13\"\n")
@@ -68,6 +72,16 @@ func fakeBase(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return layout
+}
+
+// fakePE is a small PE32+ EFI image filled with fill; a stub has an .sbat
+// section.
+func fakePE(fill byte, n int, stub bool) []byte {
+	secs := []pecofftest.Section{{Name: ".text", Data: bytes.Repeat([]byte{fill}, n)}}
+	if stub {
+		secs = append(secs, pecofftest.Section{Name: ".sbat", Data: []byte("sbat,1,SBAT Version,sbat,1,https://github.com/rhboot/shim/blob/main/SBAT.md\n")})
+	}
+	return pecofftest.Image{DllCharacteristics: 0x160, SpareHeaders: 8, Sections: secs}.Bytes()
 }
 
 type fixture struct {
@@ -449,6 +463,10 @@ func TestExport(t *testing.T) {
 		t.Errorf("exported vhd sha256 %s, the build's %s", a, b)
 	}
 	checkSums(t, out, er.SumsPath, []string{"test.manifest.json", "test.raw", "test.spdx.json", "test.vhd"})
+	if _, err := Export(t.Context(), res.ImagePath, ExportOptions{OutputDir: t.TempDir(), Formats: []spec.Format{spec.FormatUpdate}}); failure.KindOf(err) != failure.Invalid ||
+		!strings.Contains(err.Error(), "verified") {
+		t.Errorf("an update of an image without verified boot: %v", err)
+	}
 
 	// A changed image is refused; nothing new appears.
 	bad := t.TempDir()

@@ -79,6 +79,14 @@ func Export(ctx context.Context, raw string, opts ExportOptions) (*ExportResult,
 	if err != nil {
 		return nil, failure.Errorf(failure.Invalid, "%s: %w", manifestPath, err)
 	}
+	for _, f := range plan.Formats {
+		switch {
+		case f == spec.FormatUpdate && m.Verified == nil:
+			return nil, failure.Errorf(failure.Invalid, "%s: an update is made of a verified image (output.verifiedBoot); this one is not", raw)
+		case f == spec.FormatNetboot && m.Verified != nil:
+			return nil, failure.Errorf(failure.Invalid, "%s: a netboot bundle boots the root without verity: not of a verified image", raw)
+		}
+	}
 	if opts.Progress != nil {
 		opts.Progress(Event{Stage: StageResolve, Message: "checking " + base + " against its manifest"})
 	}

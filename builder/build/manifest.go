@@ -13,6 +13,8 @@ type Manifest struct {
 	Components    []resolve.ComponentInfo `json:"components"`
 	Images        []resolve.PreloadInfo   `json:"images,omitempty"`
 	Disk          DiskInfo                `json:"disk"`
+	// Verified describes the verified boot chain (output.verifiedBoot).
+	Verified *VerifiedInfo `json:"verified,omitempty"`
 	// SBOM and Checksums are the file names of the SPDX document and the
 	// SHA256SUMS file (image, manifest and SBOM) written next to the image.
 	SBOM      string `json:"sbom"`

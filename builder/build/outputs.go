@@ -28,6 +28,10 @@ func sbomDocument(s *spec.Spec, m *Manifest, debs []sbom.Package, distro, toolVe
 		Base:   sbom.Base{Ref: m.Base.Image, Digest: m.Base.Digest, Distro: distro},
 		Debian: debs,
 	}
+	if v := m.Verified; v != nil {
+		d.Image.Version, d.Image.VerityRootHash = v.Version, v.RootHash
+		d.Image.UKI = &sbom.UKI{File: v.UKI.Path, SHA256: v.UKI.SHA256}
+	}
 	for _, c := range m.Components {
 		sc := sbom.Component{Name: c.Name, Version: c.Version, From: c.From, Source: c.Source, Checksum: c.Checksum}
 		cat, ok := components.Find(c.Name)

@@ -37,7 +37,9 @@ type PlannedOutput struct {
 	// Path is the output: a file, or the directory of a directory format.
 	Path string
 	// Files are the output's files: Path itself, or each file of the
-	// directory.
+	// directory. The update's files are named after the root hash, known
+	// once the image is built: they are not listed (the Result's Outputs
+	// are).
 	Files []string
 }
 
@@ -70,6 +72,7 @@ func PlanOutputs(dir, name string, formats []spec.Format) (*Plan, error) {
 			for _, n := range netboot.Files() {
 				o.Files = append(o.Files, filepath.Join(o.Path, n))
 			}
+		case f == spec.FormatUpdate:
 		case info.Directory:
 			return nil, fmt.Errorf("format %s: a directory format without a file list", f)
 		default:
@@ -110,8 +113,9 @@ func (p *Plan) Paths() []string {
 	return append(out, p.Manifest, p.SBOM, p.Sums)
 }
 
-// Files returns every file the build leaves: each output's files, then
-// the manifest, the SBOM and the sums.
+// Files returns every file the build leaves that is known before it runs:
+// each output's files (but the update's), then the manifest, the SBOM and
+// the sums.
 func (p *Plan) Files() []string {
 	var out []string
 	for _, o := range p.Outputs {

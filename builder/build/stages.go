@@ -41,6 +41,7 @@ type run struct {
 	comps     []resolve.ComponentInfo
 	preloads  []resolve.PreloadInfo
 	overlay   []entry.Entry
+	verified  *disk.Verified // with output.verifiedBoot
 
 	disk     disk.Result
 	rootSize int64
@@ -199,6 +200,7 @@ func (b *run) writeDisk(ctx context.Context) error {
 		Bootloader: b.boot.loader,
 		Cmdline:    kernelCmdline(s),
 		Title:      "nodebake " + s.Name + " (Kubernetes " + s.Kubernetes.Version + ")",
+		Verified:   b.verified,
 		WriteRoot: func(ctx context.Context, w io.WriterAt) (int64, error) {
 			b.opts.say(StageCompose, "composing the root filesystem (%d base entries, %d added)", b.base.Len(), len(b.overlay))
 			n, err := writeRoot(ctx, w, b.base, b.overlay, s, b.opts.Workers)
@@ -247,6 +249,7 @@ func (b *run) describe(context.Context) error {
 		Components:    b.comps,
 		Images:        b.preloads,
 		Disk:          DiskInfo{GUID: d.DiskGUID, RootPartUUID: d.RootPartUUID, VarPartUUID: d.VarPartUUID, ESPPartUUID: d.ESPPartUUID},
+		Verified:      b.verifiedInfo(),
 		KernelRelease: b.boot.release,
 		SBOM:          filepath.Base(p.SBOM),
 		Checksums:     filepath.Base(p.Sums),

@@ -3,18 +3,20 @@ package disk
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
 	"strings"
-	"unicode/utf16"
 
 	"github.com/google/uuid"
 
 	"github.com/nodebake/nodebake/builder/authenticode"
 	"github.com/nodebake/nodebake/builder/uki"
 	"github.com/nodebake/nodebake/builder/verity"
+	"github.com/nodebake/nodebake/layers/slot"
 )
 
 // Verified asks Write for a verified, A/B-updatable disk instead of the
@@ -79,50 +81,17 @@ const (
 	typeRootVerityAMD64 = "2C7357ED-EBD2-46D9-AEC1-23D437EC2BF5"
 	typeRootVerityARM64 = "DF3300CE-D69F-4C92-978C-9BFB0F38D820"
 
-	// EmptySlotLabel is the label of a free slot, the one systemd-sysupdate
-	// writes a new version into.
-	EmptySlotLabel = "_empty"
-	// VeritySuffix ends the label of a verity partition.
-	VeritySuffix = "_verity"
-	// MaxLabelLength is the length of a GPT partition name in UTF-16 code
-	// units.
-	MaxLabelLength = 36
-	// UKIDir is where systemd-boot looks for type 2 entries on the ESP.
-	UKIDir = "/EFI/Linux"
-	// MaxTries bounds Verified.Tries.
-	MaxTries = 9
 	// PanicTimeout is the kernel's panic= in seconds: a corrupted root
 	// block panics the kernel (see the initrd's verity script), and the
 	// machine reboots after this long, so boot counting can fall back.
 	PanicTimeout = 10
 
-	maxNameLength   = 16
 	maxOSReleaseLen = 64 << 10
 	// maxInitrdSize bounds the initrd read into memory for the UKI.
 	maxInitrdSize = 1 << 30
 )
 
 var verityTypes = map[string]string{"amd64": typeRootVerityAMD64, "arm64": typeRootVerityARM64}
-
-// Label returns the GPT label of slot partitions holding version: the root
-// <name>_<version>, its verity partition <name>_<version>_verity.
-func Label(name, version string, verityPart bool) string {
-	l := name + "_" + version
-	if verityPart {
-		l += VeritySuffix
-	}
-	return l
-}
-
-// UKIName returns the file name of the UKI of version under UKIDir, with
-// systemd-boot's boot counter "+tries" unless tries is 0.
-func UKIName(name, version string, tries int) string {
-	n := name + "_" + version
-	if tries > 0 {
-		n += "+" + strconv.Itoa(tries)
-	}
-	return n + ".efi"
-}
 
 // OSRelease returns base (an os-release file) with IMAGE_ID=name and
 // IMAGE_VERSION=version in place of any it had. systemd-boot sorts UKIs by
@@ -154,31 +123,17 @@ func OSRelease(base []byte, name, version string) ([]byte, error) {
 // checkVerified adds the problems of v to p.
 func checkVerified(p *problems, img Image) {
 	v := img.Verified
-	switch {
-	case v.Name == "":
-		p.add("Verified.Name", "empty")
-	case len(v.Name) > maxNameLength:
-		p.add("Verified.Name", "%q is longer than %d characters", v.Name, maxNameLength)
-	case v.Name[0] < 'a' || v.Name[0] > 'z' || strings.ContainsFunc(v.Name, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-')
-	}):
-		p.add("Verified.Name", "%q: want lower-case letters, digits and '-', starting with a letter", v.Name)
+	if err := slot.CheckName(v.Name); err != nil {
+		p.add("Verified.Name", "%v", err)
 	}
-	switch {
-	case v.Version == "":
-		p.add("Verified.Version", "empty")
-	case !isAlnum(rune(v.Version[0])) || strings.ContainsFunc(v.Version, func(r rune) bool {
-		return !isAlnum(r) && !strings.ContainsRune(".~^-", r)
-	}):
-		p.add("Verified.Version", "%q: want letters, digits and \".~^-\", starting with a letter or digit", v.Version)
-	case len(utf16.Encode([]rune(Label(v.Name, v.Version, true)))) > MaxLabelLength:
-		p.add("Verified.Version", "the verity partition label %q is longer than %d characters", Label(v.Name, v.Version, true), MaxLabelLength)
+	if err := slot.CheckVersion(v.Name, v.Version); err != nil {
+		p.add("Verified.Version", "%v", err)
 	}
 	if v.SlotSize < 0 || v.SlotSize%MiB != 0 {
 		p.add("Verified.SlotSize", "%d bytes is not 0 or a positive multiple of 1 MiB", v.SlotSize)
 	}
-	if v.Tries < 0 || v.Tries > MaxTries {
-		p.add("Verified.Tries", "%d is outside 0..%d", v.Tries, MaxTries)
+	if v.Tries < 0 || v.Tries > slot.MaxTries {
+		p.add("Verified.Tries", "%d is outside 0..%d", v.Tries, slot.MaxTries)
 	}
 	checkFile(p, "Verified.Stub", v.Stub, false)
 	if v.Stub.Size > uki.MaxStubSize {
@@ -206,10 +161,6 @@ func checkVerified(p *problems, img Image) {
 			p.add(fmt.Sprintf("Cmdline[%d]", i), "%q: roothash= and panic= are set by the disk writer for a verified root", w)
 		}
 	}
-}
-
-func isAlnum(r rune) bool {
-	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
 }
 
 // ukiEstimate is the size the validation assumes for the UKI: its parts
@@ -240,7 +191,7 @@ func verifiedESPContents(img Image, bootloader, ukiFile File) []espFile {
 	files := []espFile{
 		{"Bootloader", File{Path: "/EFI/BOOT/" + a.loaderName, Open: bootloader.Open, Size: bootloader.Size}},
 		{"Bootloader", File{Path: "/EFI/systemd/" + a.bootName, Open: bootloader.Open, Size: bootloader.Size}},
-		{"UKI", File{Path: UKIDir + "/" + UKIName(img.Verified.Name, img.Verified.Version, img.Verified.Tries), Open: ukiFile.Open, Size: ukiFile.Size}},
+		{"UKI", File{Path: slot.UKIDir + "/" + slot.UKIName(img.Verified.Name, img.Verified.Version, img.Verified.Tries), Open: ukiFile.Open, Size: ukiFile.Size}},
 		{"loader.conf", BytesFile(loaderConfPath, verifiedLoaderConf())},
 	}
 	for i, f := range img.ExtraESP {
@@ -287,7 +238,7 @@ func deriveVerifiedIDs(seed []byte) verifiedIDs {
 // Slot is one root slot of a verified disk.
 type Slot struct {
 	// Label is the GPT label of the root partition: <name>_<version>, or
-	// EmptySlotLabel.
+	// slot.EmptyLabel.
 	Label string
 	// Root and Verity are the partition numbers of the root filesystem and
 	// its hash tree.
@@ -304,10 +255,11 @@ type VerifiedResult struct {
 	HashSize int64
 	// Slots are slot A (the image's root) and slot B (empty).
 	Slots []Slot
-	// UKI is the UKI's path on the ESP, UKISize its size in bytes (signed
-	// when Verified.Signer was set).
-	UKI     string
-	UKISize int64
+	// UKI is the UKI's path on the ESP, UKISize its size in bytes and
+	// UKISHA256 its sha256 in hex (signed when Verified.Signer was set).
+	UKI       string
+	UKISize   int64
+	UKISHA256 string
 	// Signed reports whether systemd-boot and the UKI are signed.
 	Signed bool
 }
@@ -330,11 +282,11 @@ func writeVerified(ctx context.Context, f *os.File, img Image) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
-	slot, err := slotSize(v, rootSize)
+	slotLen, err := slotSize(v, rootSize)
 	if err != nil {
 		return Result{}, fmt.Errorf("laying out the root slots: %w", err)
 	}
-	l := newVerifiedLayout(img, slot, veritySlotSize(slot), id, vid)
+	l := newVerifiedLayout(img, slotLen, veritySlotSize(slotLen), id, vid)
 	// Cut anything past the root, then extend with holes: the root's
 	// padding to whole verity blocks reads as zeros.
 	if err := f.Truncate(rootOffset + rootSize); err != nil {
@@ -377,6 +329,7 @@ func writeVerified(ctx context.Context, f *os.File, img Image) (Result, error) {
 			return Result{}, err
 		}
 	}
+	ukiSum := sha256.Sum256(ukiData)
 	files := verifiedESPContents(img, BytesFile("", loader), BytesFile("", ukiData))
 	if err := fillESP(ctx, f, img, l, id, files); err != nil {
 		return Result{}, err
@@ -396,18 +349,19 @@ func writeVerified(ctx context.Context, f *os.File, img Image) (Result, error) {
 		HashSize: tree.HashSize,
 		Slots: []Slot{
 			{Label: l.partitions[1].Name, Root: 2, Verity: 3, RootHash: tree.RootHashHex()},
-			{Label: EmptySlotLabel, Root: 4, Verity: 5},
+			{Label: slot.EmptyLabel, Root: 4, Verity: 5},
 		},
-		UKI:     UKIDir + "/" + UKIName(v.Name, v.Version, v.Tries),
-		UKISize: int64(len(ukiData)),
-		Signed:  v.Signer != nil,
+		UKI:       slot.UKIDir + "/" + slot.UKIName(v.Name, v.Version, v.Tries),
+		UKISize:   int64(len(ukiData)),
+		UKISHA256: hex.EncodeToString(ukiSum[:]),
+		Signed:    v.Signer != nil,
 	}
 	return res, nil
 }
 
 // newVerifiedLayout lays out a verified disk; slot A's PARTUUIDs are
 // filled in once the root hash is known.
-func newVerifiedLayout(img Image, slot, veritySlot int64, id ids, vid verifiedIDs) layout {
+func newVerifiedLayout(img Image, slotLen, veritySlot int64, id ids, vid verifiedIDs) layout {
 	v := img.Verified
 	a := arches[img.Arch]
 	vt := verityTypes[img.Arch]
@@ -427,10 +381,10 @@ func newVerifiedLayout(img Image, slot, veritySlot int64, id ids, vid verifiedID
 		next += length
 	}
 	add("esp", typeESP, id.esp, img.ESPSize, 0)
-	add(Label(v.Name, v.Version, false), a.rootType, uuid.Nil, slot, attrReadOnly)
-	add(Label(v.Name, v.Version, true), vt, uuid.Nil, veritySlot, attrReadOnly)
-	add(EmptySlotLabel, a.rootType, vid.emptyRoot, slot, attrReadOnly)
-	add(EmptySlotLabel, vt, vid.emptyVerity, veritySlot, attrReadOnly)
+	add(slot.Label(v.Name, v.Version, false), a.rootType, uuid.Nil, slotLen, attrReadOnly)
+	add(slot.Label(v.Name, v.Version, true), vt, uuid.Nil, veritySlot, attrReadOnly)
+	add(slot.EmptyLabel, a.rootType, vid.emptyRoot, slotLen, attrReadOnly)
+	add(slot.EmptyLabel, vt, vid.emptyVerity, veritySlot, attrReadOnly)
 	add("var", typeVar, id.vr, img.VarSize, 0)
 	return layout{size: next + partitionAlign, partitions: parts}
 }

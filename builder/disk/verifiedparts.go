@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/nodebake/nodebake/builder/verity"
+	"github.com/nodebake/nodebake/layers/slot"
 )
 
 // VerifiedParts is the version a verified disk (Image.Verified) boots:
@@ -75,7 +76,7 @@ func ReadVerifiedParts(p string) (_ *VerifiedParts, err error) {
 			esp = part
 		}
 		for a, info := range arches {
-			if typ == info.rootType && root == nil && part.Name != EmptySlotLabel {
+			if typ == info.rootType && root == nil && part.Name != slot.EmptyLabel {
 				root, arch = part, a
 			}
 		}
@@ -84,12 +85,12 @@ func ReadVerifiedParts(p string) (_ *VerifiedParts, err error) {
 		return nil, fmt.Errorf("reading verified disk parts of %s: no ESP and versioned root partition", p)
 	}
 	for _, part := range t.Partitions {
-		if part != nil && strings.ToUpper(string(part.Type)) == verityTypes[arch] && part.Name == root.Name+VeritySuffix {
+		if part != nil && strings.ToUpper(string(part.Type)) == verityTypes[arch] && part.Name == root.Name+slot.VeritySuffix {
 			hash = part
 		}
 	}
 	if hash == nil {
-		return nil, fmt.Errorf("reading verified disk parts of %s: no root-verity partition labelled %q", p, root.Name+VeritySuffix)
+		return nil, fmt.Errorf("reading verified disk parts of %s: no root-verity partition labelled %q", p, root.Name+slot.VeritySuffix)
 	}
 	for _, part := range []*gpt.Partition{esp, root, hash} {
 		if part.End < part.Start || int64(part.End+1)*sectorSize > fi.Size() {
@@ -133,18 +134,18 @@ func ReadVerifiedParts(p string) (_ *VerifiedParts, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the ESP of %s: %w", p, err)
 	}
-	entries, err := fs.ReadDir(strings.TrimPrefix(UKIDir, "/")) // io/fs paths have no leading slash
+	entries, err := fs.ReadDir(strings.TrimPrefix(slot.UKIDir, "/")) // io/fs paths have no leading slash
 	if err != nil {
-		return nil, fmt.Errorf("reading %s on the ESP of %s: %w", UKIDir, p, err)
+		return nil, fmt.Errorf("reading %s on the ESP of %s: %w", slot.UKIDir, p, err)
 	}
-	want := UKIName(vp.Name, vp.Version, 0)
+	want := slot.UKIName(vp.Name, vp.Version, 0)
 	for _, e := range entries {
 		name := e.Name()
 		if i := strings.LastIndexByte(name, '+'); i >= 0 && strings.HasSuffix(name, ".efi") {
 			name = name[:i] + ".efi"
 		}
 		if strings.EqualFold(name, want) {
-			if vp.UKI, err = readFAT(fs, path.Join(UKIDir, e.Name()), maxUKISize); err != nil {
+			if vp.UKI, err = readFAT(fs, path.Join(slot.UKIDir, e.Name()), maxUKISize); err != nil {
 				return nil, err
 			}
 			break

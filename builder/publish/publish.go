@@ -1,6 +1,7 @@
 // Package publish converts a built raw disk image into the formats users
 // publish: raw.zst, qcow2, VHD, stream-optimized VMDK, the GCE import
-// tarball and the network-boot bundle. Every converter is pure Go; each
+// tarball, the network-boot bundle and, for a verified image, the update
+// systemd-sysupdate installs. Every converter is pure Go; each
 // writes under a temporary name, and nothing takes its final name until
 // every requested format is written (Staged.Commit).
 package publish
@@ -17,12 +18,14 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nodebake/nodebake/builder/disk"
 	"github.com/nodebake/nodebake/builder/publish/gce"
 	"github.com/nodebake/nodebake/builder/publish/netboot"
 	"github.com/nodebake/nodebake/builder/publish/qcow2"
 	"github.com/nodebake/nodebake/builder/publish/rawzst"
 	"github.com/nodebake/nodebake/builder/publish/vhd"
 	"github.com/nodebake/nodebake/builder/publish/vmdk"
+	"github.com/nodebake/nodebake/builder/sysupdate"
 	"github.com/nodebake/nodebake/layers/spec"
 )
 
@@ -121,7 +124,7 @@ func check(t Target) error {
 	if _, ok := t.Format.Info(); !ok {
 		return fmt.Errorf("unknown format %q (known: %s)", t.Format, spec.FormatNames())
 	}
-	if _, ok := converters()[t.Format]; !ok && t.Format != spec.FormatRaw && t.Format != spec.FormatNetboot {
+	if _, ok := converters()[t.Format]; !ok && t.Format != spec.FormatRaw && t.Format != spec.FormatNetboot && t.Format != spec.FormatUpdate {
 		return fmt.Errorf("format %s has no writer", t.Format)
 	}
 	if t.Path == "" {
@@ -178,6 +181,12 @@ func Convert(ctx context.Context, raw string, opts Options) (_ *Staged, err erro
 				return nil, fmt.Errorf("hashing the netboot bundle: %w", err)
 			}
 			out.Files = files
+		} else if t.Format == spec.FormatUpdate {
+			files, err := writeUpdate(ctx, tmp, raw, t.Path)
+			if err != nil {
+				return nil, err
+			}
+			out.Files = files
 		} else {
 			file, err := writeOne(ctx, converters()[t.Format], raw, tmp, opts)
 			if err != nil {
@@ -230,6 +239,26 @@ func writeOne(ctx context.Context, c converter, raw, tmp string, opts Options) (
 	return File{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}, nil
 }
 
+// writeUpdate publishes the update to the version of the verified disk
+// raw into the new directory tmp, its files named as under final.
+func writeUpdate(ctx context.Context, tmp, raw, final string) ([]File, error) {
+	os.RemoveAll(tmp)
+	vp, err := disk.ReadVerifiedParts(raw)
+	if err != nil {
+		return nil, fmt.Errorf("writing the update: %w", err)
+	}
+	defer vp.Close()
+	published, err := sysupdate.Publish(ctx, tmp, vp)
+	if err != nil {
+		return nil, fmt.Errorf("writing the update: %w", err)
+	}
+	var out []File
+	for _, f := range published {
+		out = append(out, File{Path: filepath.Join(final, f.Name), SHA256: f.SHA256, Size: f.Size})
+	}
+	return out, nil
+}
+
 // hashTree hashes the regular files under dir, naming them as under final.
 func hashTree(ctx context.Context, dir, final string) ([]File, error) {
 	var out []File
@@ -267,7 +296,7 @@ func (s *Staged) Commit() error {
 		if o.tmp == "" {
 			continue
 		}
-		if o.Format == spec.FormatNetboot {
+		if info, _ := o.Format.Info(); info.Directory {
 			if err := os.RemoveAll(o.Path); err != nil {
 				return err
 			}

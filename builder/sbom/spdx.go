@@ -42,6 +42,19 @@ type Image struct {
 	Arch              string
 	KubernetesVersion string
 	SpecHash          string
+	// Version and VerityRootHash are a verified image's version and the
+	// dm-verity root hash (hex) of its root filesystem; UKI its Unified
+	// Kernel Image. Empty otherwise.
+	Version        string
+	VerityRootHash string
+	UKI            *UKI
+}
+
+// UKI is a verified image's Unified Kernel Image (kernel, initrd and the
+// command line that pins the root hash).
+type UKI struct {
+	File   string // its path on the ESP
+	SHA256 string
 }
 
 // Base is the base OS image the root filesystem starts from.
@@ -204,6 +217,15 @@ func Generate(d Document) ([]byte, error) {
 	if d.Image.SpecHash != "" {
 		details = append(details, "spec sha256:"+d.Image.SpecHash)
 	}
+	if d.Image.Version != "" {
+		details = append(details, "image version "+d.Image.Version)
+	}
+	if h := d.Image.VerityRootHash; h != "" {
+		if !isHex(h, 64) {
+			return nil, fmt.Errorf("sbom: image %s: dm-verity root hash %q is not 64 hex digits", d.Image.File, h)
+		}
+		details = append(details, "dm-verity root hash "+strings.ToLower(h))
+	}
 	if len(details) > 0 {
 		desc += " (" + strings.Join(details, ", ") + ")"
 	}
@@ -217,6 +239,24 @@ func Generate(d Document) ([]byte, error) {
 		Description:           desc,
 		PrimaryPackagePurpose: "OPERATING-SYSTEM",
 	})
+
+	if u := d.Image.UKI; u != nil {
+		if !isHex(u.SHA256, 64) {
+			return nil, fmt.Errorf("sbom: UKI %s: sha256 %q is not 64 hex digits", u.File, u.SHA256)
+		}
+		id := ids.make("SPDXRef-UKI")
+		doc.Packages = append(doc.Packages, spdxPackage{
+			SPDXID:                id,
+			Name:                  d.Name + " UKI",
+			VersionInfo:           d.Image.Version,
+			PackageFileName:       u.File,
+			DownloadLocation:      noAssertion,
+			Checksums:             []spdxChecksum{{Algorithm: "SHA256", Value: strings.ToLower(u.SHA256)}},
+			Description:           "the Unified Kernel Image on the ESP: kernel, initrd and the command line with the dm-verity root hash",
+			PrimaryPackagePurpose: "FILE",
+		})
+		contains(id)
+	}
 
 	if d.Base.Ref != "" || d.Base.Digest != "" {
 		p := spdxPackage{

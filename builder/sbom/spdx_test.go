@@ -236,6 +236,8 @@ func TestGenerateErrors(t *testing.T) {
 		{"nothing to check", func(d *Document) { d.Components[2].Files = nil }, "component runc"},
 		{"bad preload digest", func(d *Document) { d.Preloads[0].Digest = "latest" }, "pause:3.10"},
 		{"debian package without version", func(d *Document) { d.Debian[1].Version = "" }, "bsdutils"},
+		{"bad root hash", func(d *Document) { d.Image.VerityRootHash = strings.Repeat("g", 64) }, "dm-verity root hash"},
+		{"bad UKI sum", func(d *Document) { d.Image.UKI = &UKI{File: "/EFI/Linux/worker_1.efi", SHA256: "00"} }, "/EFI/Linux/worker_1.efi"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -281,5 +283,48 @@ func TestSPDXIDsAreSanitised(t *testing.T) {
 	}
 	for _, f := range raw.Files {
 		check(f.ID)
+	}
+}
+
+// TestGenerateVerified checks what the SBOM of a verified image adds: the
+// root hash and version in the image's description, the UKI as a package
+// with its sha256, contained in the image; the document stays valid.
+func TestGenerateVerified(t *testing.T) {
+	d := sampleDocument()
+	hash := strings.Repeat("ab", 32)
+	d.Image.Version, d.Image.VerityRootHash = "1.35.4-2", hash
+	d.Image.UKI = &UKI{File: "/EFI/Linux/worker_1.35.4-2.efi", SHA256: strings.Repeat("cd", 32)}
+	out, err := Generate(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := spdxjson.Read(bytes.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := spdxlib.ValidateDocument(doc); err != nil {
+		t.Errorf("invalid document: %v", err)
+	}
+	var image, uki *spdx.Package
+	for _, p := range doc.Packages {
+		switch p.PackageSPDXIdentifier {
+		case "Image":
+			image = p
+		case "UKI":
+			uki = p
+		}
+	}
+	if image == nil || !strings.Contains(image.PackageDescription, "dm-verity root hash "+hash) || !strings.Contains(image.PackageDescription, "image version 1.35.4-2") {
+		t.Errorf("image package %+v", image)
+	}
+	if uki == nil || len(uki.PackageChecksums) != 1 || uki.PackageChecksums[0].Value != strings.Repeat("cd", 32) || uki.PackageFileName != d.Image.UKI.File {
+		t.Fatalf("UKI package %+v", uki)
+	}
+	contained := false
+	for _, r := range doc.Relationships {
+		contained = contained || r.Relationship == "CONTAINS" && r.RefA.ElementRefID == "Image" && r.RefB.ElementRefID == "UKI"
+	}
+	if !contained {
+		t.Error("the image does not contain the UKI")
 	}
 }

@@ -17,13 +17,20 @@ import (
 // SumsFile is the manifest systemd-sysupdate reads from a source.
 const SumsFile = "SHA256SUMS"
 
+// Published is one file of a published update.
+type Published struct {
+	Name   string // file name in the update directory
+	SHA256 string // hex
+	Size   int64
+}
+
 // Publish writes the update to the version in slot A of a verified disk
 // into the new directory dir: the root filesystem, its hash device and the
 // UKI under their artifact names (Artifacts), and SHA256SUMS listing them.
 // The files are written into a temporary directory next to dir that is
-// renamed to dir at the end; dir must not exist. It returns the names
-// written, SHA256SUMS last.
-func Publish(ctx context.Context, dir string, vp *disk.VerifiedParts) (names []string, err error) {
+// renamed to dir at the end; dir must not exist. It returns the files
+// written, sorted by name, SHA256SUMS last.
+func Publish(ctx context.Context, dir string, vp *disk.VerifiedParts) (files []Published, err error) {
 	root, ver, uki, err := Artifacts(vp.Name, vp.Version, vp.RootHash)
 	if err != nil {
 		return nil, err
@@ -43,7 +50,6 @@ func Publish(ctx context.Context, dir string, vp *disk.VerifiedParts) (names []s
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return nil, fmt.Errorf("publishing the update: %w", err)
 	}
-	sums := map[string]string{}
 	for _, a := range []struct {
 		name string
 		r    io.Reader
@@ -55,44 +61,58 @@ func Publish(ctx context.Context, dir string, vp *disk.VerifiedParts) (names []s
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		sum, err := writeFile(filepath.Join(tmp, a.name), a.r)
+		f, err := writeFile(filepath.Join(tmp, a.name), &ctxReader{ctx, a.r})
 		if err != nil {
 			return nil, fmt.Errorf("publishing the update: %w", err)
 		}
-		sums[a.name] = sum
-		names = append(names, a.name)
+		files = append(files, f)
 	}
-	sort.Strings(names)
+	sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
 	var b bytes.Buffer
-	for _, n := range names {
-		fmt.Fprintf(&b, "%s  %s\n", sums[n], n)
+	for _, f := range files {
+		fmt.Fprintf(&b, "%s  %s\n", f.SHA256, f.Name)
 	}
-	if _, err := writeFile(filepath.Join(tmp, SumsFile), &b); err != nil {
+	sums, err := writeFile(filepath.Join(tmp, SumsFile), &b)
+	if err != nil {
 		return nil, fmt.Errorf("publishing the update: %w", err)
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		return nil, fmt.Errorf("publishing the update: %w", err)
 	}
-	return append(names, SumsFile), nil
+	return append(files, sums), nil
 }
 
-// writeFile writes r to a new file p (0644), synced, and returns its sha256.
-func writeFile(p string, r io.Reader) (string, error) {
+// writeFile writes r to a new file p (0644), synced, and describes it.
+func writeFile(p string, r io.Reader) (Published, error) {
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return "", err
+		return Published{}, err
 	}
 	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(f, h), r); err != nil {
+	n, err := io.Copy(io.MultiWriter(f, h), r)
+	if err != nil {
 		f.Close()
-		return "", fmt.Errorf("writing %s: %w", p, err)
+		return Published{}, fmt.Errorf("writing %s: %w", p, err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return "", fmt.Errorf("syncing %s: %w", p, err)
+		return Published{}, fmt.Errorf("syncing %s: %w", p, err)
 	}
 	if err := f.Close(); err != nil {
-		return "", err
+		return Published{}, err
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return Published{Name: filepath.Base(p), SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}, nil
+}
+
+// ctxReader stops a copy when the context is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

@@ -55,9 +55,17 @@ func TestPublish(t *testing.T) {
 	}
 	defer vp.Close()
 	dir := filepath.Join(t.TempDir(), "updates")
-	names, err := Publish(context.Background(), dir, vp)
+	files, err := Publish(context.Background(), dir, vp)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, f.Name)
+		fi, err := os.Stat(filepath.Join(dir, f.Name))
+		if err != nil || fi.Size() != f.Size {
+			t.Errorf("%s: %v, size %d, Publish says %d", f.Name, err, fi.Size(), f.Size)
+		}
 	}
 	rootName, verityName, ukiName, _ := Artifacts("nodebake", "2.0", vp.RootHash)
 	want := []string{rootName, ukiName, verityName}

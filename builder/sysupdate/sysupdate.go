@@ -23,13 +23,13 @@ package sysupdate
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
 
-	"github.com/nodebake/nodebake/builder/disk"
+	"github.com/nodebake/nodebake/layers/slot"
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // Dir is where the image carries the transfer definitions.
@@ -47,10 +47,10 @@ type Config struct {
 	// Name is the image name (disk.Verified.Name).
 	Name string
 	// Source is the URL of the directory holding SHA256SUMS and the
-	// artifacts: https, or http to a loopback address or with AllowHTTP.
+	// artifacts: https, or http with AllowHTTP (see
+	// spec.CheckUpdateSource).
 	Source string
-	// AllowHTTP accepts a plain http Source (tests: a server the guest
-	// reaches through QEMU's user network). Without Verify and Secure
+	// AllowHTTP accepts a plain http Source. Without Verify and Secure
 	// Boot, whoever is on the path can then install anything.
 	AllowHTTP bool
 	// Tries is the number of boot attempts a new version gets (1..9).
@@ -69,38 +69,16 @@ type File struct {
 // Validate checks c.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Name == "" || strings.ContainsFunc(c.Name, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-')
-	}) {
-		errs = append(errs, fmt.Errorf("sysupdate: name %q: want lower-case letters, digits and '-'", c.Name))
+	if err := slot.CheckName(c.Name); err != nil {
+		errs = append(errs, fmt.Errorf("sysupdate: %w", err))
 	}
-	if err := checkSource(c.Source, c.AllowHTTP); err != nil {
-		errs = append(errs, err)
+	if err := spec.CheckUpdateSource(c.Source, c.AllowHTTP); err != nil {
+		errs = append(errs, fmt.Errorf("sysupdate: source: %w", err))
 	}
-	if c.Tries < 1 || c.Tries > disk.MaxTries {
-		errs = append(errs, fmt.Errorf("sysupdate: tries %d is outside 1..%d", c.Tries, disk.MaxTries))
+	if c.Tries < 1 || c.Tries > slot.MaxTries {
+		errs = append(errs, fmt.Errorf("sysupdate: tries %d is outside 1..%d", c.Tries, slot.MaxTries))
 	}
 	return errors.Join(errs...)
-}
-
-// checkSource accepts an https URL, or http to a loopback host or when
-// allowed.
-func checkSource(s string, allowHTTP bool) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return fmt.Errorf("sysupdate: source %q: %w", s, err)
-	}
-	switch {
-	case u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "":
-		return fmt.Errorf("sysupdate: source %q: want scheme://host/path, without user, query or fragment", s)
-	case strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }):
-		return fmt.Errorf("sysupdate: source %q contains white space or a control character", s)
-	case u.Scheme == "https":
-		return nil
-	case u.Scheme == "http" && (allowHTTP || u.Hostname() == "localhost" || strings.HasPrefix(u.Hostname(), "127.") || u.Hostname() == "::1"):
-		return nil
-	}
-	return fmt.Errorf("sysupdate: source %q: want https (http only to a loopback address, or with AllowHTTP)", s)
 }
 
 // Transfers returns the transfer definitions, in the order sysupdate runs
@@ -127,13 +105,13 @@ func Transfers(c Config) ([]File, error) {
 	return []File{
 		{Dir + "/10-" + n + "-root.transfer", head +
 			source(n+"_@v_@u"+RootSuffix) +
-			partition("root", disk.Label(n, "@v", false))},
+			partition("root", slot.Label(n, "@v", false))},
 		{Dir + "/20-" + n + "-root-verity.transfer", head +
 			source(n+"_@v_@u"+VeritySuffix) +
-			partition("root-verity", disk.Label(n, "@v", true))},
+			partition("root-verity", slot.Label(n, "@v", true))},
 		{Dir + "/90-" + n + "-uki.transfer", head +
 			source(n+"_@v"+UKISuffix) +
-			"[Target]\nType=regular-file\nPath=" + disk.UKIDir + "\nPathRelativeTo=boot\n" +
+			"[Target]\nType=regular-file\nPath=" + slot.UKIDir + "\nPathRelativeTo=boot\n" +
 			"MatchPattern=" + n + "_@v+@l-@d.efi " + n + "_@v+@l.efi " + n + "_@v.efi\n" +
 			"Mode=0444\nTriesLeft=" + tries + "\nTriesDone=0\nInstancesMax=2\n"},
 	}, nil
@@ -155,5 +133,5 @@ func Artifacts(name, version, rootHash string) (root, verity, uki string, err er
 	}
 	return name + "_" + version + "_" + data.String() + RootSuffix,
 		name + "_" + version + "_" + hash.String() + VeritySuffix,
-		disk.UKIName(name, version, 0), nil
+		slot.UKIName(name, version, 0), nil
 }

@@ -48,7 +48,7 @@ func TestTransfersGolden(t *testing.T) {
 }
 
 func TestTransfersContent(t *testing.T) {
-	files, err := Transfers(Config{Name: "worker", Source: "http://127.0.0.1:8080", Tries: 5, Verify: true})
+	files, err := Transfers(Config{Name: "worker", Source: "http://127.0.0.1:8080", AllowHTTP: true, Tries: 5, Verify: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,8 @@ func TestValidate(t *testing.T) {
 		{"name", func(c *Config) { c.Name = "Node_bake" }, "name"},
 		{"empty name", func(c *Config) { c.Name = "" }, "name"},
 		{"plain http", func(c *Config) { c.Source = "http://u.example/x" }, "https"},
-		{"file", func(c *Config) { c.Source = "file:///srv/updates" }, "scheme://host"},
+		{"plain http to loopback", func(c *Config) { c.Source = "http://127.0.0.1:1/u" }, "https"},
+		{"file", func(c *Config) { c.Source = "file:///srv/updates" }, "https://host/path"},
 		{"user", func(c *Config) { c.Source = "https://me:pw@u.example/x" }, "without user"},
 		{"query", func(c *Config) { c.Source = "https://u.example/x?a=1" }, "query"},
 		{"newline", func(c *Config) { c.Source = "https://u.example/x\n[Source]" }, "source"},
@@ -97,7 +98,7 @@ func TestValidate(t *testing.T) {
 			t.Errorf("%s: Transfers accepts it", tt.name)
 		}
 	}
-	for _, ok := range []string{"http://127.0.0.1:1/u", "http://localhost/u", "http://[::1]:80/u", "https://u.example"} {
+	for _, ok := range []string{"https://u.example", "https://[::1]:8443/u"} {
 		c := good
 		c.Source = ok
 		if err := c.Validate(); err != nil {

@@ -147,7 +147,21 @@ func (s *Spec) ManagedPaths() []string {
 		}
 		out = append(out, "/etc/systemd/system/"+u.name, "/etc/systemd/system/"+u.target+".wants/"+u.name)
 	}
-	return out
+	if !s.VerifiedBootEnabled() {
+		return out
+	}
+	// Verified boot: the version sysupdate and systemd-boot read, the
+	// update definitions, the health check and the update's units.
+	return append(out,
+		"/etc/os-release",
+		"/usr/lib/os-release",
+		"/usr/lib/sysupdate.d",
+		"/etc/systemd/system/nodebake-healthy.service",
+		"/etc/systemd/system/boot-complete.target.requires/nodebake-healthy.service",
+		"/etc/systemd/system/nodebake-update.service",
+		"/etc/systemd/system/nodebake-update.timer",
+		"/etc/systemd/system/timers.target.wants/nodebake-update.timer",
+	)
 }
 
 // Default fills in every default in place. It is idempotent.
@@ -210,8 +224,14 @@ func (s *Spec) Default() {
 		}
 	}
 	o := &s.Output
+	if o.VerifiedBoot != nil {
+		o.VerifiedBoot.defaults()
+	}
 	if len(o.Formats) == 0 {
 		o.Formats = []Format{FormatRaw}
+		if s.VerifiedBootEnabled() {
+			o.Formats = append(o.Formats, FormatUpdate)
+		}
 	}
 	if o.ESPSize == 0 {
 		o.ESPSize = DefaultESPSize

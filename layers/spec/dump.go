@@ -33,6 +33,11 @@ func (s *Spec) Hash() (string, error) {
 	// The formats say which files are published, not what the image
 	// holds: the same image, whatever formats it is published in.
 	d.Output.Formats = nil
+	// Nor does the signing key: a signed image has the same root as the
+	// unsigned one (only systemd-boot and the UKI carry signatures).
+	if d.Output.VerifiedBoot != nil {
+		d.Output.VerifiedBoot.Signing = nil
+	}
 	b, err := d.Dump()
 	if err != nil {
 		return "", fmt.Errorf("hashing spec: %w", err)
@@ -74,6 +79,19 @@ func (s *Spec) Clone() *Spec {
 		}
 	}
 	d.Output.Formats = slices.Clone(s.Output.Formats)
+	d.Output.KernelArgs = slices.Clone(s.Output.KernelArgs)
+	if v := s.Output.VerifiedBoot; v != nil {
+		c := *v
+		if v.Signing != nil {
+			sg := *v.Signing
+			c.Signing = &sg
+		}
+		if v.Updates != nil {
+			u := *v.Updates
+			c.Updates = &u
+		}
+		d.Output.VerifiedBoot = &c
+	}
 	return &d
 }
 

@@ -23,6 +23,11 @@ const (
 	// FormatNetboot is the network-boot bundle: kernel, initrd, the root
 	// filesystem and an iPXE script, in <name>.netboot/.
 	FormatNetboot Format = "netboot"
+	// FormatUpdate is the update to the image's version for
+	// systemd-sysupdate (output.verifiedBoot only): the root filesystem,
+	// its dm-verity hash tree, the UKI and SHA256SUMS, in <name>.update/,
+	// to be published at output.verifiedBoot.updates.source.
+	FormatUpdate Format = "update"
 )
 
 // FormatInfo is what nodebake knows about an output format.
@@ -53,6 +58,7 @@ func FormatTable() []FormatInfo {
 		{FormatVMDK, ".vmdk", false, "VMDK", "stream-optimized VMDK (vSphere)"},
 		{FormatGCE, ".tar.gz", false, "GCE", "a gzip'd tar holding disk.raw (Compute Engine image import)"},
 		{FormatNetboot, ".netboot", true, "Netboot", "the network-boot bundle: kernel, initrd, root filesystem and iPXE script"},
+		{FormatUpdate, ".update", true, "Update", "the A/B update for systemd-sysupdate: root, hash tree, UKI and SHA256SUMS (verifiedBoot only)"},
 	}
 }
 

@@ -204,6 +204,12 @@ type Output struct {
 	// printable ASCII without quotes. Arguments that change how the image
 	// boots are refused: root=, rootfstype=, rootflags= and ro/rw (set by nodebake), init= and
 	// rdinit=, systemd.unit=, "--" (the rest would go to init) and the
-	// words init takes as a target (single, emergency, rescue, 1 to 5).
+	// words init takes as a target (single, emergency, rescue, 1 to 5); with verifiedBoot,
+	// roothash= and panic= too.
 	KernelArgs []string `yaml:"kernelArgs,omitempty"`
+	// VerifiedBoot makes the image verified and A/B-updatable: a dm-verity
+	// root, a Unified Kernel Image that pins it, optional Secure Boot
+	// signing, two root slots and updates with rollback (see
+	// docs/verified-boot.md). Off when absent.
+	VerifiedBoot *VerifiedBoot `yaml:"verifiedBoot,omitempty"`
 }

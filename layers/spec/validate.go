@@ -600,6 +600,10 @@ func (s *Spec) validateOutput(errs *errorList) {
 			errs.add(p, "unknown format %q (known: %s)", f, FormatNames())
 		case seen[f]:
 			errs.add(p, "%s is listed twice", f)
+		case f == FormatUpdate && !s.VerifiedBootEnabled():
+			errs.add(p, "the update format needs output.verifiedBoot.enabled")
+		case f == FormatNetboot && s.VerifiedBootEnabled():
+			errs.add(p, "a netboot bundle boots the root without verity: not with output.verifiedBoot")
 		}
 		seen[f] = true
 	}
@@ -609,6 +613,14 @@ func (s *Spec) validateOutput(errs *errorList) {
 		errs.add("output.rootCompressionLevel", "%d is out of range %d..%d", l, MinCompressionLvl, MaxCompressionLvl)
 	}
 	checkKernelArgs(errs, "output.kernelArgs", o.KernelArgs)
+	if s.VerifiedBootEnabled() {
+		for i, a := range o.KernelArgs {
+			if key, _, _ := strings.Cut(a, "="); key == "roothash" || key == "panic" {
+				errs.add(index("output.kernelArgs", i), "%s is set by nodebake for a verified root", key)
+			}
+		}
+	}
+	s.validateVerifiedBoot(errs)
 }
 
 func checkSize(errs *errorList, p string, sz, minSize, maxSize Size) {

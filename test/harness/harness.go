@@ -24,6 +24,7 @@ import (
 
 	"github.com/nodebake/nodebake/builder/build"
 	"github.com/nodebake/nodebake/layers/cache"
+	"github.com/nodebake/nodebake/layers/components"
 	"github.com/nodebake/nodebake/layers/gosource"
 	"github.com/nodebake/nodebake/layers/mirror"
 	"github.com/nodebake/nodebake/layers/resolve"
@@ -274,9 +275,10 @@ func WorkerSpec(t testing.TB, extraFiles ...spec.File) *spec.Spec {
 	return WorkerSpecWith(t, nil, extraFiles...)
 }
 
-// WorkerSpecWith is WorkerSpec with edit applied to images/worker.yaml
-// before its components are built and pinned (to add an optional
-// component, say); edit may be nil.
+// WorkerSpecWith is WorkerSpec with edit applied to the spec of
+// images/worker.yaml (defaulted) before its components are built and
+// pinned: another Kubernetes version (SetKubernetesVersion) or an
+// optional component, say; edit may be nil.
 func WorkerSpecWith(t testing.TB, edit func(*spec.Spec), extraFiles ...spec.File) *spec.Spec {
 	t.Helper()
 	root := RepoRoot(t)
@@ -317,6 +319,20 @@ func WorkerSpecWith(t testing.TB, edit func(*spec.Spec), extraFiles ...spec.File
 		t.Fatalf("validating the pinned worker spec: %v", err)
 	}
 	return p
+}
+
+// SetKubernetesVersion sets the spec's Kubernetes version and the version
+// of every component the catalogue ties to it (kubelet, kube-proxy,
+// kubectl).
+func SetKubernetesVersion(s *spec.Spec, version string) {
+	s.Kubernetes.Version = version
+	for _, nc := range s.NamedComponents() {
+		if nc.Catalogue.Version == components.VersionKubernetes {
+			c := nc.Component
+			c.Version = version
+			s.SetComponent(nc.Key, c)
+		}
+	}
 }
 
 // BuildImage builds the image s describes into outDir with the real

@@ -1,15 +1,13 @@
-// Package verified holds the real-world tests of the verified boot chain:
-// the worker image built by the pipeline, turned into a verified disk by
-// builder/disk (a dm-verity root in slot A, an empty slot B, a boot-counted
-// UKI on the ESP, systemd-boot, optionally signed for Secure Boot), booted
-// under QEMU. They prove that the root comes up as /dev/mapper/root, that
-// one flipped byte in a root file stops the boot with a verity error before
-// kubelet can start, and that under enforced Secure Boot the firmware runs
-// only images signed with the enrolled key.
+// Package verified holds the real-world tests of verified boot: the worker
+// spec with output.verifiedBoot, built by `nodebake build` (unsigned, and
+// signed with --signing-key and --signing-cert), booted under QEMU. They
+// prove that the root comes up as /dev/mapper/root from slot A, checked by
+// dm-verity against the root hash in the UKI; that one flipped byte in a
+// root file stops the boot with a verity error before kubelet can start;
+// and that under enforced Secure Boot the firmware runs only images signed
+// with the enrolled key. The A/B update and rollback with a real cluster
+// is test/e2e's TestVerifiedUpdate.
 //
-// The base must carry the initrd's verity script (images/base/hooks). Until
-// the shared base is rebuilt from that recipe, point the tests at one built
-// aside: NODEBAKE_BASE_LAYOUT=build/base-verity/trixie-amd64 after
-// scripts/build-base.sh --out build/base-verity. They run with
-// NODEBAKE_SLOW=1; boot one guest at a time.
+// They run with NODEBAKE_SLOW=1 and boot one guest at a time
+// ($NODEBAKE_QEMU_LOCK).
 package verified

@@ -57,9 +57,16 @@ p stub.info=$(efivar StubInfo-$loader)
 p loader.vars=$(ls /sys/firmware/efi/efivars | sed -n "s/-$loader\$//p" | one)
 p esp.uki=$(ls /efi/EFI/Linux 2>&1 | one)
 p esp.mount=$(findmnt -n -o TARGET,SOURCE -t vfat | one)
-for u in kubelet containerd systemd-bless-boot boot-complete.target; do
+for u in kubelet containerd systemd-bless-boot boot-complete.target nodebake-healthy.service; do
 	p "$u.ActiveState=$(systemctl show -p ActiveState --value "$u")"
 done
+# The health check neither ran nor failed (it runs only on counted boots).
+if systemctl is-active -q nodebake-healthy.service || systemctl is-failed -q nodebake-healthy.service; then
+	p nodebake-healthy.service.Skipped=no
+else
+	p nodebake-healthy.service.Skipped=yes
+fi
+p nodebake-update.service.LoadState=$(systemctl show -p LoadState --value nodebake-update.service)
 p os.image=$(. /etc/os-release; echo "$IMAGE_ID $IMAGE_VERSION")
 p sysupdate.list=$(/usr/lib/systemd/systemd-sysupdate --offline list 2>&1 | one)
 p sysupdate.version=$(/usr/lib/systemd/systemd-sysupdate --offline list "$(. /etc/os-release; echo "$IMAGE_VERSION")" 2>&1 | one)

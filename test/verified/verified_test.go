@@ -1,9 +1,11 @@
 package verified
 
 import (
-	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
 	"errors"
-	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,10 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodebake/nodebake/builder/authenticode"
 	"github.com/nodebake/nodebake/builder/build"
 	"github.com/nodebake/nodebake/builder/disk"
-	"github.com/nodebake/nodebake/builder/sysupdate"
 	"github.com/nodebake/nodebake/layers/spec"
 	"github.com/nodebake/nodebake/test/harness"
 	"github.com/nodebake/nodebake/test/qemu"
@@ -30,215 +30,170 @@ const bootTimeout = 8 * time.Minute
 // vmUUID is the guests' fixed SMBIOS UUID.
 const vmUUID = "6e6f6465-6261-6b65-2d76-657269747931"
 
-// In the root filesystem of the image: systemd-stub, os-release, and the
-// file the tamper test changes (PID 1, read by every boot).
+// version is the image version of the verified images; tamperPath the
+// root file the tamper test changes (PID 1, read by every boot).
 const (
-	stubPath      = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
-	osReleasePath = "/usr/lib/os-release"
-	tamperPath    = "/usr/lib/systemd/systemd"
+	version    = "1.35.4-1"
+	tamperPath = "/usr/lib/systemd/systemd"
 )
 
-// version is the image version of the verified disks.
-const version = "1.35.4-1"
-
-func figure(t *testing.T, format string, args ...any) {
+// verifiedSpec is the repository's worker spec with the probe and verified
+// boot: version, updates from a source the probe never reaches (it lists
+// offline).
+func verifiedSpec(t *testing.T) *spec.Spec {
 	t.Helper()
-	s := fmt.Sprintf(format, args...)
-	t.Log(s)
-	fmt.Println("FIGURE " + s)
+	s := harness.WorkerSpec(t, probeFiles()...)
+	s.Output.Formats = nil
+	s.Output.VerifiedBoot = &spec.VerifiedBoot{Enabled: true, Version: version,
+		Updates: &spec.Updates{Source: "http://10.0.2.100:8080/", AllowHTTP: true}}
+	s.Default()
+	if err := s.Validate(); err != nil {
+		t.Fatalf("the verified worker spec: %v", err)
+	}
+	return s
 }
 
-// fixture is the worker image built by the pipeline and what is needed
-// to turn it into verified disks.
-type fixture struct {
-	dir      string
-	plain    string // the image in the default layout
-	res      *build.Result
-	seed     []byte
-	modTime  time.Time
-	varSize  int64
-	parts    *disk.Parts
-	rootFile string // its root filesystem, copied out
-	stub     []byte
-	osrel    []byte
-}
-
-// newFixture builds the worker image (with the probe) from the pipeline.
-func newFixture(t *testing.T) *fixture {
-	t.Helper()
+// TestVerifiedBoot builds the worker spec with verified boot through
+// `nodebake build`: unsigned twice (the same bytes), signed with the key
+// the firmware has enrolled, and signed with another. It boots the signed
+// image under enforced Secure Boot, then a copy of it with one byte of a
+// root file flipped, and shows that the firmware refuses the other two.
+func TestVerifiedBoot(t *testing.T) {
 	harness.RequireSlow(t)
-	for _, tool := range []string{"qemu-system-x86_64", "qemu-img", "rdsquashfs", "veritysetup", "sgdisk", "fsck.fat"} {
+	for _, tool := range []string{"qemu-system-x86_64", "rdsquashfs", "veritysetup", "sgdisk", "sbverify"} {
 		harness.RequireTool(t, tool)
 	}
-	s := harness.WorkerSpec(t, append(probeFiles(), updateFiles(t)...)...)
-	f := &fixture{dir: t.TempDir()}
-	f.res = harness.BuildImage(t, s, f.dir)
-	f.plain = f.res.ImagePath
-	f.seed = []byte(f.res.Manifest.SpecHash + "/verified")
-	f.modTime = fatTime(s.SourceDateEpoch)
-	f.varSize = int64(s.Output.VarSize)
-	var err error
-	if f.parts, err = disk.ReadParts(f.plain); err != nil {
-		t.Fatal(err)
+	s := verifiedSpec(t)
+	c := newCLI(t)
+	key, vars := enrolledKey(t)
+	other := secureboot.NewKey(t, "nodebake other key")
+
+	unsigned := c.build(t, s, "unsigned")
+	again := c.build(t, s, "unsigned-again")
+	signed := c.build(t, s, "signed", "--signing-key", key.KeyPath, "--signing-cert", key.CertPath)
+	foreign := c.build(t, s, "other-key", "--signing-key", other.KeyPath, "--signing-cert", other.CertPath)
+	v := signed.manifest.Verified
+	figure(t, "verified image build (CLI, warm cache): unsigned %s, again %s, signed %s, other key %s",
+		unsigned.took.Round(100*time.Millisecond), again.took.Round(100*time.Millisecond), signed.took.Round(100*time.Millisecond), foreign.took.Round(100*time.Millisecond))
+
+	// Two builds of the same spec: the same bytes, image and update.
+	if a, b := fileSHA256(t, unsigned.image), fileSHA256(t, again.image); a != b || a != unsigned.manifest.Image.SHA256 {
+		t.Errorf("two unsigned builds: sha256 %s and %s (manifest %s)", a, b, unsigned.manifest.Image.SHA256)
+	} else {
+		t.Logf("two unsigned builds: both sha256 %s", a)
 	}
-	t.Cleanup(func() { f.parts.Close() })
-	f.rootFile = filepath.Join(f.dir, "root.squashfs")
-	writeRoot(t, f.parts, f.rootFile)
-	f.stub = catFile(t, f.rootFile, stubPath)
-	f.osrel = catFile(t, f.rootFile, osReleasePath)
-	return f
-}
-
-// convert writes the verified disk of the built image to out, signed
-// when signer is not nil.
-func (f *fixture) convert(t *testing.T, out string, signer *authenticode.Signer) disk.Result {
-	t.Helper()
-	start := time.Now()
-	img := f.parts.Image(disk.Image{
-		Seed:    f.seed,
-		ModTime: f.modTime,
-		ESPSize: disk.DefaultESPSize,
-		VarSize: f.varSize,
-		Verified: &disk.Verified{
-			Name:      "nodebake",
-			Version:   version,
-			Tries:     3,
-			Stub:      disk.BytesFile("", f.stub),
-			OSRelease: f.osrel,
-			Uname:     f.res.Manifest.KernelRelease,
-			Signer:    signer,
-		},
-	})
-	r, err := disk.Write(t.Context(), out, img)
-	if err != nil {
-		t.Fatalf("writing the verified disk: %v", err)
+	if a, b := readFile(t, filepath.Join(unsigned.dir, s.Name+".SHA256SUMS")), readFile(t, filepath.Join(again.dir, s.Name+".SHA256SUMS")); a != b {
+		t.Errorf("the two builds' sums differ:\n%s\n---\n%s", a, b)
 	}
-	figure(t, "verified disk written in %s: root %d MiB in a %d MiB slot, hash tree %d KiB, UKI %d MiB; disk %d MiB, %d MiB allocated (the plain one: %d MiB, %d MiB allocated)",
-		time.Since(start).Round(100*time.Millisecond), r.RootSize>>20, partSize(r.Partitions[1])>>20, r.Verified.HashSize>>10,
-		r.Verified.UKISize>>20, r.Size>>20, allocated(t, out)>>20, f.res.Manifest.Image.Size>>20, allocated(t, f.plain)>>20)
-	return r
-}
+	// Signing changes systemd-boot and the UKI, not the root.
+	for _, b := range []built{unsigned, foreign} {
+		if h := b.manifest.Verified.RootHash; h != v.RootHash {
+			t.Errorf("%s: root hash %s, the signed image's %s", b.dir, h, v.RootHash)
+		}
+	}
+	if v.SigningCertificate != certFingerprint(t, key.CertPEM) || unsigned.manifest.Verified.SigningCertificate != "" {
+		t.Errorf("signing certificates in the manifests: %q and %q", v.SigningCertificate, unsigned.manifest.Verified.SigningCertificate)
+	}
+	checkVerifiedDisk(t, signed, key.CertPath)
+	reportSizes(t, signed)
 
-// TestVerifiedBoot builds the worker image with the pipeline, turns it
-// into a verified disk with builder/disk and boots it: plain (for the
-// time), verified, tampered, and signed under enforced Secure Boot.
-func TestVerifiedBoot(t *testing.T) {
-	f := newFixture(t)
-	plain, convert, rootFile := f.plain, f.convert, f.rootFile
-
-	verified := filepath.Join(f.dir, "verified.raw")
-	vres := convert(t, verified, nil)
-	checkVerifiedDisk(t, verified, vres)
-
-	t.Run("plain", func(t *testing.T) {
-		r := boot(t, qemu.Config{Disk: plain}, "plain")
-		if r["root.source"] == "/dev/mapper/root" {
-			t.Errorf("the plain image has a verity root: %v", r)
+	sb := &qemu.SecureBoot{Vars: vars}
+	t.Run("signed", func(t *testing.T) {
+		r := boot(t, qemu.Config{Disk: signed.image, SecureBoot: sb}, "signed, Secure Boot")
+		checkVerityBoot(t, r, signed.manifest.Verified)
+		if r["secureboot"] != "1" {
+			t.Errorf("SecureBoot variable %q in the guest, want 1", r["secureboot"])
 		}
 	})
-
-	t.Run("verity", func(t *testing.T) {
-		r := boot(t, qemu.Config{Disk: verified}, "verity")
-		checkVerityBoot(t, r, vres)
-	})
-
 	t.Run("tamper", func(t *testing.T) {
 		tampered := filepath.Join(t.TempDir(), "tampered.raw")
-		copyFile(t, verified, tampered)
-		off := fileDataOffset(t, rootFile, tamperPath)
-		flipByte(t, tampered, partOffset(vres.Partitions[1])+off)
+		run(t, "cp", "--sparse=always", signed.image, tampered)
+		off, rootStart := tamperOffset(t, signed.image)
+		flipByte(t, tampered, rootStart+off)
 		t.Logf("flipped the byte at offset %d of the root filesystem, inside %s", off, tamperPath)
-		bootTampered(t, tampered)
+		bootTampered(t, qemu.Config{Disk: tampered, SecureBoot: sb})
 	})
-
-	t.Run("secureboot", func(t *testing.T) {
-		harness.RequireTool(t, "qemu-system-x86_64")
-		key, vars := enrolledKey(t)
-		signer, err := authenticode.ParseSigner(key.KeyPEM, key.CertPEM)
-		if err != nil {
-			t.Fatal(err)
-		}
-		signed := filepath.Join(t.TempDir(), "signed.raw")
-		sres := convert(t, signed, signer)
-		if sres.Verified.RootHash != vres.Verified.RootHash {
-			t.Errorf("signing changed the root hash")
-		}
-		sb := &qemu.SecureBoot{Vars: vars}
-
-		t.Run("signed", func(t *testing.T) {
-			r := boot(t, qemu.Config{Disk: signed, SecureBoot: sb}, "signed, Secure Boot")
-			checkVerityBoot(t, r, sres)
-			if r["secureboot"] != "1" {
-				t.Errorf("SecureBoot variable %q in the guest, want 1", r["secureboot"])
-			}
-		})
-		t.Run("other-key", func(t *testing.T) {
-			other, err := authenticode.ParseSigner(otherKey(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := filepath.Join(t.TempDir(), "other.raw")
-			convert(t, p, other)
-			refused(t, qemu.Config{Disk: p, SecureBoot: sb}, firmwareRefused)
-		})
-		t.Run("unsigned", func(t *testing.T) {
-			refused(t, qemu.Config{Disk: verified, SecureBoot: sb}, firmwareRefused)
-		})
-		// systemd-boot signed with the enrolled key, the UKI with another:
-		// the boot loader starts, the firmware refuses the UKI it loads.
-		t.Run("foreign-uki", func(t *testing.T) {
-			harness.RequireTool(t, "mcopy")
-			other, err := authenticode.ParseSigner(otherKey(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := filepath.Join(t.TempDir(), "foreign-uki.raw")
-			r := convert(t, p, other)
-			loader := filepath.Join(t.TempDir(), "BOOTX64.EFI")
-			run(t, "mcopy", "-n", "-i", fmt.Sprintf("%s@@%d", signed, partOffset(sres.Partitions[0])), "::/EFI/BOOT/BOOTX64.EFI", loader)
-			esp := fmt.Sprintf("%s@@%d", p, partOffset(r.Partitions[0]))
-			for _, dst := range []string{"::/EFI/BOOT/BOOTX64.EFI", "::/EFI/systemd/systemd-bootx64.efi"} {
-				run(t, "mcopy", "-o", "-i", esp, loader, dst)
-			}
-			refused(t, qemu.Config{Disk: p, SecureBoot: sb}, loaderRefused)
-		})
+	t.Run("other-key", func(t *testing.T) {
+		refused(t, qemu.Config{Disk: foreign.image, SecureBoot: sb}, firmwareRefused)
+	})
+	t.Run("unsigned", func(t *testing.T) {
+		refused(t, qemu.Config{Disk: unsigned.image, SecureBoot: sb}, firmwareRefused)
 	})
 }
 
-// checkVerifiedDisk reads the verified disk back with independent tools.
-func checkVerifiedDisk(t *testing.T, p string, r disk.Result) {
+// checkVerifiedDisk reads a built verified disk back with independent
+// tools: the partition table, the hash tree, the signatures.
+func checkVerifiedDisk(t *testing.T, b built, cert string) {
 	t.Helper()
-	if out := run(t, "sgdisk", "-v", p); !strings.Contains(out, "No problems found") {
+	if out := run(t, "sgdisk", "-v", b.image); !strings.Contains(out, "No problems found") {
 		t.Errorf("sgdisk -v:\n%s", out)
 	}
+	vp, err := disk.ReadVerifiedParts(b.image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vp.Close()
 	dir := t.TempDir()
-	root, hash := filepath.Join(dir, "root"), filepath.Join(dir, "hash")
-	extract(t, p, r.Partitions[1], root)
-	extract(t, p, r.Partitions[2], hash)
+	root, hash, uki := filepath.Join(dir, "root"), filepath.Join(dir, "hash"), filepath.Join(dir, "uki.efi")
+	writeFrom(t, root, vp.Root)
+	writeFrom(t, hash, vp.Hash)
+	if err := os.WriteFile(uki, vp.UKI, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
-	run(t, "veritysetup", "verify", root, hash, r.Verified.RootHash)
+	run(t, "veritysetup", "verify", root, hash, b.manifest.Verified.RootHash)
 	t.Logf("veritysetup verify of slot A: ok in %s", time.Since(start).Round(10*time.Millisecond))
-	esp := filepath.Join(dir, "esp")
-	extract(t, p, r.Partitions[0], esp)
-	run(t, "fsck.fat", "-n", esp)
+	run(t, "sbverify", "--cert", cert, uki)
+	if sum := sha256.Sum256(vp.UKI); hex.EncodeToString(sum[:]) != b.manifest.Verified.UKI.SHA256 {
+		t.Errorf("the UKI's sha256 %x is not the manifest's %s", sum, b.manifest.Verified.UKI.SHA256)
+	}
+	// The root says which version it is, as sysupdate reads it.
+	if osrel := catFile(t, root, "/usr/lib/os-release"); !strings.Contains(string(osrel), "\nIMAGE_ID=worker\nIMAGE_VERSION="+version+"\n") {
+		t.Errorf("the root's os-release:\n%s", osrel)
+	}
 }
 
-// checkVerityBoot checks a probe report of a verified boot.
-func checkVerityBoot(t *testing.T, r map[string]string, res disk.Result) {
+// reportSizes reports what verified boot adds to the image.
+func reportSizes(t *testing.T, b built) {
+	t.Helper()
+	m := b.manifest
+	v := m.Verified
+	up := 0
+	for _, o := range m.Outputs {
+		if o.Format == string(spec.FormatUpdate) {
+			for _, f := range o.Files {
+				up += int(f.Size)
+			}
+		}
+	}
+	figure(t, "verified image: root %d MiB in a %d MiB slot (x2, the second sparse), hash tree %d KiB (%.2f%% of the root), UKI %d MiB; disk %d MiB, %d MiB allocated; update %d MiB",
+		m.Image.RootFilesystemSize>>20, v.SlotSize>>20, v.HashTreeSize>>10, 100*float64(v.HashTreeSize)/float64(m.Image.RootFilesystemSize),
+		v.UKI.Size>>20, m.Image.Size>>20, allocated(t, b.image)>>20, up>>20)
+}
+
+// checkVerityBoot checks a probe report of a verified boot of the image
+// as built: root from slot A through dm-verity, no boot counter (nothing
+// to judge, so the health check does not run and nothing is blessed).
+func checkVerityBoot(t *testing.T, r map[string]string, v *build.VerifiedInfo) {
 	t.Helper()
 	want := map[string]string{
-		"root.source":                      "/dev/mapper/root",
-		"root.fstype":                      "squashfs",
-		"verity.status":                    "verified",
-		"verity.roothash":                  res.Verified.RootHash,
-		"cmdline":                          res.Cmdline,
-		"containerd.ActiveState":           "active",
-		"kubelet.ActiveState":              "inactive", // no node config: it waits
-		"boot-complete.target.ActiveState": "active",
+		"root.source":                       "/dev/mapper/root",
+		"root.fstype":                       "squashfs",
+		"verity.status":                     "verified",
+		"verity.roothash":                   v.RootHash,
+		"cmdline":                           v.Cmdline,
+		"containerd.ActiveState":            "active",
+		"kubelet.ActiveState":               "inactive", // no node config: it waits
+		"loader.bootcountpath":              "absent",
+		"esp.uki":                           "worker_" + version + ".efi",
+		"nodebake-healthy.service.Skipped":  "yes",
+		"systemd-bless-boot.ActiveState":    "inactive",
+		"nodebake-update.service.LoadState": "loaded",
+		"os.image":                          "worker " + version,
 	}
-	for k, v := range want {
-		if r[k] != v {
-			t.Errorf("probe %s = %q, want %q", k, r[k], v)
+	for k, w := range want {
+		if r[k] != w {
+			t.Errorf("probe %s = %q, want %q", k, r[k], w)
 		}
 	}
 	if !strings.Contains(r["dm.table"], " verity 1 ") || !strings.Contains(r["dm.table"], "panic_on_corruption") {
@@ -247,8 +202,8 @@ func checkVerityBoot(t *testing.T, r map[string]string, res disk.Result) {
 	if !strings.HasPrefix(r["root.options"], "ro") {
 		t.Errorf("root mounted %q, want read-only", r["root.options"])
 	}
-	if !strings.HasPrefix(r["loader.entry"], "nodebake_"+version) {
-		t.Errorf("systemd-boot selected %q, want the UKI nodebake_%s", r["loader.entry"], version)
+	if !strings.HasPrefix(r["loader.entry"], "worker_"+version) {
+		t.Errorf("systemd-boot selected %q, want the UKI worker_%s", r["loader.entry"], version)
 	}
 	// The real systemd-sysupdate, given the image's transfer definitions,
 	// finds this version in slot A (both partitions, by the PARTUUIDs of
@@ -256,26 +211,16 @@ func checkVerityBoot(t *testing.T, r map[string]string, res disk.Result) {
 	if l := r["sysupdate.list"]; !regexp.MustCompile(regexp.QuoteMeta(version) + ` +✓ +current`).MatchString(l) {
 		t.Errorf("systemd-sysupdate list: %q, want %s as current", l, version)
 	}
-	h := res.Verified.RootHash
+	h := v.RootHash
 	for _, w := range []string{
 		"State: current", "Protected: yes",
 		"p2 " + h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32],
 		"p3 " + h[32:40] + "-" + h[40:44] + "-" + h[44:48] + "-" + h[48:52] + "-" + h[52:64],
-		"/efi/EFI/Linux/nodebake_" + version + ".efi",
+		"/efi/EFI/Linux/worker_" + version + ".efi",
 	} {
 		if !strings.Contains(r["sysupdate.version"], w) {
 			t.Errorf("systemd-sysupdate list %s lacks %q: %s", version, w, r["sysupdate.version"])
 		}
-	}
-	// Boot counting: systemd-boot counted this try down before starting
-	// the UKI, and systemd-bless-boot marked the boot good afterwards
-	// (there is no health check yet: any boot that reaches
-	// boot-complete.target is good).
-	if want := `\EFI\Linux\nodebake_` + version + `+2-1.efi`; r["loader.bootcountpath"] != want {
-		t.Errorf("LoaderBootCountPath %q, want %q", r["loader.bootcountpath"], want)
-	}
-	if r["systemd-bless-boot.ActiveState"] != "active" || r["esp.uki"] != "nodebake_"+version+".efi" {
-		t.Errorf("systemd-bless-boot %s, UKIs on the ESP %q; want active and the blessed nodebake_%s.efi", r["systemd-bless-boot.ActiveState"], r["esp.uki"], version)
 	}
 }
 
@@ -308,7 +253,7 @@ func boot(t *testing.T, cfg qemu.Config, what string) map[string]string {
 	r["qemu.running"] = strconv.FormatFloat(running.SeenAt.Sub(vm.StartedAt).Seconds(), 'f', 1, 64)
 	figure(t, "%s boot (%s): QEMU start -> first kernel line %s s (firmware, loader) -> system %s %s s (guest uptime %s s)", what, cfg.Accel,
 		r["qemu.kernel"], r["system"], r["qemu.running"], r["running-uptime"])
-	for _, k := range []string{"analyze", "root.source", "verity.status", "dm.table", "loader.entry", "loader.bootcountpath", "loader.vars", "esp.uki", "stub.info", "secureboot", "esp.mount", "failed", "systemd-bless-boot.ActiveState", "kubelet.ConditionResult", "os.image", "sysupdate.list", "sysupdate.version"} {
+	for _, k := range []string{"analyze", "root.source", "verity.status", "dm.table", "loader.entry", "loader.bootcountpath", "esp.uki", "stub.info", "secureboot", "failed", "nodebake-healthy.service.Skipped", "kubelet.ConditionResult", "os.image", "sysupdate.list", "sysupdate.version"} {
 		t.Logf("  %s=%s", k, r[k])
 	}
 	for _, line := range grepLines(vm.ConsoleLog(), `nodebake-verity|device-mapper: verity|systemd-boot|Secure Boot`) {
@@ -320,11 +265,12 @@ func boot(t *testing.T, cfg qemu.Config, what string) map[string]string {
 
 // bootTampered boots an image whose root was changed: the kernel must
 // stop on a verity error before the system (and kubelet) comes up.
-func bootTampered(t *testing.T, p string) {
+func bootTampered(t *testing.T, cfg qemu.Config) {
 	t.Helper()
 	unlock := lockQEMU(t)
 	defer unlock()
-	vm, err := qemu.Start(t.Context(), qemu.Config{Disk: p, UUID: vmUUID, Accel: qemu.Accel(), NoReboot: true})
+	cfg.UUID, cfg.Accel, cfg.NoReboot = vmUUID, qemu.Accel(), true
+	vm, err := qemu.Start(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,11 +297,8 @@ func bootTampered(t *testing.T, p string) {
 }
 
 // What the console says when Secure Boot stops an image: the firmware
-// refusing the boot loader, systemd-boot failing to load a UKI.
-var (
-	firmwareRefused = regexp.MustCompile(`BdsDxe: failed to load [^\n]*Access Denied`)
-	loaderRefused   = regexp.MustCompile(`(?i)error loading [^\n]*nodebake_[^\n]*(access denied|security violation)`)
-)
+// refusing the boot loader.
+var firmwareRefused = regexp.MustCompile(`BdsDxe: failed to load [^\n]*Access Denied`)
 
 // refused boots cfg under Secure Boot and expects the console to say re,
 // and no kernel to start.
@@ -395,12 +338,6 @@ func enrolledKey(t *testing.T) (secureboot.Key, string) {
 	return secureboot.SnakeoilKey(t), secureboot.SnakeoilVarsFile
 }
 
-// otherKey is a key no store enrolls.
-func otherKey(t *testing.T) ([]byte, []byte) {
-	k := secureboot.NewKey(t, "nodebake other key")
-	return k.KeyPEM, k.CertPEM
-}
-
 // lockQEMU takes the QEMU lock ($NODEBAKE_QEMU_LOCK): one guest at a time.
 func lockQEMU(t *testing.T) func() {
 	t.Helper()
@@ -411,46 +348,32 @@ func lockQEMU(t *testing.T) func() {
 	return unlock
 }
 
-// updateFiles are the files phase 3's build will add to a verified
-// image: the sysupdate transfer definitions and an os-release with the
-// image's IMAGE_ID and IMAGE_VERSION (sysupdate protects the running
-// version, %A). The source is never reached: the probe lists offline.
-func updateFiles(t *testing.T) []spec.File {
+// tamperOffset returns the offset of a byte inside tamperPath's first data
+// block in the root filesystem of the verified image, and where that root
+// starts in the image.
+func tamperOffset(t *testing.T, image string) (off, rootStart int64) {
 	t.Helper()
-	transfers, err := sysupdate.Transfers(sysupdate.Config{Name: "nodebake", Source: "http://127.0.0.1:9/updates", Tries: 3})
+	vp, err := disk.ReadVerifiedParts(image)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var files []spec.File
-	for _, tr := range transfers {
-		c := tr.Content
-		files = append(files, spec.File{Path: tr.Path, Content: &c, Mode: "0644"})
-	}
-	osrel, err := disk.OSRelease([]byte(debianOSRelease), "nodebake", version)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := string(osrel)
-	return append(files, spec.File{Path: "/etc/os-release", Content: &c, Mode: "0644"})
+	defer vp.Close()
+	root := filepath.Join(t.TempDir(), "root.squashfs")
+	writeFrom(t, root, vp.Root)
+	_, rootStart, _ = vp.Root.Outer()
+	return fileDataOffset(t, root, tamperPath), rootStart
 }
 
-// debianOSRelease is trixie's os-release.
-const debianOSRelease = `PRETTY_NAME="Debian GNU/Linux 13 (trixie)"
-NAME="Debian GNU/Linux"
-VERSION_ID="13"
-VERSION="13 (trixie)"
-VERSION_CODENAME=trixie
-DEBIAN_VERSION_FULL=13
-ID=debian
-HOME_URL="https://www.debian.org/"
-SUPPORT_URL="https://www.debian.org/support"
-BUG_REPORT_URL="https://bugs.debian.org/"
-`
-
-// fatTime is the ESP timestamp the build uses: SOURCE_DATE_EPOCH, but
-// not before FAT's 1980.
-func fatTime(epoch int64) time.Time {
-	return time.Unix(max(epoch, time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC).Unix()), 0).UTC()
+// certFingerprint is the sha256 of a PEM certificate's DER, as the
+// manifest records the signing certificate.
+func certFingerprint(t *testing.T, certPEM []byte) string {
+	t.Helper()
+	b, _ := pem.Decode(certPEM)
+	if b == nil {
+		t.Fatal("the test certificate is not PEM")
+	}
+	sum := sha256.Sum256(b.Bytes)
+	return hex.EncodeToString(sum[:])
 }
 
 // allocated returns the bytes a (sparse) file occupies.
@@ -463,9 +386,6 @@ func allocated(t *testing.T, p string) int64 {
 	return st.Blocks * 512
 }
 
-func partOffset(p disk.Partition) int64 { return int64(p.FirstLBA) * 512 }
-func partSize(p disk.Partition) int64   { return int64(p.LastLBA-p.FirstLBA+1) * 512 }
-
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
@@ -475,17 +395,39 @@ func run(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
-// writeRoot copies the root filesystem of parts to p.
-func writeRoot(t *testing.T, parts *disk.Parts, p string) {
+func writeFrom(t *testing.T, p string, r io.Reader) {
 	t.Helper()
 	f, err := os.Create(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := parts.WriteRoot(context.Background(), f); err != nil {
+	if _, err := io.Copy(f, r); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func fileSHA256(t *testing.T, p string) string {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // catFile reads a file of a squashfs with rdsquashfs.
@@ -531,17 +473,6 @@ func flipByte(t *testing.T, p string, off int64) {
 	if _, err := f.WriteAt(b, off); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func extract(t *testing.T, img string, part disk.Partition, dst string) {
-	t.Helper()
-	run(t, "dd", "if="+img, "of="+dst, "bs=1M", "iflag=skip_bytes,count_bytes", "conv=sparse",
-		"skip="+strconv.FormatInt(partOffset(part), 10), "count="+strconv.FormatInt(partSize(part), 10), "status=none")
-}
-
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	run(t, "cp", "--sparse=always", src, dst)
 }
 
 func grepLines(s, re string) []string {

@@ -47,6 +47,7 @@ func findFirstboot(flagValue string) (string, error) {
 func newBuildCmd(e *env) *cobra.Command {
 	var o struct {
 		out, cacheDir, firstboot, formats, netbootURL string
+		signingKey, signingCert                       string
 		offline, quiet                                bool
 	}
 	cmd := &cobra.Command{
@@ -58,6 +59,13 @@ func newBuildCmd(e *env) *cobra.Command {
 		Example: "  nodebake build images/worker.yaml -o out\n  nodebake build images/worker.yaml --format raw,qcow2 --offline",
 		Args:    exactArgs(1, "exactly one spec file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var signing *spec.Signing
+			if o.signingKey != "" || o.signingCert != "" {
+				if o.signingKey == "" || o.signingCert == "" {
+					return usagef("--signing-key and --signing-cert go together")
+				}
+				signing = &spec.Signing{Key: o.signingKey, Certificate: o.signingCert}
+			}
 			var fl []spec.Format
 			if o.formats != "" {
 				var err error
@@ -68,6 +76,9 @@ func newBuildCmd(e *env) *cobra.Command {
 			s, err := loadSpec(args[0])
 			if err != nil {
 				return err
+			}
+			if signing != nil && !s.VerifiedBootEnabled() {
+				return usagef("--signing-key: %s does not enable output.verifiedBoot", args[0])
 			}
 			fb, err := findFirstboot(o.firstboot)
 			if err != nil {
@@ -89,6 +100,7 @@ func newBuildCmd(e *env) *cobra.Command {
 				Formats:         fl,
 				NetbootURL:      o.netbootURL,
 				ToolVersion:     version,
+				Signing:         signing,
 			})
 			if err != nil {
 				return err
@@ -114,6 +126,8 @@ func newBuildCmd(e *env) *cobra.Command {
 	f.StringVar(&o.firstboot, "firstboot", "", "the nodebake-firstboot program `PATH` (default: next to nodebake)")
 	f.StringVar(&o.formats, "format", "", "the formats to write, comma-separated, instead of the spec's output.formats (`LIST`: "+spec.FormatNames()+")")
 	f.StringVar(&o.netbootURL, "netboot-url", "", "the `URL` the netboot bundle will be served from (default: where boot.ipxe was loaded from)")
+	f.StringVar(&o.signingKey, "signing-key", "", "sign systemd-boot and the UKI of a verified image with the RSA key at `PATH` (mode 0600),\ninstead of the spec's output.verifiedBoot.signing")
+	f.StringVar(&o.signingCert, "signing-cert", "", "the certificate `PATH` of --signing-key")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only errors")
 	cmd.RegisterFlagCompletionFunc("format", formatCompletion(true))
 	return cmd

@@ -88,6 +88,9 @@ func TestExitCodes(t *testing.T) {
 		{"base without a kernel", []string{"build", "--firstboot", fb, "--cache", t.TempDir(), "-o", t.TempDir(), writeSpec(t, strings.Replace(validSpec, "oci:base", "oci:"+tinyBase(t, "etc/hostname"), 1))},
 			exitInvalid, "base.image: want exactly one /boot/vmlinuz-*, found 0"},
 		{"unknown format", []string{"build", "--format", "iso", "x.yaml"}, exitInvalid, `unknown format "iso"`},
+		{"signing key without certificate", []string{"build", "--signing-key", "db.key", "x.yaml"}, exitInvalid, "--signing-key and --signing-cert go together"},
+		{"signing without verified boot", []string{"build", "--firstboot", fb, "--signing-key", "db.key", "--signing-cert", "db.crt", writeSpec(t, validSpec)},
+			exitInvalid, "does not enable output.verifiedBoot"},
 		{"missing node config", []string{"node", "check", "/nonexistent-node.yaml"}, exitInvalid, "nonexistent-node.yaml"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -110,8 +110,9 @@ type Artifact struct {
 	// Outputs are the other formats' files (the netboot bundle's each),
 	// by format.
 	Outputs map[spec.Format][]string
-	// NetbootDir is the netboot bundle's directory, when built.
-	NetbootDir string
+	// NetbootDir is the netboot bundle's directory, when built; UpdateDir
+	// the update's (verified images).
+	NetbootDir, UpdateDir string
 	// SHA256 is the image file's sha256, lower-case hex.
 	SHA256 string
 	// Manifest describes what the image holds.
@@ -140,8 +141,11 @@ func newArtifact(p *plan, res *build.Result) *Artifact {
 		for _, f := range o.Files {
 			a.Outputs[o.Format] = append(a.Outputs[o.Format], absPath(f.Path))
 		}
-		if o.Format == spec.FormatNetboot {
+		switch o.Format {
+		case spec.FormatNetboot:
 			a.NetbootDir = absPath(o.Path)
+		case spec.FormatUpdate:
+			a.UpdateDir = absPath(o.Path)
 		}
 	}
 	g := a.generated
@@ -283,9 +287,12 @@ func (a *Artifact) Destroy() error {
 			errs = append(errs, fmt.Errorf("removing %s: %w", f, err))
 		}
 	}
-	if a.NetbootDir != "" {
-		if err := os.RemoveAll(a.NetbootDir); err != nil {
-			errs = append(errs, fmt.Errorf("removing %s: %w", a.NetbootDir, err))
+	for _, d := range []string{a.NetbootDir, a.UpdateDir} {
+		if d == "" {
+			continue
+		}
+		if err := os.RemoveAll(d); err != nil {
+			errs = append(errs, fmt.Errorf("removing %s: %w", d, err))
 		}
 	}
 	return errors.Join(errs...)

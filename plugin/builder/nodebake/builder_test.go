@@ -2,6 +2,7 @@ package nodebake
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -198,7 +199,7 @@ component {
 
 func TestPrepareSpecFile(t *testing.T) {
 	t.Setenv("NODEBAKE_CACHE", t.TempDir())
-	specFile := filepath.Join("testdata", "full.yaml")
+	specFile := fullSpecCopy(t)
 	tests := []struct {
 		name    string
 		hcl     string
@@ -291,5 +292,96 @@ func TestComponentErrorsNameTheBlock(t *testing.T) {
 	_, _, err := new(Builder).Prepare(builderVars("worker"), decodeHCL(t, "source.pkr.hcl", hcl))
 	if err == nil || !strings.Contains(err.Error(), "component[3].version: v1.99.0 is newer than kubernetes.version v1.35.4") {
 		t.Errorf("Prepare error = %v, want it to name component[3].version", err)
+	}
+}
+
+// fullSpecCopy copies testdata/full.yaml and its files into a temporary
+// directory, with the signing key it names (git keeps no file modes: a
+// key readable by others is refused) and certificate, and returns the
+// copy's path.
+func fullSpecCopy(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "files"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"full.yaml", "files/motd"} {
+		b, err := os.ReadFile(filepath.Join("testdata", p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Prepare checks that they are there, and the key's mode; it reads
+	// neither.
+	for _, p := range []string{"files/db.key", "files/db.crt"} {
+		if err := os.WriteFile(filepath.Join(dir, p), []byte("not read by Prepare\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(dir, "full.yaml")
+}
+
+// TestPrepareVerifiedBootErrors checks that the verified_boot block's bad
+// values are refused by Prepare, each naming its HCL field: a key others
+// can read, a missing certificate, plain http without allow_http, a timer
+// that would add a line to the unit, tries out of range, a version with a
+// slash.
+func TestPrepareVerifiedBootErrors(t *testing.T) {
+	t.Setenv("NODEBAKE_CACHE", t.TempDir())
+	b := new(Builder) // the embedded first-boot program
+	dir := t.TempDir()
+	key := filepath.Join(dir, "db.key")
+	if err := os.WriteFile(key, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(key, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	hcl := validHCL + fmt.Sprintf(`
+output {
+  verified_boot {
+    enabled   = true
+    version   = "1/2"
+    slot_size = "lots"
+    tries     = 10
+    signing {
+      key         = %q
+      certificate = %q
+    }
+    updates {
+      source = "http://updates.example/"
+      timer  = "daily\nExecStart=/bin/sh"
+    }
+  }
+}
+`, key, filepath.Join(dir, "missing.crt"))
+	_, _, err := b.Prepare(builderVars("worker"), decodeHCL(t, "source.pkr.hcl", hcl))
+	var me *packersdk.MultiError
+	if !errors.As(err, &me) {
+		t.Fatalf("Prepare error = %v, want a *packer.MultiError", err)
+	}
+	want := []string{
+		"output.verified_boot.slot_size: invalid size",
+		"output.verified_boot.version: ",
+		"output.verified_boot.tries: 10 is out of range",
+		"output.verified_boot.signing.key: ",
+		"output.verified_boot.signing.certificate: ",
+		"output.verified_boot.updates.source: ",
+		"output.verified_boot.updates.timer: ",
+	}
+	var got []string
+	for _, e := range me.Errors {
+		got = append(got, e.Error())
+	}
+	for _, w := range want {
+		if !slices.ContainsFunc(got, func(g string) bool { return strings.HasPrefix(g, w) }) {
+			t.Errorf("no error starting with %q in:\n%s", w, strings.Join(got, "\n"))
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d errors, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
 	}
 }

@@ -1,4 +1,4 @@
-//go:generate packer-sdc mapstructure-to-hcl2 -type Config,BaseConfig,KubernetesConfig,ComponentConfig,SourcesConfig,AgentConfig,ContainerdConfig,ImageConfig,FileConfig,OutputConfig
+//go:generate packer-sdc mapstructure-to-hcl2 -type Config,BaseConfig,KubernetesConfig,ComponentConfig,SourcesConfig,AgentConfig,ContainerdConfig,ImageConfig,FileConfig,OutputConfig,VerifiedBootConfig,SigningConfig,UpdatesConfig
 //go:generate sh ../../scripts/struct-markdown.sh
 
 package nodebake
@@ -222,4 +222,50 @@ type OutputConfig struct {
 	RootCompressionLevel *int `mapstructure:"root_compression_level"`
 	// Extra kernel command-line arguments. Spec: `output.kernelArgs`.
 	KernelArgs []string `mapstructure:"kernel_args"`
+	// Makes the image verified and A/B-updatable (a dm-verity root, a
+	// UKI, optional Secure Boot signing, updates with rollback). Spec:
+	// `output.verifiedBoot`.
+	VerifiedBoot *VerifiedBootConfig `mapstructure:"verified_boot"`
+}
+
+// VerifiedBootConfig configures a verified, A/B-updatable image (see
+// docs/verified-boot.md).
+type VerifiedBootConfig struct {
+	// Turns verified boot on. Spec: `output.verifiedBoot.enabled`.
+	Enabled bool `mapstructure:"enabled"`
+	// The image's version (IMAGE_VERSION): letters, digits and `.~^-`;
+	// each build a higher one. Spec: `output.verifiedBoot.version`.
+	Version string `mapstructure:"version"`
+	// The size of each root slot (a multiple of 1MiB); default the root's
+	// size plus half. Spec: `output.verifiedBoot.slotSize`.
+	SlotSize string `mapstructure:"slot_size"`
+	// Boots a newly installed version gets to become healthy (1 to 9).
+	// Spec: `output.verifiedBoot.tries`, default 3.
+	Tries int `mapstructure:"tries"`
+	// Signs systemd-boot and the UKI for Secure Boot. Spec:
+	// `output.verifiedBoot.signing`.
+	Signing *SigningConfig `mapstructure:"signing"`
+	// Where and when nodes look for updates. Spec:
+	// `output.verifiedBoot.updates`.
+	Updates *UpdatesConfig `mapstructure:"updates"`
+}
+
+// SigningConfig names the Secure Boot signing key and certificate.
+type SigningConfig struct {
+	// The PEM RSA private key, readable by its owner only (mode 0600).
+	// Spec: `key`.
+	Key string `mapstructure:"key" required:"true"`
+	// The key's PEM certificate. Spec: `certificate`.
+	Certificate string `mapstructure:"certificate" required:"true"`
+}
+
+// UpdatesConfig says where nodes find newer versions and when they look.
+type UpdatesConfig struct {
+	// The https URL the update output is published at. Spec: `source`.
+	Source string `mapstructure:"source" required:"true"`
+	// Accepts a plain http source (a network you trust). Spec: `allowHTTP`.
+	AllowHTTP bool `mapstructure:"allow_http"`
+	// A systemd OnCalendar expression; empty leaves updates to `systemctl
+	// start nodebake-update`. Spec: `timer`.
+	Timer string `mapstructure:"timer"`
 }

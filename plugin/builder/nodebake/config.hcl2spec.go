@@ -290,11 +290,12 @@ func (*FlatKubernetesConfig) HCL2Spec() map[string]hcldec.Spec {
 // FlatOutputConfig is an auto-generated flat version of OutputConfig.
 // Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
 type FlatOutputConfig struct {
-	Formats              []string `mapstructure:"formats" cty:"formats" hcl:"formats"`
-	ESPSize              *string  `mapstructure:"esp_size" cty:"esp_size" hcl:"esp_size"`
-	VarSize              *string  `mapstructure:"var_size" cty:"var_size" hcl:"var_size"`
-	RootCompressionLevel *int     `mapstructure:"root_compression_level" cty:"root_compression_level" hcl:"root_compression_level"`
-	KernelArgs           []string `mapstructure:"kernel_args" cty:"kernel_args" hcl:"kernel_args"`
+	Formats              []string                `mapstructure:"formats" cty:"formats" hcl:"formats"`
+	ESPSize              *string                 `mapstructure:"esp_size" cty:"esp_size" hcl:"esp_size"`
+	VarSize              *string                 `mapstructure:"var_size" cty:"var_size" hcl:"var_size"`
+	RootCompressionLevel *int                    `mapstructure:"root_compression_level" cty:"root_compression_level" hcl:"root_compression_level"`
+	KernelArgs           []string                `mapstructure:"kernel_args" cty:"kernel_args" hcl:"kernel_args"`
+	VerifiedBoot         *FlatVerifiedBootConfig `mapstructure:"verified_boot" cty:"verified_boot" hcl:"verified_boot"`
 }
 
 // FlatMapstructure returns a new FlatOutputConfig.
@@ -314,6 +315,32 @@ func (*FlatOutputConfig) HCL2Spec() map[string]hcldec.Spec {
 		"var_size":               &hcldec.AttrSpec{Name: "var_size", Type: cty.String, Required: false},
 		"root_compression_level": &hcldec.AttrSpec{Name: "root_compression_level", Type: cty.Number, Required: false},
 		"kernel_args":            &hcldec.AttrSpec{Name: "kernel_args", Type: cty.List(cty.String), Required: false},
+		"verified_boot":          &hcldec.BlockSpec{TypeName: "verified_boot", Nested: hcldec.ObjectSpec((*FlatVerifiedBootConfig)(nil).HCL2Spec())},
+	}
+	return s
+}
+
+// FlatSigningConfig is an auto-generated flat version of SigningConfig.
+// Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
+type FlatSigningConfig struct {
+	Key         *string `mapstructure:"key" required:"true" cty:"key" hcl:"key"`
+	Certificate *string `mapstructure:"certificate" required:"true" cty:"certificate" hcl:"certificate"`
+}
+
+// FlatMapstructure returns a new FlatSigningConfig.
+// FlatSigningConfig is an auto-generated flat version of SigningConfig.
+// Where the contents a fields with a `mapstructure:,squash` tag are bubbled up.
+func (*SigningConfig) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec } {
+	return new(FlatSigningConfig)
+}
+
+// HCL2Spec returns the hcl spec of a SigningConfig.
+// This spec is used by HCL to read the fields of SigningConfig.
+// The decoded values from this spec will then be applied to a FlatSigningConfig.
+func (*FlatSigningConfig) HCL2Spec() map[string]hcldec.Spec {
+	s := map[string]hcldec.Spec{
+		"key":         &hcldec.AttrSpec{Name: "key", Type: cty.String, Required: false},
+		"certificate": &hcldec.AttrSpec{Name: "certificate", Type: cty.String, Required: false},
 	}
 	return s
 }
@@ -339,6 +366,66 @@ func (*FlatSourcesConfig) HCL2Spec() map[string]hcldec.Spec {
 	s := map[string]hcldec.Spec{
 		"mirror":  &hcldec.AttrSpec{Name: "mirror", Type: cty.String, Required: false},
 		"retries": &hcldec.AttrSpec{Name: "retries", Type: cty.Number, Required: false},
+	}
+	return s
+}
+
+// FlatUpdatesConfig is an auto-generated flat version of UpdatesConfig.
+// Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
+type FlatUpdatesConfig struct {
+	Source    *string `mapstructure:"source" required:"true" cty:"source" hcl:"source"`
+	AllowHTTP *bool   `mapstructure:"allow_http" cty:"allow_http" hcl:"allow_http"`
+	Timer     *string `mapstructure:"timer" cty:"timer" hcl:"timer"`
+}
+
+// FlatMapstructure returns a new FlatUpdatesConfig.
+// FlatUpdatesConfig is an auto-generated flat version of UpdatesConfig.
+// Where the contents a fields with a `mapstructure:,squash` tag are bubbled up.
+func (*UpdatesConfig) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec } {
+	return new(FlatUpdatesConfig)
+}
+
+// HCL2Spec returns the hcl spec of a UpdatesConfig.
+// This spec is used by HCL to read the fields of UpdatesConfig.
+// The decoded values from this spec will then be applied to a FlatUpdatesConfig.
+func (*FlatUpdatesConfig) HCL2Spec() map[string]hcldec.Spec {
+	s := map[string]hcldec.Spec{
+		"source":     &hcldec.AttrSpec{Name: "source", Type: cty.String, Required: false},
+		"allow_http": &hcldec.AttrSpec{Name: "allow_http", Type: cty.Bool, Required: false},
+		"timer":      &hcldec.AttrSpec{Name: "timer", Type: cty.String, Required: false},
+	}
+	return s
+}
+
+// FlatVerifiedBootConfig is an auto-generated flat version of VerifiedBootConfig.
+// Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
+type FlatVerifiedBootConfig struct {
+	Enabled  *bool              `mapstructure:"enabled" cty:"enabled" hcl:"enabled"`
+	Version  *string            `mapstructure:"version" cty:"version" hcl:"version"`
+	SlotSize *string            `mapstructure:"slot_size" cty:"slot_size" hcl:"slot_size"`
+	Tries    *int               `mapstructure:"tries" cty:"tries" hcl:"tries"`
+	Signing  *FlatSigningConfig `mapstructure:"signing" cty:"signing" hcl:"signing"`
+	Updates  *FlatUpdatesConfig `mapstructure:"updates" cty:"updates" hcl:"updates"`
+}
+
+// FlatMapstructure returns a new FlatVerifiedBootConfig.
+// FlatVerifiedBootConfig is an auto-generated flat version of VerifiedBootConfig.
+// Where the contents a fields with a `mapstructure:,squash` tag are bubbled up.
+func (*VerifiedBootConfig) FlatMapstructure() interface{ HCL2Spec() map[string]hcldec.Spec } {
+	return new(FlatVerifiedBootConfig)
+}
+
+// HCL2Spec returns the hcl spec of a VerifiedBootConfig.
+// This spec is used by HCL to read the fields of VerifiedBootConfig.
+// The decoded values from this spec will then be applied to a FlatVerifiedBootConfig.
+func (*FlatVerifiedBootConfig) HCL2Spec() map[string]hcldec.Spec {
+	s := map[string]hcldec.Spec{
+		"enabled":   &hcldec.AttrSpec{Name: "enabled", Type: cty.Bool, Required: false},
+		"version":   &hcldec.AttrSpec{Name: "version", Type: cty.String, Required: false},
+		"slot_size": &hcldec.AttrSpec{Name: "slot_size", Type: cty.String, Required: false},
+		"tries":     &hcldec.AttrSpec{Name: "tries", Type: cty.Number, Required: false},
+		"signing":   &hcldec.BlockSpec{TypeName: "signing", Nested: hcldec.ObjectSpec((*FlatSigningConfig)(nil).HCL2Spec())},
+		"updates":   &hcldec.BlockSpec{TypeName: "updates", Nested: hcldec.ObjectSpec((*FlatUpdatesConfig)(nil).HCL2Spec())},
 	}
 	return s
 }

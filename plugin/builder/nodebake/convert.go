@@ -145,6 +145,31 @@ func (c *Config) overlay(workDir string) (*spec.Spec, []spec.FieldError, error) 
 	if len(c.Output.KernelArgs) > 0 {
 		o.KernelArgs = append([]string(nil), c.Output.KernelArgs...)
 	}
+	if vc := c.Output.VerifiedBoot; vc != nil {
+		v := &spec.VerifiedBoot{}
+		if o.VerifiedBoot != nil {
+			*v = *o.VerifiedBoot
+		}
+		v.Enabled = vc.Enabled
+		setString(&v.Version, vc.Version)
+		if vc.SlotSize != "" {
+			if n, err := spec.ParseSize(vc.SlotSize); err != nil {
+				fail("output.verified_boot.slot_size", "%v", err)
+			} else {
+				v.SlotSize = spec.Size(n)
+			}
+		}
+		if vc.Tries != 0 {
+			v.Tries = vc.Tries
+		}
+		if sg := vc.Signing; sg != nil {
+			v.Signing = &spec.Signing{Key: sg.Key, Certificate: sg.Certificate}
+		}
+		if u := vc.Updates; u != nil {
+			v.Updates = &spec.Updates{Source: u.Source, AllowHTTP: u.AllowHTTP, Timer: u.Timer}
+		}
+		o.VerifiedBoot = v
+	}
 
 	return s, errs, nil
 }

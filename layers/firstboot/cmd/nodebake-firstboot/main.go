@@ -5,9 +5,13 @@
 // kubelet and kube-proxy configs, then exits. On failure it prints one line
 // to stderr, writes /run/nodebake/status.json and exits 1.
 //
-// "nodebake-firstboot netroot --url U --sha256 H --out FILE" is the other
+// "nodebake-firstboot netroot --url U --sha256 H --out FILE" is another
 // use: inside the initrd of a network-booted node it downloads the root
 // filesystem image and verifies it (see package netroot).
+//
+// "nodebake-firstboot health" is the third: on a verified image's counted
+// boot it decides whether the node is healthy enough to keep the version
+// it runs (see package health).
 package main
 
 import (
@@ -31,11 +35,14 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "netroot" {
 		os.Exit(netrootMain(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "health" {
+		os.Exit(healthMain(os.Args[2:]))
+	}
 	start := time.Now()
 	root := flag.String("root", "/", "prefix of every path read and written")
 	flag.Parse()
 	if flag.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "nodebake-firstboot: usage: nodebake-firstboot [--root DIR] | netroot --url URL --sha256 HEX --out FILE\n")
+		fmt.Fprintf(os.Stderr, "nodebake-firstboot: usage: nodebake-firstboot [--root DIR] | netroot --url URL --sha256 HEX --out FILE | health\n")
 		os.Exit(2)
 	}
 	opts := firstboot.Options{

@@ -123,4 +123,19 @@ output {
   var_size               = "2GiB"
   root_compression_level = 19
   kernel_args            = ["quiet", "systemd.log_level=debug"]
+  verified_boot {
+    enabled   = true
+    version   = "1.35.4-1"
+    slot_size = "1GiB"
+    tries     = 5
+    signing {
+      key         = "files/db.key"
+      certificate = "files/db.crt"
+    }
+    updates {
+      source     = "http://updates.example/worker/"
+      allow_http = true
+      timer      = "daily"
+    }
+  }
 }
