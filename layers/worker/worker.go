@@ -32,6 +32,7 @@ const (
 	ContainerdConfig        = "/etc/containerd/config.toml"
 	CNIConfDir              = "/etc/cni/net.d"
 	CNIConfDirTarget        = "/var/lib/cni/net.d"
+	CrictlConfigPath        = "/etc/crictl.yaml"
 )
 
 // Facts are what the first-boot step needs to know about the image.
@@ -53,7 +54,7 @@ func Render(s *spec.Spec) ([]rootfs.Entry, error) {
 
 	// containerd, runc, CNI and crictl.
 	text(ContainerdConfig, 0o644, containerdConfig(s))
-	text("/etc/crictl.yaml", 0o644, crictlConfig)
+	text(CrictlConfigPath, 0o644, CrictlConfig)
 	add(rootfs.Symlink(CNIConfDir, "../../var/lib/cni/net.d"))
 
 	// Units.
@@ -197,7 +198,8 @@ state = "/run/containerd"
 `, s.Containerd.SandboxImage, systemd)
 }
 
-const crictlConfig = `runtime-endpoint: unix:///run/containerd/containerd.sock
+// CrictlConfig is the image's crictl configuration (CrictlConfigPath).
+const CrictlConfig = `runtime-endpoint: unix:///run/containerd/containerd.sock
 image-endpoint: unix:///run/containerd/containerd.sock
 timeout: 10
 `
