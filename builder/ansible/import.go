@@ -102,7 +102,7 @@ func Import(ctx context.Context, opts Options) (*Result, error) {
 	im.buildSpec()
 	st := &stager{}
 	defer st.abort()
-	if im.hasInv && len(im.probs) == 0 {
+	if im.hasInv {
 		if err := im.nodeConfigs(ctx, st); err != nil {
 			return nil, err
 		}

@@ -174,7 +174,11 @@ func (im *importer) report(specChanged []string, files []string) string {
 	w("")
 	w("Inputs")
 	for _, n := range im.notes {
-		w("  %s", n)
+		indent := "              "
+		if strings.HasPrefix(n, "  ") {
+			indent = "      "
+		}
+		w("%s", wrap("  ", n, indent))
 	}
 	if im.opts.Base != nil {
 		w("  base spec:  %s", orDefault(im.opts.BaseName, "(given)"))
@@ -314,6 +318,9 @@ func sourceList(vs []inventory.Var) string {
 // later lines indented.
 func wrap(first, text, indent string) string {
 	const width = 100
+	if len(first)+len(text) <= width {
+		return first + text
+	}
 	words := strings.Fields(text)
 	var b strings.Builder
 	line := first

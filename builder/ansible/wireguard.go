@@ -533,6 +533,7 @@ func (im *importer) nodeConfigs(ctx context.Context, st *stager) error {
 		PodNetwork:  string(im.out.Kubernetes.PodNetwork),
 	}
 	names := map[string]string{}
+	var err error
 	for _, w := range im.workers {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -548,6 +549,12 @@ func (im *importer) nodeConfigs(ctx context.Context, st *stager) error {
 			continue
 		}
 		names[name] = w
+		keyFile := h.keyFile
+		if keyFile == "" { // the key came from wireguard_private_key
+			if keyFile, err = st.addScratch(filepath.Join(im.opts.OutputDir, NodesDir), []byte(base64.StdEncoding.EncodeToString(h.priv)+"\n")); err != nil {
+				return fmt.Errorf("staging the WireGuard key of %s: %w", w, err)
+			}
+		}
 		cfg, err := nodeconfig.Assemble(nodeconfig.AssembleOptions{
 			NodeName:         name,
 			CertDir:          certs,
@@ -556,15 +563,12 @@ func (im *importer) nodeConfigs(ctx context.Context, st *stager) error {
 			APIServer:        api,
 			PodCIDR:          h.podCIDR,
 			WireGuardAddress: h.addrs[0].String(),
-			WireGuardKeyFile: h.keyFile,
+			WireGuardKeyFile: keyFile,
 			ListenPort:       h.port,
 		})
 		if err != nil {
 			im.probs.add("k8s_ca_conf_directory", sourceNone, w, "%v", err)
 			continue
-		}
-		if h.keyFile == "" { // the key came from wireguard_private_key
-			cfg.WireGuard.PrivateKey = base64.StdEncoding.EncodeToString(h.priv)
 		}
 		nr := &nodeResult{host: w, name: name, cfg: cfg, keyNote: h.keyNote}
 		var peerHosts []string

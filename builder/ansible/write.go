@@ -11,10 +11,56 @@ import (
 // into place. abort removes what was staged.
 type stager struct {
 	files []stagedFile
+	// scratch files are removed however the import ends.
+	scratch []string
+	// dirs are the directories the stager created, removed again on abort
+	// when empty.
+	dirs []string
 }
 
 type stagedFile struct {
 	tmp, final string
+}
+
+// mkdirAll creates dir and its missing parents, remembering them.
+func (s *stager) mkdirAll(dir string, perm os.FileMode) error {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, perm); err != nil {
+		return err
+	}
+	s.dirs = append(s.dirs, missing...) // deepest first
+	return nil
+}
+
+// addScratch writes data to a temporary file in dir that never becomes an
+// output (a secret a library reads from a file).
+func (s *stager) addScratch(dir string, data []byte) (string, error) {
+	if err := s.mkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp(dir, ".scratch-*")
+	if err != nil {
+		return "", err
+	}
+	s.scratch = append(s.scratch, f.Name())
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return "", err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return "", err
+	}
+	return f.Name(), f.Close()
 }
 
 // add stages data for final with mode and returns the temporary path.
@@ -47,7 +93,7 @@ func (s *stager) addFunc(final string, mode os.FileMode, write func(tmp string) 
 	if mode&0o077 == 0 {
 		perm = 0o700
 	}
-	if err := os.MkdirAll(dir, perm); err != nil {
+	if err := s.mkdirAll(dir, perm); err != nil {
 		return fmt.Errorf("writing %s: %w", final, err)
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(final)+".tmp-*")
@@ -71,20 +117,30 @@ func (s *stager) addFunc(final string, mode os.FileMode, write func(tmp string) 
 
 // commit renames every staged file into place.
 func (s *stager) commit() error {
+	for _, p := range s.scratch {
+		os.Remove(p)
+	}
+	s.scratch = nil
 	for i, f := range s.files {
 		if err := os.Rename(f.tmp, f.final); err != nil {
 			s.files = s.files[i:]
 			return fmt.Errorf("writing %s: %w", f.final, err)
 		}
 	}
-	s.files = nil
+	s.files, s.dirs = nil, nil
 	return nil
 }
 
-// abort removes what is still staged.
+// abort removes what is still staged, and the directories made for it.
 func (s *stager) abort() {
+	for _, p := range s.scratch {
+		os.Remove(p)
+	}
 	for _, f := range s.files {
 		os.Remove(f.tmp)
 	}
-	s.files = nil
+	for _, d := range s.dirs {
+		os.Remove(d) // only when empty
+	}
+	s.files, s.scratch, s.dirs = nil, nil, nil
 }
