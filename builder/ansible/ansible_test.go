@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -507,6 +508,14 @@ func TestRefusals(t *testing.T) {
 		{"a worker outside the VPN", func(t *testing.T) map[string]string {
 			return map[string]string{"hosts": editFile(t, "hosts", "worker0[1:3].i.domain.tld\n\n[k8s_controller]", "worker0[1:2].i.domain.tld\n\n[k8s_controller]")}
 		}, "wireguard_address", "hosts", "not in the vpn group"},
+		{"templates that render too much", func(t *testing.T) map[string]string {
+			bomb := "k8s_kilo: \"" + strings.Repeat("x", 1000) + "\"\nk8s_mega: \"" + strings.Repeat("{{ k8s_kilo }}", 1000) + "\"\n"
+			settings := "k8s_worker_kubelet_settings:\n"
+			for i := 0; i < 100; i++ {
+				settings += fmt.Sprintf("  \"flag-%d\": \"a{{ k8s_mega }}\"\n", i)
+			}
+			return map[string]string{worker: editFile(t, worker, "k8s_worker_kubelet_settings:\n", bomb+settings+"unused:\n")}
+		}, "k8s_worker_kubelet_settings", worker, "render more than 64 MiB"},
 		{"some workers with a pod CIDR", func(t *testing.T) map[string]string {
 			return map[string]string{w2: editFile(t, w2, "---\n", "---\npod_cidr: 10.200.1.0/24\n")}
 		}, PodCIDRVar, w2, "the bridge pod network needs a pod CIDR on every worker"},

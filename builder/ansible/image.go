@@ -21,7 +21,7 @@ import (
 // imageVarNames returns the variables that go into the spec, sorted.
 func imageVarNames() []string {
 	var out []string
-	for name, k := range catalog {
+	for name, k := range catalog() {
 		if k.how == imageVar {
 			out = append(out, name)
 		}
@@ -264,10 +264,12 @@ func (im *importer) mapDirs() {
 }
 
 // k8sComponents maps the roles' binary names onto the spec's components.
-var k8sComponents = map[string]spec.ComponentName{
-	"kubelet":    spec.ComponentKubelet,
-	"kube-proxy": spec.ComponentKubeProxy,
-	"kubectl":    spec.ComponentKubectl,
+func k8sComponents() map[string]spec.ComponentName {
+	return map[string]spec.ComponentName{
+		"kubelet":    spec.ComponentKubelet,
+		"kube-proxy": spec.ComponentKubeProxy,
+		"kubectl":    spec.ComponentKubectl,
+	}
 }
 
 func (im *importer) mapBinaries() {
@@ -289,7 +291,7 @@ func (im *importer) mapBinaries() {
 			im.refuse(name, "wrong type: want names like kubelet, got %s", jinja.Describe(it))
 			return
 		}
-		c, known := k8sComponents[s]
+		c, known := k8sComponents()[s]
 		if !known {
 			im.refuse(name, "%q: the image bakes kubelet, kube-proxy and kubectl (as components of the spec); add other binaries through the spec's files", s)
 			return
@@ -301,7 +303,7 @@ func (im *importer) mapBinaries() {
 	im.setEntry(name, Mapped, "→ "+strings.Join(mapped, ", ")+" (at kubernetes.version unless the base spec pins them)")
 	for _, b := range []string{"kubelet", "kube-proxy", "kubectl"} {
 		if !have[b] {
-			im.decide(name, "%s is not in the list, but the image bakes it anyway (components.%s)", b, k8sComponents[b])
+			im.decide(name, "%s is not in the list, but the image bakes it anyway (components.%s)", b, k8sComponents()[b])
 		}
 	}
 }

@@ -9,18 +9,20 @@ import (
 	"github.com/nodebake/nodebake/builder/ansible/inventory"
 )
 
-// nodeVarSummaries say what each per-host WireGuard variable becomes.
-var nodeVarSummaries = map[string]string{
-	"wireguard_address":              "wg0's address: wireguard.address of the worker's node config, and its allowed IPs (/32) as everyone's peer",
-	"wireguard_addresses":            "wg0's address: wireguard.address of the worker's node config, and its allowed IPs (/32, /128) as everyone's peer",
-	"wireguard_port":                 "wireguard.listenPort of the worker's node config, and the port of its endpoint as a peer",
-	"wireguard_endpoint":             "where peers reach the host: the endpoint of its peer entries (\"\": none, as the role does)",
-	"wireguard_persistent_keepalive": "persistentKeepalive of its peer entries (when it has an endpoint, as the role does)",
-	"wireguard_allowed_ips":          "the allowed IPs of its peer entries, instead of its addresses",
-	"wireguard_private_key":          "wireguard.privateKey of the worker's node config; its public key goes to every peer",
-	"wireguard_unmanaged_peers":      "extra peers of the worker's node config",
-	"wireguard_interface":            "checked: wg0, the interface first boot configures",
-	PodCIDRVar:                       "kubernetes.podCIDR of the worker's node config, and an allowed IP of its peer entries (routed over wg0)",
+// nodeVarSummary says what a per-host WireGuard variable becomes.
+func nodeVarSummary(name string) string {
+	return map[string]string{
+		"wireguard_address":              "wg0's address: wireguard.address of the worker's node config, and its allowed IPs (/32) as everyone's peer",
+		"wireguard_addresses":            "wg0's address: wireguard.address of the worker's node config, and its allowed IPs (/32, /128) as everyone's peer",
+		"wireguard_port":                 "wireguard.listenPort of the worker's node config, and the port of its endpoint as a peer",
+		"wireguard_endpoint":             "where peers reach the host: the endpoint of its peer entries (\"\": none, as the role does)",
+		"wireguard_persistent_keepalive": "persistentKeepalive of its peer entries (when it has an endpoint, as the role does)",
+		"wireguard_allowed_ips":          "the allowed IPs of its peer entries, instead of its addresses",
+		"wireguard_private_key":          "wireguard.privateKey of the worker's node config; its public key goes to every peer",
+		"wireguard_unmanaged_peers":      "extra peers of the worker's node config",
+		"wireguard_interface":            "checked: wg0, the interface first boot configures",
+		PodCIDRVar:                       "kubernetes.podCIDR of the worker's node config, and an allowed IP of its peer entries (routed over wg0)",
+	}[name]
 }
 
 // classifyAll gives every variable of the tree its bucket.
@@ -86,7 +88,7 @@ func (im *importer) classifyAll() {
 				continue
 			}
 			refused := false
-			for _, p := range workerRolePrefixes {
+			for _, p := range workerRolePrefixes() {
 				if strings.HasPrefix(name, p) {
 					im.probs.add(name, all[name][0].Source, "", "not a variable of %s that nodebake knows (it knows the seed's version of the role)", roleOf(p))
 					im.setEntry(name, Refused, "unknown variable of "+roleOf(p))
@@ -116,7 +118,7 @@ func (im *importer) classifyNodeVar(name string) {
 		im.setEntry(name, PerNode, "per host: without an inventory no node configs were made")
 		return
 	}
-	im.setEntry(name, PerNode, nodeVarSummaries[name])
+	im.setEntry(name, PerNode, nodeVarSummary(name))
 	n := 0
 	for _, h := range im.vpn {
 		sc := im.ev.scope(h, false)
@@ -135,7 +137,7 @@ func (im *importer) classifyNodeVar(name string) {
 		n++
 	}
 	if name != "wireguard_interface" && n > 0 {
-		im.perNode = append(im.perNode, perNodeLine{what: name, template: "per host", fill: nodeVarSummaries[name]})
+		im.perNode = append(im.perNode, perNodeLine{what: name, template: "per host", fill: nodeVarSummary(name)})
 	}
 }
 

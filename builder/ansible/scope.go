@@ -22,8 +22,14 @@ const (
 	phNodeIP jinja.Placeholder = "wg0 address"
 )
 
-// maxEvalDepth bounds how deeply variables may refer to each other.
-const maxEvalDepth = 64
+// Bounds of evaluation.
+const (
+	// maxEvalDepth bounds how deeply variables may refer to each other.
+	maxEvalDepth = 64
+	// maxRendered bounds the text all templates of an import render
+	// together (each one is bounded by jinja.MaxLength).
+	maxRendered = 64 << 20
+)
 
 // evaluator holds every scope of one import and the evaluation in progress.
 type evaluator struct {
@@ -33,6 +39,8 @@ type evaluator struct {
 	scopes  map[scopeKey]*scope
 	// active are the variables being evaluated, innermost last.
 	active []activeVar
+	// rendered counts the bytes templates rendered.
+	rendered int
 }
 
 type scopeKey struct {
@@ -170,7 +178,22 @@ func (s *scope) template(owner string, v any, depth int) (any, error) {
 		if !jinja.HasTemplate(v) {
 			return v, nil
 		}
-		return jinja.Render(v, s.env(owner))
+		out, err := jinja.Render(v, s.env(owner))
+		if err != nil {
+			return nil, err
+		}
+		switch r := out.(type) {
+		case string:
+			s.ev.rendered += len(r)
+		case jinja.Str:
+			for _, p := range r {
+				s.ev.rendered += len(p.Text)
+			}
+		}
+		if s.ev.rendered > maxRendered {
+			return nil, fmt.Errorf("the templates render more than %d MiB in all", maxRendered>>20)
+		}
+		return out, nil
 	case inventory.Unsafe:
 		return string(v), nil
 	case inventory.Vault:

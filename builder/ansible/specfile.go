@@ -13,9 +13,6 @@ import (
 	"github.com/nodebake/nodebake/builder/spec"
 )
 
-// sourceNone is the source of a problem that is not in the tree.
-var sourceNone inventory.Source
-
 // specHeader opens the written spec.
 const specHeader = "# Imported from an Ansible tree by nodebake import ansible: the base spec with\n" +
 	"# what the tree's variables say. What became what is in " + ReportFile + ".\n"
@@ -30,13 +27,13 @@ func (im *importer) buildSpec() {
 	if err := s.Validate(); err != nil {
 		var ve *spec.ValidationError
 		if !errors.As(err, &ve) {
-			im.probs.add("", sourceNone, "", "validating the spec: %v", err)
+			im.probs.add("", inventory.Source{}, "", "validating the spec: %v", err)
 			return
 		}
 		for _, fe := range ve.Errors {
 			v := im.varOfField(fe.Path)
 			if v == "" {
-				im.probs.add("(the base spec)", sourceNone, "", "%s", fe.Error())
+				im.probs.add("", inventory.Source{File: im.opts.BaseName}, "", "the base spec: %s", fe.Error())
 				continue
 			}
 			im.refuse(v, "%s", fe.Error())
@@ -81,7 +78,7 @@ func (im *importer) podNetwork() {
 	switch {
 	case len(with) == 0:
 		if im.base.Kubernetes.PodNetwork == spec.PodNetworkBridge {
-			im.probs.add(PodCIDRVar, sourceNone, "", "the base spec's pod network is bridge, which needs a pod CIDR per worker, and no worker has %s", PodCIDRVar)
+			im.probs.add(PodCIDRVar, inventory.Source{File: im.opts.BaseName}, "", "the base spec's pod network is bridge, which needs a pod CIDR per worker, and no worker has %s", PodCIDRVar)
 		}
 	case len(without) > 0:
 		im.probs.add(PodCIDRVar, im.ev.scope(with[0], false).source(PodCIDRVar), "", "set for %s but not for %s: the bridge pod network needs a pod CIDR on every worker", strings.Join(with, ", "), strings.Join(without, ", "))

@@ -22,7 +22,7 @@ func sentinel(p jinja.Placeholder) string {
 	return sentinelPrefix + strings.ReplaceAll(string(p), " ", "-") + "-x"
 }
 
-var placeholders = []jinja.Placeholder{phNodeName, phNodeIP}
+func placeholders() []jinja.Placeholder { return []jinja.Placeholder{phNodeName, phNodeIP} }
 
 // decodeYAMLText parses a YAML document that a variable holds as text
 // (after templating), keeping the placeholders: strings holding them
@@ -78,7 +78,7 @@ func restorePlaceholders(v any, depth int) (any, error) {
 				s = append(s, jinja.Part{Text: rest[:i]})
 			}
 			found := false
-			for _, p := range placeholders {
+			for _, p := range placeholders() {
 				if strings.HasPrefix(rest[i:], sentinel(p)) {
 					s = append(s, jinja.Part{Placeholder: p})
 					rest = rest[i+len(sentinel(p)):]

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nodebake/nodebake/builder/ansible/inventory"
 	"github.com/nodebake/nodebake/builder/ansible/jinja"
 	"github.com/nodebake/nodebake/layers/configdrive"
 	"github.com/nodebake/nodebake/layers/firstboot"
@@ -284,14 +285,15 @@ func (im *importer) keys(hosts []*wgHost, st *stager) error {
 		keyPath := filepath.Join(dir, h.host+".key")
 		pubPath := filepath.Join(dir, h.host+".pub")
 		var filePriv, filePub []byte
+		keySrc, pubSrc := inventory.Source{File: keyPath}, inventory.Source{File: pubPath}
 		if b, err := readKeyFile(keyPath); err != nil {
-			im.probs.add("wireguard_private_key", sourceNone, h.host, "%v", err)
+			im.probs.add("wireguard_private_key", keySrc, h.host, "%v", err)
 			continue
 		} else if b != nil {
 			filePriv = b
 		}
 		if b, err := readKeyFile(pubPath); err != nil {
-			im.probs.add("wireguard_private_key", sourceNone, h.host, "%v", err)
+			im.probs.add("wireguard_private_key", pubSrc, h.host, "%v", err)
 			continue
 		} else if b != nil {
 			filePub = b
@@ -317,12 +319,12 @@ func (im *importer) keys(hosts []*wgHost, st *stager) error {
 		if h.priv != nil {
 			priv, err := ecdh.X25519().NewPrivateKey(h.priv)
 			if err != nil {
-				im.probs.add("wireguard_private_key", sourceNone, h.host, "the private key: %v", err)
+				im.probs.add("wireguard_private_key", keySrc, h.host, "the private key: %v", err)
 				continue
 			}
 			h.pub = priv.PublicKey().Bytes()
 			if filePub != nil && !bytes.Equal(filePub, h.pub) {
-				im.probs.add("wireguard_private_key", sourceNone, h.host, "%s does not hold the public key of the host's private key", im.rel(pubPath))
+				im.probs.add("wireguard_private_key", pubSrc, h.host, "%s does not hold the public key of the host's private key", im.rel(pubPath))
 				continue
 			}
 			if filePub == nil {
@@ -334,7 +336,7 @@ func (im *importer) keys(hosts []*wgHost, st *stager) error {
 		}
 		if filePub != nil {
 			if h.isWorker {
-				im.probs.add("wireguard_private_key", sourceNone, h.host, "only a public key (%s): a worker's node config needs its private key (%s)", im.rel(pubPath), im.rel(keyPath))
+				im.probs.add("wireguard_private_key", pubSrc, h.host, "only a public key (%s): a worker's node config needs its private key (%s)", im.rel(pubPath), im.rel(keyPath))
 				continue
 			}
 			h.pub, h.keyNote = filePub, "public key from "+im.rel(pubPath)
@@ -372,7 +374,11 @@ func (im *importer) keys(hosts []*wgHost, st *stager) error {
 		}
 		k := string(h.pub)
 		if other, dup := seen[k]; dup {
-			im.probs.add("wireguard_private_key", sourceNone, h.host, "%s has the same WireGuard key as %s; every host needs its own", h.host, other)
+			src := inventory.Source{File: filepath.Join(dir, h.host+".key")}
+			if h.keyNote == "wireguard_private_key" {
+				src = h.sc.source("wireguard_private_key")
+			}
+			im.probs.add("wireguard_private_key", src, h.host, "%s has the same WireGuard key as %s; every host needs its own", h.host, other)
 			continue
 		}
 		seen[k] = h.host
@@ -427,13 +433,13 @@ func (im *importer) apiServer(hosts map[string]*wgHost) (string, bool) {
 		return im.opts.APIServer, true
 	}
 	if len(im.controllers) == 0 {
-		im.probs.add("", sourceNone, "", "no API server: the inventory has no %s hosts to take it from; pass one (--apiserver https://HOST:6443)", im.opts.ControllerGroup)
+		im.probs.add("", inventory.Source{File: im.opts.Inventory}, "", "no API server: the inventory has no %s hosts to take it from; pass one (--apiserver https://HOST:6443)", im.opts.ControllerGroup)
 		return "", false
 	}
 	c := im.controllers[0]
 	h := hosts[c]
 	if h == nil || len(h.addrs) == 0 {
-		im.probs.add("", sourceNone, c, "no API server: %s, the first %s host, has no WireGuard address; pass one (--apiserver https://HOST:6443)", c, im.opts.ControllerGroup)
+		im.probs.add("", inventory.Source{File: im.opts.Inventory}, c, "no API server: %s, the first %s host, has no WireGuard address; pass one (--apiserver https://HOST:6443)", c, im.opts.ControllerGroup)
 		return "", false
 	}
 	port := DefaultAPIServerPort
@@ -468,7 +474,7 @@ func (im *importer) certDir() (string, bool) {
 		return im.opts.CertDir, true
 	}
 	if !sc.has(name) {
-		im.probs.add(name, sourceNone, "", "no CA directory: the tree does not set %s; pass the CA's output directory (--certs DIR)", name)
+		im.probs.add(name, inventory.Source{}, "", "no CA directory: the tree does not set %s; pass the CA's output directory (--certs DIR)", name)
 		return "", false
 	}
 	v, err := sc.eval(name)
@@ -545,7 +551,7 @@ func (im *importer) nodeConfigs(ctx context.Context, st *stager) error {
 		certFile := filepath.Join(certs, "cert-"+w+".pem")
 		name := nodeName(certFile, w)
 		if other, dup := names[name]; dup {
-			im.probs.add("", sourceNone, w, "its certificate names the node %s, as %s's does: node names must differ", name, other)
+			im.probs.add("k8s_ca_conf_directory", inventory.Source{File: certFile}, w, "its certificate names the node %s, as %s's does: node names must differ", name, other)
 			continue
 		}
 		names[name] = w
@@ -567,7 +573,7 @@ func (im *importer) nodeConfigs(ctx context.Context, st *stager) error {
 			ListenPort:       h.port,
 		})
 		if err != nil {
-			im.probs.add("k8s_ca_conf_directory", sourceNone, w, "%v", err)
+			im.probs.add("k8s_ca_conf_directory", inventory.Source{File: certs}, w, "%v", err)
 			continue
 		}
 		nr := &nodeResult{host: w, name: name, cfg: cfg, keyNote: h.keyNote}
@@ -613,7 +619,12 @@ func (im *importer) nodeConfigs(ctx context.Context, st *stager) error {
 				if i := peerIndex(p.Field); i >= 0 && i < len(peerHosts) {
 					msg += " (the peer " + peerHosts[i] + ")"
 				}
-				im.probs.add(fieldVariable(p.Field), sourceNone, w, "%s", msg)
+				v := fieldVariable(p.Field)
+				src := inventory.Source{File: certs}
+				if v != "k8s_ca_conf_directory" {
+					src = h.sc.source(v)
+				}
+				im.probs.add(v, src, w, "%s", msg)
 			}
 			continue
 		}

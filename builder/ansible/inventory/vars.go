@@ -67,7 +67,13 @@ func (d *VarsDir) Targets() []string {
 }
 
 // varExts are the extensions Ansible reads vars files with ("" is none).
-var varExts = map[string]bool{"": true, ".yml": true, ".yaml": true, ".json": true}
+func isVarsExt(ext string) bool {
+	switch ext {
+	case "", ".yml", ".yaml", ".json":
+		return true
+	}
+	return false
+}
 
 var varNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -117,7 +123,7 @@ func (l *Loader) LoadVars(path string) (*VarsDir, error) {
 				return nil, err
 			}
 		case fi.Mode().IsRegular():
-			if !varExts[filepath.Ext(e.Name())] {
+			if !isVarsExt(filepath.Ext(e.Name())) {
 				d.Ignored = append(d.Ignored, Ignored{p, "not a vars file (Ansible reads .yml, .yaml, .json and files without an extension)"})
 				continue
 			}
@@ -160,7 +166,7 @@ func (l *Loader) loadTargetDir(d *VarsDir, dir, target string) error {
 		if err != nil {
 			return fmt.Errorf("reading vars: %w", err)
 		}
-		if !fi.Mode().IsRegular() || !varExts[filepath.Ext(e.Name())] {
+		if !fi.Mode().IsRegular() || !isVarsExt(filepath.Ext(e.Name())) {
 			d.Ignored = append(d.Ignored, Ignored{p, "not a vars file (Ansible reads .yml, .yaml, .json and files without an extension)"})
 			return nil
 		}
@@ -174,7 +180,7 @@ func (l *Loader) loadTargetDir(d *VarsDir, dir, target string) error {
 }
 
 func targetOf(name string) string {
-	if ext := filepath.Ext(name); varExts[ext] {
+	if ext := filepath.Ext(name); isVarsExt(ext) {
 		return strings.TrimSuffix(name, ext)
 	}
 	return name
