@@ -708,3 +708,20 @@ func TestGivenKeys(t *testing.T) {
 		t.Errorf("a worker with only a public key: got %v", err)
 	}
 }
+
+// TestHostileNodeName: a certificate whose CN would make a path is refused
+// before anything is named after it.
+func TestHostileNodeName(t *testing.T) {
+	f := newFixture(t, nil)
+	ws := []testpki.Worker{{Host: "worker01" + seedDomain, Node: "worker01"}, {Host: "worker02" + seedDomain, Node: "../../evil"}, {Host: "worker03" + seedDomain, Node: "worker03"}}
+	if err := testpki.WriteCA(filepath.Join(f.home, "k8s", "certs"), ws); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Import(context.Background(), f.options(t))
+	if err == nil || !strings.Contains(err.Error(), `names the node "../../evil"`) {
+		t.Fatalf("got %v, want the node name refused", err)
+	}
+	if got := readTree(t, filepath.Dir(f.out)); len(got) != len(readTree(t, f.dir))+len(readTree(t, f.home)) {
+		t.Errorf("files appeared next to the output: %v", got)
+	}
+}

@@ -198,6 +198,7 @@ func (im *importer) mapVersion() {
 		}
 	}
 	im.out.Kubernetes.Version = version
+	im.minor = minor
 	im.fieldVar["kubernetes.version"] = name
 	e := im.setEntry(name, Mapped, "→ kubernetes.version "+version)
 	_ = e
@@ -418,6 +419,9 @@ func (im *importer) mapKubeletSettings() {
 				continue
 			}
 			im.line(name, "container-runtime = remote: not carried over: kubelet dropped the flag in Kubernetes 1.27 (remote was its only value left); kubelet reaches containerd through container-runtime-endpoint")
+			if im.minor > 0 && im.minor < 24 {
+				im.decide(name, "container-runtime = remote is not carried over (the spec refuses the flag, which kubelet dropped in 1.27), but the kubelet of Kubernetes 1.%d needs it: its default is docker until 1.24. An image of 1.%d would not reach containerd; raise k8s_release to 1.24 or newer", im.minor, im.minor)
+			}
 			continue
 		default:
 			im.line(name, "%s = %s%s", k, s, settingNote(base, k, s))
@@ -559,11 +563,19 @@ func (im *importer) mapConfig(name, specPath, kind, apiVersion string, base map[
 			continue
 		}
 		if _, set := lookupPath(cfg, l.path); !set {
-			im.decide(name, "kept nodebake's %s: %s, which the variable does not set%s", l.path, show(l.value), whyDefault(l.path))
+			im.decide(name, "kept nodebake's %s: %s, which the variable does not set%s%s", l.path, show(l.value), whyDefault(l.path), im.versionNote(l.path, l.value))
 		}
 	}
 	im.fieldVar[specPath] = name
 	return cfg
+}
+
+// versionNote warns when a kept default needs a newer Kubernetes.
+func (im *importer) versionNote(path string, v any) string {
+	if path == "seccompDefault" && v == true && im.minor > 0 && im.minor < 25 {
+		return fmt.Sprintf("; the kubelet of Kubernetes 1.%d accepts it only with --feature-gates=SeccompDefault=true (on by default from 1.25): add that flag, or set seccompDefault: false", im.minor)
+	}
+	return ""
 }
 
 func (im *importer) mapKubeletConfig() {

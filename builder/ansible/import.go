@@ -59,6 +59,8 @@ type importer struct {
 	// validation errors.
 	fieldVar map[string]string
 	nodes    []nodeResult
+	// minor is the Kubernetes minor version the spec builds (0: unknown).
+	minor    int
 	certsDir string
 	apiSrv   string
 }

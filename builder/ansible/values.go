@@ -164,12 +164,18 @@ func show(v any) string {
 	case nil:
 		return "null"
 	case string:
+		if len(v) > 200 {
+			return strconv.Quote(v[:120]) + fmt.Sprintf("... (%d bytes)", len(v))
+		}
 		if v == "" || looksTyped(v) || strings.ContainsAny(v, " \t\n\"'{}[],#") ||
 			strings.Contains(v, ":") && !strings.HasPrefix(v, "/") && !strings.Contains(v, "://") && !isHostPort(v) {
 			return strconv.Quote(v)
 		}
 		return v
 	case jinja.Str:
+		if s := v.String(); len(s) > 200 {
+			return strconv.Quote(s[:120]) + fmt.Sprintf("... (%d bytes)", len(s))
+		}
 		return v.String()
 	case bool, int64, float64:
 		return fmt.Sprint(v)

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -24,6 +25,9 @@ import (
 	"github.com/nodebake/nodebake/layers/firstboot"
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
 )
+
+// nodeNameRE is a node name: a DNS-1123 subdomain (it also names files).
+var nodeNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 
 // maxKeyFile bounds a WireGuard key file; maxCertFile a certificate read
 // for its name.
@@ -550,6 +554,10 @@ func (im *importer) nodeConfigs(ctx context.Context, st *stager) error {
 		}
 		certFile := filepath.Join(certs, "cert-"+w+".pem")
 		name := nodeName(certFile, w)
+		if !nodeNameRE.MatchString(name) || len(name) > 64 {
+			im.probs.add("k8s_ca_conf_directory", inventory.Source{File: certFile}, w, "its certificate names the node %q, which is not a DNS-1123 name of at most 64 characters", name)
+			continue
+		}
 		if other, dup := names[name]; dup {
 			im.probs.add("k8s_ca_conf_directory", inventory.Source{File: certFile}, w, "its certificate names the node %s, as %s's does: node names must differ", name, other)
 			continue

@@ -27,6 +27,9 @@ const (
 	MaxNesting = 64
 	// MaxTemplateSize bounds a template's source.
 	MaxTemplateSize = 1 << 20
+	// MaxExprNodes bounds the parts of one expression (names, operators,
+	// attributes, filters).
+	MaxExprNodes = 10_000
 )
 
 // Placeholder names a value that is not known when the template is
@@ -540,7 +543,16 @@ func filterList(env *Env) string {
 type parser struct {
 	src   string
 	pos   int
-	depth int
+	nodes int
+}
+
+// node counts one more part of the expression.
+func (p *parser) node() error {
+	p.nodes++
+	if p.nodes > MaxExprNodes {
+		return fmt.Errorf("the expression has more than %d parts", MaxExprNodes)
+	}
+	return nil
 }
 
 type token struct {
@@ -703,6 +715,9 @@ func (p *parser) expression(depth int) (expr, error) {
 			return l, nil
 		}
 		p.next()
+		if err := p.node(); err != nil {
+			return nil, err
+		}
 		r, err := p.filtered(depth)
 		if err != nil {
 			return nil, err
@@ -726,6 +741,9 @@ func (p *parser) filtered(depth int) (expr, error) {
 			return x, nil
 		}
 		p.next()
+		if err := p.node(); err != nil {
+			return nil, err
+		}
 		name, err := p.next()
 		if err != nil {
 			return nil, err
@@ -791,6 +809,11 @@ func (p *parser) postfix(depth int) (expr, error) {
 		if t.kind != 'o' {
 			return x, nil
 		}
+		if t.text == "." || t.text == "[" {
+			if err := p.node(); err != nil {
+				return nil, err
+			}
+		}
 		switch t.text {
 		case ".":
 			p.next()
@@ -832,6 +855,9 @@ func (p *parser) postfix(depth int) (expr, error) {
 }
 
 func (p *parser) primary(depth int) (expr, error) {
+	if err := p.node(); err != nil {
+		return nil, err
+	}
 	t, err := p.next()
 	if err != nil {
 		return nil, err

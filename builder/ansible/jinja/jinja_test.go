@@ -128,6 +128,8 @@ func TestRenderRefuses(t *testing.T) {
 		{"{{ }}", "incomplete expression"},
 		{strings.Repeat("{{ (", 1) + strings.Repeat("(", 100) + "dir" + strings.Repeat(")", 101) + " }}", "nested more than"},
 		{"{{ " + strings.Repeat("dir[", 100) + "'x'" + strings.Repeat("]", 100) + " }}", "nested more than"},
+		{"{{ m" + strings.Repeat(".k", 20000) + " }}", "more than 10000 parts"},
+		{"{{ dir" + strings.Repeat(" ~ dir", 20000) + " }}", "more than 10000 parts"},
 	} {
 		_, err := Render(tc.src, testEnv())
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
