@@ -386,8 +386,7 @@ func TestNodeConfigs(t *testing.T) {
 	}
 	// The same tree and key directory give the same bytes again.
 	before := readTree(t, f.out)
-	opts2 := f.options(t)
-	opts2.ConfigDrives, opts2.UserData = true, true
+	opts2 := f.options(t) // the drives and user data of the first run stay as they are
 	opts2.Rand = failingRand{}
 	if _, err := Import(context.Background(), opts2); err != nil {
 		t.Fatalf("a second import with the keys in place: %v", err)
@@ -723,5 +722,37 @@ func TestHostileNodeName(t *testing.T) {
 	}
 	if got := readTree(t, filepath.Dir(f.out)); len(got) != len(readTree(t, f.dir))+len(readTree(t, f.home)) {
 		t.Errorf("files appeared next to the output: %v", got)
+	}
+}
+
+// TestUnmanagedPeersAndOneFile: wireguard_unmanaged_peers become extra
+// peers; a single group_vars file is a group_vars input too.
+func TestUnmanagedPeersAndOneFile(t *testing.T) {
+	peerKey := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{3}, 32))
+	f := newFixture(t, map[string]string{
+		"group_vars/vpn.yml": editFile(t, "group_vars/vpn.yml", "---\n", "---\nwireguard_unmanaged_peers:\n  workstation:\n    public_key: "+peerKey+"\n    allowed_ips: [10.8.0.2/32]\n    persistent_keepalive: 25\n"),
+	})
+	res, err := Import(context.Background(), f.options(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(f.out, res.Nodes[0].Config))
+	cfg, _ := nodeconfig.Parse(b)
+	last := cfg.WireGuard.Peers[len(cfg.WireGuard.Peers)-1]
+	if len(cfg.WireGuard.Peers) != 6 || last.PublicKey != peerKey || last.AllowedIPs[0] != "10.8.0.2/32" || last.PersistentKeepalive != 25 || last.Endpoint != "" {
+		t.Errorf("peers %+v, want the five hosts and the workstation", cfg.WireGuard.Peers)
+	}
+	if !strings.Contains(res.Report, "workstation (wireguard_unmanaged_peers)") {
+		t.Error("the report does not list the unmanaged peer")
+	}
+
+	one := newFixture(t, nil)
+	opts := one.options(t)
+	opts.GroupVars = filepath.Join(one.dir, "group_vars", "k8s_worker.yml")
+	opts.Inventory, opts.HostVars = "", ""
+	_, err = Import(context.Background(), opts)
+	var ae *Error
+	if !errors.As(err, &ae) || !ae.Has("k8s_worker_kubelet_settings") || !strings.Contains(err.Error(), "refers to k8s_worker_kubelet_conf_dir") && !strings.Contains(err.Error(), "refers to k8s_interface, which is not defined") {
+		t.Errorf("k8s_worker.yml alone (its variables refer to all.yml's): got %v", err)
 	}
 }

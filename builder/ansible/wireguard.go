@@ -257,9 +257,20 @@ func (im *importer) unmanagedPeers(h *wgHost) {
 			case "public_key":
 				p.PublicKey = s
 			case "allowed_ips":
-				for _, f := range strings.Split(s, ",") {
-					if f = strings.TrimSpace(f); f != "" {
-						p.AllowedIPs = append(p.AllowedIPs, f)
+				items := []any{val}
+				if l, isList := val.([]any); isList {
+					items = l
+				}
+				for _, it := range items {
+					str, isStr := it.(string)
+					if !isStr {
+						im.hostRefuse(h, name, "%s: allowed_ips: want networks, got %s", peer, jinja.Describe(it))
+						continue
+					}
+					for _, f := range strings.Split(str, ",") {
+						if f = strings.TrimSpace(f); f != "" {
+							p.AllowedIPs = append(p.AllowedIPs, f)
+						}
 					}
 				}
 			case "endpoint":
