@@ -756,3 +756,25 @@ func TestUnmanagedPeersAndOneFile(t *testing.T) {
 		t.Errorf("k8s_worker.yml alone (its variables refer to all.yml's): got %v", err)
 	}
 }
+
+func TestRebase(t *testing.T) {
+	digest := "sha256:" + strings.Repeat("a", 64)
+	s := &spec.Spec{
+		Base:   spec.Base{Image: "oci:../build/base@" + digest},
+		Images: []spec.Image{{Ref: "p:1", Image: "tarball:img/pause.tar"}, {Ref: "q:1", Image: "registry.example/q:1"}},
+		Files:  []spec.File{{Path: "/etc/motd", Source: "files/motd"}, {Path: "/etc/x", Source: "/abs/x"}},
+	}
+	s.Components.Kubelet.Image = "oci:layouts/kubelet"
+	if err := rebase(s, "/src/images", "/src/out/imported"); err != nil {
+		t.Fatal(err)
+	}
+	got := []string{s.Base.Image, s.Images[0].Image, s.Images[1].Image, s.Files[0].Source, s.Files[1].Source, s.Components.Kubelet.Image}
+	want := []string{"oci:../../build/base@" + digest, "tarball:../../images/img/pause.tar", "registry.example/q:1", "../../images/files/motd", "/abs/x", "oci:../../images/layouts/kubelet"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("rebased (-want +got):\n%s", d)
+	}
+	s.Base.Image = "oci:base"
+	if err := rebase(s, "/a/b", "/x/y/z"); err != nil || s.Base.Image != "oci:/a/b/base" {
+		t.Errorf("a path that would climb to the root: %s, want it absolute", s.Base.Image)
+	}
+}

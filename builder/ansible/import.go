@@ -85,6 +85,8 @@ func Import(ctx context.Context, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("importing from Ansible: no base spec given")
 	case opts.OutputDir == "":
 		return nil, fmt.Errorf("importing from Ansible: no output directory given")
+	case opts.Now.IsZero():
+		return nil, fmt.Errorf("importing from Ansible: no time to check the certificates at (Options.Now)")
 	}
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader

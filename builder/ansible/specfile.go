@@ -142,7 +142,10 @@ func rebase(s *spec.Spec, from, to string) error {
 		}
 		abs := filepath.Join(fromAbs, p)
 		rel, err := filepath.Rel(to, abs)
-		if err != nil {
+		// A relative path that climbs to the root says less than the
+		// absolute one.
+		up := strings.Count(rel+"/", "../")
+		if err != nil || up > 0 && up >= strings.Count(filepath.Clean(to), string(filepath.Separator)) {
 			return abs
 		}
 		return rel

@@ -22,22 +22,19 @@ type stagedFile struct {
 	tmp, final string
 }
 
-// mkdirAll creates dir and its missing parents, remembering them.
+// mkdirAll creates dir (with perm) and its missing parents (0755),
+// remembering what it created.
 func (s *stager) mkdirAll(dir string, perm os.FileMode) error {
-	var missing []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil {
-			break
-		}
-		missing = append(missing, d)
-		if filepath.Dir(d) == d {
-			break
-		}
+	if _, err := os.Stat(dir); err == nil {
+		return nil
 	}
-	if err := os.MkdirAll(dir, perm); err != nil {
+	if err := s.mkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return err
 	}
-	s.dirs = append(s.dirs, missing...) // deepest first
+	if err := os.Mkdir(dir, perm); err != nil && !os.IsExist(err) {
+		return err
+	}
+	s.dirs = append([]string{dir}, s.dirs...) // deepest first
 	return nil
 }
 
