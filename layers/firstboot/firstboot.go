@@ -54,6 +54,12 @@ const (
 
 	// NetworkGroup may read the wg0 .netdev (it holds the private key).
 	NetworkGroup = "systemd-network"
+
+	// WireGuardInterface is the interface first boot configures, and whose
+	// address kubelet and kube-proxy bind to.
+	WireGuardInterface = "wg0"
+	// KubeProxyHealthzPort is the port of kube-proxy's healthzBindAddress.
+	KubeProxyHealthzPort = "10256"
 )
 
 // NodeCertPath and NodeKeyPath are the kubelet's certificate and key.

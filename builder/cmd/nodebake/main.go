@@ -6,6 +6,7 @@
 //	nodebake spec validate SPEC.yaml       check a spec, reporting every problem
 //	nodebake mirror build -d DIR SPEC.yaml build the spec's components from source into a release mirror
 //	nodebake image import TAR LAYOUT       turn a filesystem tar into an OCI image layout (base OS, preloaded images)
+//	nodebake import ansible [flags]        a spec and a node config per worker from an Ansible tree
 //	nodebake push IMAGE REGISTRY/REPO:TAG  push an image (disk, manifest, SBOM) as an OCI artifact
 //	nodebake pull [-o DIR] REGISTRY/REPO   fetch a pushed image, verified by digest
 //	nodebake version
@@ -60,6 +61,7 @@ func commands() []command {
 		{"image", "make OCI image layouts from filesystem tars: base OS, preloaded images (import)", runImage},
 		{"base", "same as image (base import)", runImage},
 		{"node", "per-node configuration: assemble a node config, write a config drive (config, drive)", runNode},
+		{"import", "a spec and node configs from an existing setup: the seed's Ansible tree (ansible)", runImport},
 		{"push", "push a built image to a registry as an OCI artifact", runPush},
 		{"pull", "fetch an image pushed with push, verified by digest", runPull},
 		{"version", "print the version", func(_ context.Context, e *env, _ []string) error {
