@@ -17,11 +17,13 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/nodebake/nodebake/builder/internal/testpki"
+	"github.com/nodebake/nodebake/layers/failure"
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
+	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig/nodeconfigtest"
 	"github.com/nodebake/nodebake/layers/spec"
 	"github.com/nodebake/nodebake/layers/worker"
 )
@@ -53,11 +55,11 @@ func (r *detRand) Read(p []byte) (int, error) {
 // writeCA writes the test CA's output for the seed's workers into dir.
 func writeCA(t *testing.T, dir string) {
 	t.Helper()
-	var ws []testpki.Worker
+	var ws []nodeconfigtest.Host
 	for _, w := range seedWorkers {
-		ws = append(ws, testpki.Worker{Host: w + seedDomain, Node: w})
+		ws = append(ws, nodeconfigtest.Host{Host: w + seedDomain, Node: w})
 	}
-	if err := testpki.WriteCA(dir, ws); err != nil {
+	if err := nodeconfigtest.WriteCADir(dir, ws); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -129,7 +131,7 @@ func (f *fixture) options(t *testing.T) Options {
 		BaseName:  "testdata/base.yaml",
 		OutputDir: f.out,
 		HomeDir:   f.home,
-		Now:       testpki.Now,
+		Now:       nodeconfigtest.Now(),
 		Rand:      &detRand{seed: t.Name()},
 	}
 }
@@ -155,7 +157,7 @@ func TestSeedReport(t *testing.T) {
 	out := t.TempDir()
 	res, err := Import(context.Background(), Options{
 		GroupVars: "testdata/seed/group_vars", HostVars: "testdata/seed/host_vars", Inventory: "testdata/seed/hosts",
-		Base: loadBase(t), BaseName: "testdata/base.yaml", OutputDir: out, HomeDir: home, Now: testpki.Now,
+		Base: loadBase(t), BaseName: "testdata/base.yaml", OutputDir: out, HomeDir: home, Now: nodeconfigtest.Now(),
 		Rand: &detRand{seed: "seed"},
 	})
 	if err != nil {
@@ -329,7 +331,7 @@ func TestNodeConfigs(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s does not parse: %v", n.Config, err)
 		}
-		if err := nodeconfig.Validate(cfg, facts, testpki.Now); err != nil {
+		if err := nodeconfig.Validate(cfg, facts, nodeconfigtest.Now()); err != nil {
 			t.Errorf("%s does not validate: %v", n.Config, err)
 		}
 		if cfg.NodeName != w || cfg.WireGuard.Address != []string{"10.8.0.203/24", "10.8.0.204/24", "10.8.0.205/24"}[i] ||
@@ -527,6 +529,9 @@ func TestRefusals(t *testing.T) {
 			if !errors.As(err, &ae) {
 				t.Fatalf("got %v, want a refusal", err)
 			}
+			if k := failure.KindOf(err); k != failure.Invalid {
+				t.Errorf("a refusal is of kind %v, want %v", k, failure.Invalid)
+			}
 			var found *Problem
 			for i, p := range ae.Problems {
 				if p.Variable == tc.variable && strings.Contains(p.Msg, tc.want) {
@@ -544,6 +549,50 @@ func TestRefusals(t *testing.T) {
 			}
 			if entries, _ := os.ReadDir(f.out); len(entries) != 0 {
 				t.Errorf("a refused import wrote %v", entries)
+			}
+		})
+	}
+}
+
+// TestInputErrorsAreInvalid: inputs that cannot be read or parsed, and
+// missing options, are the caller's to fix (failure.Invalid); the import
+// writes nothing.
+func TestInputErrorsAreInvalid(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(t *testing.T, f *fixture, o *Options)
+	}{
+		{"no group_vars", func(t *testing.T, f *fixture, o *Options) { o.GroupVars = filepath.Join(f.dir, "missing") }},
+		{"no inventory file", func(t *testing.T, f *fixture, o *Options) { o.Inventory = filepath.Join(f.dir, "missing") }},
+		{"an inventory that does not parse", func(t *testing.T, f *fixture, o *Options) {
+			p := filepath.Join(f.dir, "bad-hosts")
+			if err := os.WriteFile(p, []byte("[k8s_worker\nworker01\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			o.Inventory = p
+		}},
+		{"a group_vars file that does not parse", func(t *testing.T, f *fixture, o *Options) {
+			p := filepath.Join(f.dir, "group_vars", "all.yml")
+			if err := os.WriteFile(p, []byte("k8s_release: [\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"no base spec", func(t *testing.T, f *fixture, o *Options) { o.Base = nil }},
+		{"no time", func(t *testing.T, f *fixture, o *Options) { o.Now = time.Time{} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			o := f.options(t)
+			tc.edit(t, f, &o)
+			_, err := Import(context.Background(), o)
+			if err == nil {
+				t.Fatal("the import succeeded")
+			}
+			if k := failure.KindOf(err); k != failure.Invalid {
+				t.Errorf("%v: kind %v, want %v", err, k, failure.Invalid)
+			}
+			if entries, _ := os.ReadDir(f.out); len(entries) != 0 {
+				t.Errorf("a failed import wrote %v", entries)
 			}
 		})
 	}
@@ -607,7 +656,7 @@ func TestPodCIDRs(t *testing.T) {
 		t.Errorf("pod network %q, want bridge (every worker has a pod_cidr)", res.Spec.Kubernetes.PodNetwork)
 	}
 	facts := worker.ImageFacts(res.Spec)
-	if err := nodeconfig.Validate(cfg, facts, testpki.Now); err != nil {
+	if err := nodeconfig.Validate(cfg, facts, nodeconfigtest.Now()); err != nil {
 		t.Error(err)
 	}
 }
@@ -716,8 +765,8 @@ func TestGivenKeys(t *testing.T) {
 // before anything is named after it.
 func TestHostileNodeName(t *testing.T) {
 	f := newFixture(t, nil)
-	ws := []testpki.Worker{{Host: "worker01" + seedDomain, Node: "worker01"}, {Host: "worker02" + seedDomain, Node: "../../evil"}, {Host: "worker03" + seedDomain, Node: "worker03"}}
-	if err := testpki.WriteCA(filepath.Join(f.home, "k8s", "certs"), ws); err != nil {
+	ws := []nodeconfigtest.Host{{Host: "worker01" + seedDomain, Node: "worker01"}, {Host: "worker02" + seedDomain, Node: "../../evil"}, {Host: "worker03" + seedDomain, Node: "worker03"}}
+	if err := nodeconfigtest.WriteCADir(filepath.Join(f.home, "k8s", "certs"), ws); err != nil {
 		t.Fatal(err)
 	}
 	_, err := Import(context.Background(), f.options(t))

@@ -1,7 +1,10 @@
 package ansible
 
 import (
+	"sort"
 	"strings"
+
+	"github.com/nodebake/nodebake/layers/suggest"
 )
 
 // Bucket is what became of a variable.
@@ -225,32 +228,10 @@ func roleOf(prefix string) string {
 
 // suggestKnown returns a known variable close to name, or "".
 func suggestKnown(name string) string {
-	best, bestD := "", 3
+	known := make([]string, 0, len(catalog()))
 	for k := range catalog() {
-		if d := editDistance(name, k); d < bestD || d == bestD && d < 3 && k < best {
-			best, bestD = k, d
-		}
+		known = append(known, k)
 	}
-	return best
-}
-
-// editDistance is the Levenshtein distance of a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	sort.Strings(known)
+	return suggest.Closest(name, known)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/nodebake/nodebake/builder/ansible/jinja"
 	"github.com/nodebake/nodebake/layers/components"
 	"github.com/nodebake/nodebake/layers/firstboot"
+	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
 	"github.com/nodebake/nodebake/layers/spec"
 	"github.com/nodebake/nodebake/layers/worker"
 )
@@ -264,6 +265,15 @@ func (im *importer) mapDirs() {
 	}
 }
 
+// crictlKey is the spec key of crictl (the catalogue's), which the
+// containerd role's k8s flavor installs.
+func crictlKey() spec.ComponentName {
+	if c, ok := components.Find("crictl"); ok {
+		return c.Key
+	}
+	return "crictl"
+}
+
 // k8sComponents maps the roles' binary names (the upstream names) onto the
 // spec's components: the catalogue's components whose version follows
 // kubernetes.version (kubelet, kube-proxy, kubectl).
@@ -344,9 +354,9 @@ func (im *importer) mapCertificates() {
 			return
 		}
 		switch s {
-		case "ca-k8s-apiserver.pem":
+		case nodeconfig.CACertFileName:
 			im.line(name, "%s: per node: kubernetes.caCert of each node config (from the CA directory); first boot writes %s", s, firstboot.CACertPath)
-		case "cert-kube-proxy.pem", "cert-kube-proxy-key.pem":
+		case nodeconfig.KubeProxyCertFileName, nodeconfig.KubeProxyKeyFileName:
 			im.line(name, "%s: per node: kubernetes.kubeProxy of each node config; first boot writes kube-proxy's kubeconfig from it", s)
 		case "ca-k8s-apiserver-key.pem":
 			im.line(name, "%s: not put on workers", s)
@@ -804,7 +814,7 @@ func (im *importer) mapContainerd() {
 		case "k8s", "base":
 			im.setEntry("containerd_flavor", Mapped, "checked: the image bakes containerd, runc and the CNI plugins whichever flavor")
 			if s == "k8s" {
-				im.decide("containerd_flavor", "the k8s flavor also installs crictl and critest; the image has %s but no crictl binary: add one through the spec's files if you use it", worker.CrictlConfigPath)
+				im.decide("containerd_flavor", "the k8s flavor also installs crictl and critest; the image has %s, and bakes crictl when the spec lists components.%s (with its version and checksums); critest is not baked", worker.CrictlConfigPath, crictlKey())
 			}
 		default:
 			im.refuse("containerd_flavor", "%q: the role knows k8s and base", s)

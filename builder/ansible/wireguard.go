@@ -564,7 +564,7 @@ func (im *importer) nodeConfigs(ctx context.Context, st *stager) error {
 		if h == nil || len(h.addrs) != 1 || h.priv == nil {
 			continue
 		}
-		certFile := filepath.Join(certs, "cert-"+w+".pem")
+		certFile := filepath.Join(certs, nodeconfig.NodeCertFileName(w))
 		name := nodeName(certFile, w)
 		if !nodeNameRE.MatchString(name) || len(name) > 64 {
 			im.probs.add("k8s_ca_conf_directory", inventory.Source{File: certFile}, w, "its certificate names the node %q, which is not a DNS-1123 name of at most 64 characters", name)
@@ -585,7 +585,7 @@ func (im *importer) nodeConfigs(ctx context.Context, st *stager) error {
 			NodeName:         name,
 			CertDir:          certs,
 			NodeCertFile:     certFile,
-			NodeKeyFile:      filepath.Join(certs, "cert-"+w+"-key.pem"),
+			NodeKeyFile:      filepath.Join(certs, nodeconfig.NodeKeyFileName(w)),
 			APIServer:        api,
 			PodCIDR:          h.podCIDR,
 			WireGuardAddress: h.addrs[0].String(),

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nodebake/nodebake/builder/internal/testpki"
+	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig/nodeconfigtest"
 )
 
 const seedTree = "../../ansible/testdata/seed"
@@ -16,11 +16,11 @@ const seedTree = "../../ansible/testdata/seed"
 // config, as a user would.
 func TestImportAnsible(t *testing.T) {
 	certs := filepath.Join(t.TempDir(), "certs")
-	var ws []testpki.Worker
+	var ws []nodeconfigtest.Host
 	for _, w := range []string{"worker01", "worker02", "worker03"} {
-		ws = append(ws, testpki.Worker{Host: w + ".i.domain.tld", Node: w})
+		ws = append(ws, nodeconfigtest.Host{Host: w + ".i.domain.tld", Node: w})
 	}
-	if err := testpki.WriteCA(certs, ws); err != nil {
+	if err := nodeconfigtest.WriteCADir(certs, ws); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "out")
