@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodebake/nodebake/builder/ansible"
 	"github.com/nodebake/nodebake/layers/firstboot"
-	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
 	"github.com/nodebake/nodebake/layers/oci"
 	"github.com/nodebake/nodebake/layers/spec"
 	"github.com/nodebake/nodebake/layers/worker"
@@ -57,12 +57,15 @@ type env struct {
 	created map[string]time.Time
 }
 
-// TestCluster builds one worker image, boots two workers from it (each
-// completed at first boot by its own node config, delivered two ways) and
-// a third with a bad node config, joins them to a control plane on the
-// host's loopback, and checks that pods on the two workers reach each
-// other over WireGuard, that a worker keeps its /var across a power cycle,
-// and that the bad one never starts its kubelet.
+// TestCluster goes from the seed's Ansible setup to a running cluster:
+// `nodebake import ansible` turns the seed's group_vars and an inventory of
+// three workers into a spec and a node config per worker; the image is
+// built from that spec; two workers boot from it, each completed at first
+// boot by its imported node config (delivered two ways), and a third with
+// a bad node config. They join a control plane on the host's loopback,
+// and the test checks that pods on the two workers reach each other over
+// WireGuard and through a service, that a worker keeps its /var across a
+// power cycle, and that the bad one never starts its kubelet.
 func TestCluster(t *testing.T) {
 	harness.RequireSlow(t)
 	if os.Getenv(EnvE2E) != "1" {
@@ -72,28 +75,28 @@ func TestCluster(t *testing.T) {
 		harness.RequireTool(t, tool)
 	}
 	testStart := time.Now()
+	sw := newStopwatch(t)
 	ctx := t.Context()
 	work := t.TempDir()
 
-	// The image: the repository's worker spec, pinned to the local
-	// mirror, with the bridge pod network and the test image preloaded.
+	// The base spec: the repository's worker spec, pinned to the local
+	// mirror, with the test image preloaded and the diagnostics probe.
 	pauseLayout := ensurePauseImage(t)
 	webLayout := buildWebImage(t, work)
-	s := harness.WorkerSpec(t, diagFiles()...)
-	s.Kubernetes.PodNetwork = spec.PodNetworkBridge
-	if !slices.ContainsFunc(s.Images, func(im spec.Image) bool { return im.Ref == s.Containerd.SandboxImage }) {
-		s.Images = append(s.Images, spec.Image{Ref: s.Containerd.SandboxImage, Image: "oci:" + pauseLayout})
+	base := harness.WorkerSpec(t, diagFiles()...)
+	if !slices.ContainsFunc(base.Images, func(im spec.Image) bool { return im.Ref == base.Containerd.SandboxImage }) {
+		base.Images = append(base.Images, spec.Image{Ref: base.Containerd.SandboxImage, Image: "oci:" + pauseLayout})
 	}
-	s.Images = append(s.Images, spec.Image{Ref: webImage, Image: "oci:" + webLayout})
-	s.Default()
-	if err := s.Validate(); err != nil {
-		t.Fatalf("the test's worker spec: %v", err)
+	base.Images = append(base.Images, spec.Image{Ref: webImage, Image: "oci:" + webLayout})
+	base.Default()
+	if err := base.Validate(); err != nil {
+		t.Fatalf("the test's base spec: %v", err)
 	}
-	buildStart := time.Now()
-	res := harness.BuildImage(t, s, filepath.Join(work, "out"))
-	figure(t, "image build (warm cache): %s", time.Since(buildStart).Round(100*time.Millisecond))
+	cli := harness.GoBuild(t, "./builder/cmd/nodebake", work)
+	sw.lap("base spec, release mirror, test image, nodebake CLI")
 
-	bins := controlPlaneBinaries(t, s)
+	bins := controlPlaneBinaries(t, base)
+	sw.lap("control plane binaries")
 	logDir, err := os.MkdirTemp("", "nodebake-e2e-logs-")
 	if err != nil {
 		t.Fatal(err)
@@ -106,57 +109,52 @@ func TestCluster(t *testing.T) {
 		os.RemoveAll(logDir)
 	})
 
-	w1 := &guest{name: "worker01", uuid: "6e6f6465-6261-6b65-2d65-326500000001", wgAddr: "10.8.0.203/24", podCIDR: "10.200.0.0/24",
-		underlay: "192.168.100.1/24", via: viaCredential, memory: 2048, cpus: 2}
-	w2 := &guest{name: "worker02", uuid: "6e6f6465-6261-6b65-2d65-326500000002", wgAddr: "10.8.0.204/24", podCIDR: "10.200.1.0/24",
-		underlay: "192.168.100.2/24", via: viaConfigDrive, memory: 2048, cpus: 2}
-	bad := &guest{name: "worker03", uuid: "6e6f6465-6261-6b65-2d65-326500000003", wgAddr: "10.8.0.205/24", podCIDR: "10.200.2.0/24",
-		via: viaSMBIOS, memory: 1024, cpus: 1}
-	for _, g := range []*guest{w1, w2, bad} {
-		g.wgKey = newWGKey(t)
-	}
-
-	cpStart := time.Now()
-	cp := startControlPlane(t, bins, logDir, []string{w1.name, w2.name})
-	figure(t, "control plane (etcd, kube-apiserver, controller manager, scheduler) up in %s", time.Since(cpStart).Round(100*time.Millisecond))
-	e := &env{t: t, cp: cp, logDir: logDir, guests: []*guest{w1, w2, bad}, created: map[string]time.Time{}}
+	plan := clusterPlan()
+	w1, w2, bad := plan.w1, plan.w2, plan.bad
+	cp := startControlPlane(t, bins, logDir, plan.names())
+	sw.lap("control plane up (etcd, kube-apiserver, controller manager, scheduler)")
+	e := &env{t: t, cp: cp, logDir: logDir, guests: plan.all(), created: map[string]time.Time{}}
 	t.Cleanup(e.closeVMs)
 	t.Cleanup(e.diagnoseOnFailure)
 
-	// Node configs, checked on the host against the image's facts first.
+	// The seed's Ansible setup, imported: the spec the image is built
+	// from and every worker's node config. Every worker has a pod CIDR in
+	// the inventory, so the spec has the bridge pod network.
+	imp := importCluster(t, cli, work, base, cp, plan.all())
+	s := imp.spec
+	if s.Kubernetes.PodNetwork != spec.PodNetworkBridge {
+		t.Fatalf("the imported spec's pod network is %q, want %q (every worker has a %s)", s.Kubernetes.PodNetwork, spec.PodNetworkBridge, ansible.PodCIDRVar)
+	}
+	t.Logf("nodebake import ansible: %s", reportSummary(imp.report))
+	sw.lap("nodebake import ansible")
+	res := harness.BuildImage(t, s, filepath.Join(work, "out"))
+	sw.lap("image build from the imported spec (warm cache)")
+
+	// The node configs are checked on the host against the image's facts,
+	// as first boot will check them. The good ones are the import's, as it
+	// wrote them. The bad one is the only node config made by hand: the
+	// import cannot write it (it names each node after its certificate, and
+	// refuses two hosts with one node name), so worker03's imported config
+	// gets worker02's certificate and key in place of its own, as a
+	// tampered or mixed-up config would: first boot must refuse it.
 	facts := worker.ImageFacts(s)
+	for _, g := range []*guest{w1, w2} {
+		if _, err := loadNodeConfig(imp.nodeConfig(g.name), facts); err != nil {
+			t.Fatalf("the imported node config of %s: %v", g.name, err)
+		}
+	}
 	vmDir := filepath.Join(work, "vms")
 	if err := os.MkdirAll(vmDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	linkPort := freePort(t)
-	for _, c := range []struct {
-		g       *guest
-		certFor string
-		peers   []*guest
-		netdev  string
-	}{
-		{w1, w1.name, []*guest{w2}, fmt.Sprintf("socket,listen=127.0.0.1:%d", linkPort)},
-		{w2, w2.name, []*guest{w1}, fmt.Sprintf("socket,connect=127.0.0.1:%d", linkPort)},
-		// The bad node presents worker02's certificate as its own.
-		{bad, w2.name, nil, ""},
-	} {
-		cfg := assembleNodeConfig(t, work, cp, c.g, c.certFor, c.peers)
-		err := nodeconfig.Validate(cfg, facts, time.Now())
-		if c.g == bad {
-			if err == nil {
-				t.Fatalf("the bad node config of %s validates on the host", bad.name)
-			}
-			t.Logf("%s's node config is bad, as meant: %v", bad.name, err)
-		} else if err != nil {
-			t.Fatalf("node config of %s: %v", c.g.name, err)
-		}
-		var nd []string
-		if c.netdev != "" {
-			nd = []string{c.netdev}
-		}
-		c.g.prepare(t, vmDir, cfg, nd)
+	badFile := filepath.Join(vmDir, bad.name+"-bad-node.yaml")
+	if err := writeBadNodeConfig(imp.nodeConfig(bad.name), badFile, cp.workers[w2.name], facts); err != nil {
+		t.Fatal(err)
 	}
+	linkPort := freePort(t)
+	w1.prepare(t, vmDir, imp.nodeConfig(w1.name), "", []string{fmt.Sprintf("socket,listen=127.0.0.1:%d", linkPort)})
+	w2.prepare(t, vmDir, imp.nodeConfig(w2.name), imp.configDrive(w2.name), []string{fmt.Sprintf("socket,connect=127.0.0.1:%d", linkPort)})
+	bad.prepare(t, vmDir, badFile, "", nil)
 	// worker02 is power-cycled later: it boots from its own raw copy of
 	// the image (qemu.Config.Direct), so that a second QEMU finds its /var.
 	w2.cfg.Disk = filepath.Join(work, "worker02.raw")
@@ -180,6 +178,7 @@ func TestCluster(t *testing.T) {
 	for _, g := range []*guest{w1, w2} {
 		e.bootFigures(g, accel, "first boot", readyAt[g.name])
 	}
+	sw.lap("worker01 and worker02: QEMU start -> both nodes Ready")
 	// The bad node boots while the workers run pods (booting it with
 	// them overloads a 2-core host under TCG).
 	e.start(bad)
@@ -228,6 +227,7 @@ func TestCluster(t *testing.T) {
 	}
 	web := e.waitWeb(podTimeout, nil, time.Time{})
 	figure(t, "web deployment: 2 replicas ready, one per node, %s after it was created", time.Since(webStart).Round(time.Second))
+	sw.lap("first pods: first-boot status, /var marker, web deployment")
 
 	// 3. Each node's pods reach the other node's over wg0, and a pod on
 	// worker01 reaches the service in front of both (kube-proxy, IPVS).
@@ -236,6 +236,7 @@ func TestCluster(t *testing.T) {
 		e.fatalf("the web service's cluster IP: %q, %v", svcIP, err)
 	}
 	e.crossFetch(web, w1, w2, "a", svcIP)
+	sw.lap("pod to pod over wg0 both ways, and the service")
 
 	// 4. The marker on worker02's /var survives a power cycle.
 	downStart := time.Now()
@@ -246,11 +247,13 @@ func TestCluster(t *testing.T) {
 		e.fatalf("worker02 did not power off cleanly: %v", err)
 	}
 	figure(t, "worker02: ACPI powerdown -> QEMU exited %s", time.Since(downStart).Round(time.Second))
+	sw.lap("power cycle: worker02 powers off")
 	e.keepLogs(w2)
 	w2.vm.Close()
 	e.start(w2)
 	readyAt = e.waitReady([]*guest{w2}, bootIDs[w2.name], readyTimeout)
 	e.bootFigures(w2, accel, "after a power cycle", readyAt[w2.name])
+	sw.lap("power cycle: worker02 boots to Ready")
 	checkPods := []podSpec{
 		{name: "marker-check", nodeName: w2.name, args: []string{"check", markerFile, marker}, hostPath: "/var/lib/e2e", readOnly: true},
 		statusPod(w2, "status-worker02-again"),
@@ -262,6 +265,7 @@ func TestCluster(t *testing.T) {
 	e.crossFetch(web, w1, w2, "b", "")
 	done = e.waitPods(podTimeout, checkPods...)
 	e.checkStatus(w2, done["status-worker02-again"], false)
+	sw.lap("after the power cycle: marker, status, web pod back, pod to pod")
 
 	// 5. The bad node: the first-boot program names the problem on the
 	// console, the boot otherwise completes (a login prompt), and the
@@ -302,7 +306,60 @@ func TestCluster(t *testing.T) {
 	} else {
 		t.Logf("%s: %s", bad.name, l)
 	}
+	sw.lap("the bad node: console, login prompt, no node")
 	figure(t, "total test time: %s", time.Since(testStart).Round(time.Second))
+}
+
+// stopwatch times the test's phases: each lap is a FIGURE line, and the
+// laps are listed together when the test ends, passed or failed.
+type stopwatch struct {
+	t         *testing.T
+	start, at time.Time
+	names     []string
+	durations []time.Duration
+}
+
+func newStopwatch(t *testing.T) *stopwatch {
+	now := time.Now()
+	sw := &stopwatch{t: t, start: now, at: now}
+	t.Cleanup(sw.summary)
+	return sw
+}
+
+// lap ends the phase that began at the previous lap (or the start).
+func (sw *stopwatch) lap(name string) {
+	now := time.Now()
+	d := now.Sub(sw.at)
+	sw.at = now
+	sw.names = append(sw.names, name)
+	sw.durations = append(sw.durations, d)
+	figure(sw.t, "phase %q: %s", name, d.Round(100*time.Millisecond))
+}
+
+func (sw *stopwatch) summary() {
+	var b strings.Builder
+	total := time.Since(sw.start)
+	for i, n := range sw.names {
+		fmt.Fprintf(&b, "\n  %8s  %3d%%  %s", sw.durations[i].Round(time.Second), int(100*sw.durations[i]/total), n)
+	}
+	if rest := time.Since(sw.at); rest > time.Second {
+		fmt.Fprintf(&b, "\n  %8s  %3d%%  (after the last phase)", rest.Round(time.Second), int(100*rest/total))
+	}
+	figure(sw.t, "phases (total %s, load average %s):%s", total.Round(time.Second), loadAverage(), b.String())
+}
+
+// loadAverage is the host's load average over 1, 5 and 15 minutes, for
+// reading the figures: the guests share the host's cores.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // ensurePauseImage returns the pause image layout scripts/build-pause.sh
@@ -413,6 +470,9 @@ func (e *env) bootFigures(g *guest, accel, which string, readyAt time.Time) {
 	}
 	figure(e.t, "%s (%s, %s, node config by %s): QEMU start -> first-boot done %s -> login prompt %s -> node Ready %s",
 		g.name, accel, which, g.via, fb, login, since(readyAt))
+	if l := diagLine(lastDiag(g.vm.ReportLog()), "blame:"); l != "" {
+		e.t.Logf("%s: the slowest units of the boot (systemd-analyze %s)", g.name, l)
+	}
 }
 
 // closeVMs stops every VM, keeping the consoles in the log directory.
