@@ -307,7 +307,21 @@ func TestCluster(t *testing.T) {
 		t.Logf("%s: %s", bad.name, l)
 	}
 	sw.lap("the bad node: console, login prompt, no node")
+	e.logEvents()
 	figure(t, "total test time: %s", time.Since(testStart).Round(time.Second))
+}
+
+// logEvents logs the cluster's events in time order: when each pod was
+// scheduled, its sandbox and container created and started, for reading
+// where a run's time went.
+func (e *env) logEvents() {
+	out, err := e.cp.kubectl(e.t.Context(), "", "get", "events", "-A", "--sort-by=.lastTimestamp",
+		"-o", "custom-columns=FIRST:.firstTimestamp,LAST:.lastTimestamp,COUNT:.count,OBJECT:.involvedObject.name,REASON:.reason,FROM:.source.host")
+	if err != nil {
+		e.t.Logf("events: %v", err)
+		return
+	}
+	e.t.Logf("--- events ---\n%s", out)
 }
 
 // stopwatch times the test's phases: each lap is a FIGURE line, and the
