@@ -80,7 +80,8 @@ type controlPlane struct {
 	logDir  string
 	ca      *ca
 	bins    binaries
-	admin   string // admin kubeconfig
+	admin   string       // admin kubeconfig
+	api     *http.Client // the API server's client as admin
 	mu      sync.Mutex
 	procs   []*proc
 	workers map[string]pair // node certificates by node name
@@ -197,7 +198,8 @@ func startControlPlane(t *testing.T, bins binaries, logDir string, nodeNames []s
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--allow-privileged=true",
 		"--profiling=false")
-	cp.waitHTTP(t, "kube-apiserver", "https://"+apiServerHostAddr+"/readyz", cp.adminClient(t), 5*time.Minute)
+	cp.api = cp.adminClient(t)
+	cp.waitHTTP(t, "kube-apiserver", "https://"+apiServerHostAddr+"/readyz", cp.api, 5*time.Minute)
 
 	cmPort, schedPort := freePort(t), freePort(t)
 	cp.start(t, "kube-controller-manager", bins.controllerManager,
@@ -298,7 +300,7 @@ func (cp *controlPlane) adminClient(t *testing.T) *http.Client {
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(cp.ca.cert)
-	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{
 		RootCAs: roots, Certificates: []tls.Certificate{cert},
 	}}}
 }
