@@ -3,8 +3,9 @@ package ansible
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/nodebake/nodebake/builder/ansible/inventory"
@@ -435,14 +436,8 @@ func parseAddress(s string) (netip.Prefix, error) {
 	return netip.Prefix{}, fmt.Errorf("%q is not an address like 10.8.0.101/24", s)
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
+// sortedKeys returns a map's keys in order.
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // describeRaw names the kind of a raw (untemplated) value.
 func describeRaw(v any) string {

@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/nodebake/nodebake/builder/ansible/jinja"
 )
 
 // parseINI reads an INI inventory:
@@ -221,27 +223,11 @@ func pyValue(s string, depth int) (any, string, bool) {
 	}
 	switch s[0] {
 	case '\'', '"':
-		q := s[0]
-		var b strings.Builder
-		for i := 1; i < len(s); i++ {
-			switch {
-			case s[i] == '\\' && i+1 < len(s):
-				i++
-				switch s[i] {
-				case 'n':
-					b.WriteByte('\n')
-				case 't':
-					b.WriteByte('\t')
-				default:
-					b.WriteByte(s[i])
-				}
-			case s[i] == q:
-				return b.String(), s[i+1:], true
-			default:
-				b.WriteByte(s[i])
-			}
+		v, n, ok := jinja.QuotedString(s)
+		if !ok {
+			return nil, s, false
 		}
-		return nil, s, false
+		return v, s[n:], true
 	case '[', '(':
 		closing := byte(']')
 		if s[0] == '(' {

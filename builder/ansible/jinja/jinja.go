@@ -616,34 +616,51 @@ func (p *parser) next() (token, error) {
 		p.pos += n
 		return token{kind: 'i', text: s[:n], val: v}, nil
 	case c == '\'' || c == '"':
-		var b strings.Builder
-		for i := 1; i < len(s); i++ {
-			switch {
-			case s[i] == '\\' && i+1 < len(s):
-				i++
-				switch s[i] {
-				case 'n':
-					b.WriteByte('\n')
-				case 't':
-					b.WriteByte('\t')
-				case 'r':
-					b.WriteByte('\r')
-				default:
-					b.WriteByte(s[i])
-				}
-			case s[i] == c:
-				p.pos += i + 1
-				return token{kind: 's', text: s[:i+1], val: b.String()}, nil
-			default:
-				b.WriteByte(s[i])
-			}
+		v, n, ok := QuotedString(s)
+		if !ok {
+			return token{}, fmt.Errorf("unclosed string literal")
 		}
-		return token{}, fmt.Errorf("unclosed string literal")
+		p.pos += n
+		return token{kind: 's', text: s[:n], val: v}, nil
 	case strings.IndexByte("~+|.[](),", c) >= 0:
 		p.pos++
 		return token{kind: 'o', text: string(c)}, nil
 	}
 	return token{}, unsupportedOperator(s)
+}
+
+// QuotedString reads the Python string literal that s starts with, quoted
+// with ' or " (as Jinja and Ansible's inline INI values write them): its
+// value, with the escapes \n, \t and \r and any other escaped character
+// taken as itself, and the length of the literal in s. ok is false when s
+// does not start with a quote or the literal is not closed.
+func QuotedString(s string) (value string, n int, ok bool) {
+	if s == "" || s[0] != '\'' && s[0] != '"' {
+		return "", 0, false
+	}
+	q := s[0]
+	var b strings.Builder
+	for i := 1; i < len(s); i++ {
+		switch {
+		case s[i] == '\\' && i+1 < len(s):
+			i++
+			switch s[i] {
+			case 'n':
+				b.WriteByte('\n')
+			case 't':
+				b.WriteByte('\t')
+			case 'r':
+				b.WriteByte('\r')
+			default:
+				b.WriteByte(s[i])
+			}
+		case s[i] == q:
+			return b.String(), i + 1, true
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+	return "", 0, false
 }
 
 func unsupportedOperator(s string) error {

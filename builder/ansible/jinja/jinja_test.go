@@ -176,3 +176,27 @@ func TestStr(t *testing.T) {
 		t.Errorf("Replace = %q", got)
 	}
 }
+
+func TestQuotedString(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		value string
+		n     int
+		ok    bool
+	}{
+		{`'abc' rest`, "abc", 5, true},
+		{`"a\"b"`, `a"b`, 6, true},
+		{`'a\nb\tc\rd\\e\'f'`, "a\nb\tc\rd\\e'f", 18, true},
+		{`"it's"`, "it's", 6, true},
+		{`''`, "", 2, true},
+		{`'unclosed`, "", 0, false},
+		{`'ends in a backslash\`, "", 0, false},
+		{`abc`, "", 0, false},
+		{``, "", 0, false},
+	} {
+		v, n, ok := QuotedString(tc.in)
+		if v != tc.value || n != tc.n || ok != tc.ok {
+			t.Errorf("QuotedString(%q) = %q, %d, %v; want %q, %d, %v", tc.in, v, n, ok, tc.value, tc.n, tc.ok)
+		}
+	}
+}
