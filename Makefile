@@ -78,7 +78,7 @@ SLOW_FILTER := grep -E '^(=== RUN|--- |PASS|FAIL|ok|FIGURE|\s+\S+_test.go)'
 
 test-slow: base
 	mkdir -p build
-	$(SLOW_ENV) $(GO) test -count=1 -timeout 45m -v ./test/boot ./test/harness ./test/platform ./test/qemu ./test/netlab ./test/secureboot ./builder/uki ./builder/authenticode ./builder/internal/pecoff 2>&1 | tee build/test-slow.log | $(SLOW_FILTER); exit $${PIPESTATUS[0]}
+	$(SLOW_ENV) $(GO) test -count=1 -timeout 45m -v ./test/boot ./test/clouds ./test/harness ./test/platform ./test/qemu ./test/netlab ./test/secureboot ./builder/uki ./builder/authenticode ./builder/internal/pecoff 2>&1 | tee build/test-slow.log | $(SLOW_FILTER); exit $${PIPESTATUS[0]}
 	$(MAKE) plugin-acc
 
 test-e2e: base

@@ -18,11 +18,36 @@ const EC2MetadataMockVersion = "v1.13.0"
 // time).
 func EC2MetadataMock(t testing.TB) string {
 	t.Helper()
+	return buildTool(t, "ec2-metadata-mock", "scripts/build-ec2-metadata-mock.sh", EC2MetadataMockVersion)
+}
+
+// Packer returns Packer at version (vX.Y.Z), built once from the Go module
+// proxy by plugin/scripts/build-packer.sh and kept in
+// build/tools/packer-VERSION (about a minute and a half the first time).
+func Packer(t testing.TB, version string) string {
+	t.Helper()
+	return buildTool(t, "packer", "plugin/scripts/build-packer.sh", version)
+}
+
+// PackerPlugin returns HashiCorp's Packer plugin name
+// (github.com/hashicorp/packer-plugin-NAME) at version, built once from
+// the Go module proxy by scripts/build-packer-plugin.sh and kept in
+// build/tools/packer-plugin-NAME-VERSION (a few minutes the first time).
+func PackerPlugin(t testing.TB, name, version string) string {
+	t.Helper()
+	return buildTool(t, "packer-plugin-"+name, "scripts/build-packer-plugin.sh", name, version)
+}
+
+// buildTool runs one of the scripts that build a program into build/tools
+// (or find it there) and print its path last, holding a lock named after
+// the program so that test binaries running at once build it once.
+func buildTool(t testing.TB, name, script string, args ...string) string {
+	t.Helper()
 	root := RepoRoot(t)
-	unlock := lockFile(t, filepath.Join(root, "build", "tools", "ec2-metadata-mock.lock"))
+	unlock := lockFile(t, filepath.Join(root, "build", "tools", name+".lock"))
 	defer unlock()
 	start := time.Now()
-	cmd := exec.Command(filepath.Join(root, "scripts", "build-ec2-metadata-mock.sh"), EC2MetadataMockVersion)
+	cmd := exec.Command(filepath.Join(root, filepath.FromSlash(script)), args...)
 	cmd.Dir = root
 	out, err := cmd.Output()
 	if err != nil {
@@ -30,10 +55,10 @@ func EC2MetadataMock(t testing.TB) string {
 		if ee, ok := err.(*exec.ExitError); ok {
 			stderr = ee.Stderr
 		}
-		t.Fatalf("building amazon-ec2-metadata-mock %s: %v\n%s", EC2MetadataMockVersion, err, stderr)
+		t.Fatalf("building %s %s: %v\n%s", name, strings.Join(args, " "), err, stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	p := lines[len(lines)-1]
-	t.Logf("amazon-ec2-metadata-mock %s: %s (%s)", EC2MetadataMockVersion, p, time.Since(start).Round(time.Millisecond))
+	t.Logf("%s %s: %s (%s)", name, strings.Join(args, " "), p, time.Since(start).Round(time.Millisecond))
 	return p
 }
