@@ -801,6 +801,11 @@ func (e *env) steps(p pod, n int) []probe.Step {
 		if !st.OK {
 			e.fatalf("pod %s: step %q failed: %s", p.Metadata.Name, st.Step, st.Error)
 		}
+		tries := ""
+		if st.Attempts > 1 {
+			tries = fmt.Sprintf(" (%d attempts)", st.Attempts)
+		}
+		e.t.Logf("pod %s: %s: %s%s", p.Metadata.Name, short(st.Step, 80), (time.Duration(st.Millis) * time.Millisecond).Round(100*time.Millisecond), tries)
 	}
 	return steps
 }

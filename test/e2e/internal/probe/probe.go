@@ -23,6 +23,10 @@ type Step struct {
 	OK     bool   `json:"ok"`
 	Result string `json:"result,omitempty"`
 	Error  string `json:"error,omitempty"`
+	// Millis is how long the step took; Attempts how many tries a fetch
+	// needed.
+	Millis   int64 `json:"ms"`
+	Attempts int   `json:"attempts,omitempty"`
 }
 
 // Args writes steps as a container's arguments.

@@ -23,7 +23,7 @@ func TestArgsSplit(t *testing.T) {
 }
 
 func TestMessage(t *testing.T) {
-	steps := []Step{{Step: "report /a", OK: true, Result: `{"ok": true}`}, {Step: "fetch http://x/", Error: "refused"}}
+	steps := []Step{{Step: "report /a", OK: true, Result: `{"ok": true}`}, {Step: "fetch http://x/", Error: "refused", Millis: 60123, Attempts: 12}}
 	b, err := Message(steps)
 	if err != nil {
 		t.Fatal(err)

@@ -61,7 +61,9 @@ func main() {
 	ok := true
 	for _, args := range probe.Split(os.Args[1:]) {
 		st := probe.Step{Step: strings.Join(args, " ")}
-		res, err := run(args)
+		start := time.Now()
+		res, attempts, err := run(args)
+		st.Millis, st.Attempts = time.Since(start).Milliseconds(), attempts
 		if err != nil {
 			st.Error, ok = err.Error(), false
 		} else {
@@ -83,23 +85,25 @@ func main() {
 	}
 }
 
-// run runs one step.
-func run(args []string) (string, error) {
+// run runs one step; attempts counts a fetch's tries (0 for the others).
+func run(args []string) (result string, attempts int, err error) {
 	if len(args) == 0 {
-		return "", errors.New("an empty step")
+		return "", 0, errors.New("an empty step")
 	}
 	mode, rest := args[0], args[1:]
 	switch {
 	case mode == "fetch" && len(rest) == 1:
 		return fetch(rest[0])
 	case mode == "write" && len(rest) == 2:
-		return write(rest[0], rest[1])
+		result, err = write(rest[0], rest[1])
 	case mode == "check" && len(rest) == 2:
-		return check(rest[0], rest[1])
+		result, err = check(rest[0], rest[1])
 	case mode == "report" && len(rest) == 1:
-		return report(rest[0])
+		result, err = report(rest[0])
+	default:
+		err = fmt.Errorf("bad step %q", args)
 	}
-	return "", fmt.Errorf("bad step %q", args)
+	return result, 0, err
 }
 
 func fail(msg string) {
@@ -133,19 +137,19 @@ func serve(addr string) error {
 	return nil
 }
 
-func fetch(url string) (string, error) {
+func fetch(url string) (string, int, error) {
 	client := &http.Client{Timeout: 5 * time.Second}
 	deadline := time.Now().Add(fetchFor)
 	var last error
 	for attempt := 1; ; attempt++ {
 		body, err := get(client, url)
 		if err == nil {
-			return body, nil
+			return body, attempt, nil
 		}
 		last = fmt.Errorf("attempt %d: %w", attempt, err)
 		fmt.Fprintln(os.Stderr, "web: "+last.Error())
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("fetching %s for %s: %w", url, fetchFor, last)
+			return "", attempt, fmt.Errorf("fetching %s for %s: %w", url, fetchFor, last)
 		}
 		time.Sleep(2 * time.Second)
 	}

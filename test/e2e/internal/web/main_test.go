@@ -27,7 +27,7 @@ func TestSteps(t *testing.T) {
 		{[]string{"fetch"}, "", "bad step"},
 		{nil, "", "an empty step"},
 	} {
-		got, err := run(tc.args)
+		got, _, err := run(tc.args)
 		if tc.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("run(%q): %q, %v; want an error with %q", tc.args, got, err, tc.wantErr)
