@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -155,6 +156,17 @@ func TestCluster(t *testing.T) {
 	if err := writeBadNodeConfig(imp.nodeConfig(bad.name), badFile, cp.workers[w2.name], facts); err != nil {
 		t.Fatal(err)
 	}
+	accel := qemu.Accel()
+	if accel == qemu.AccelTCG && runtime.NumCPU() < 2*len(plan.all()) {
+		// Under TCG each vCPU is a host thread translating guest code.
+		// With fewer host cores than two vCPUs per guest, a second vCPU
+		// costs more than it gives: the guests' threads contend for the
+		// cores, and a guest's vCPU spins on a lock that a descheduled one
+		// holds.
+		for _, g := range plan.all() {
+			g.cpus = 1
+		}
+	}
 	linkPort := freePort(t)
 	w1.prepare(t, vmDir, imp.nodeConfig(w1.name), "", []string{fmt.Sprintf("socket,listen=127.0.0.1:%d", linkPort)})
 	w2.prepare(t, vmDir, imp.nodeConfig(w2.name), imp.configDrive(w2.name), []string{fmt.Sprintf("socket,connect=127.0.0.1:%d", linkPort)})
@@ -168,7 +180,6 @@ func TestCluster(t *testing.T) {
 	w2.cfg.Direct = true
 	w1.cfg.Disk, bad.cfg.Disk = res.ImagePath, res.ImagePath
 
-	accel := qemu.Accel()
 	t.Logf("booting the workers under %s", accel)
 	// The three boot at once. The bad node is checked in the background
 	// while the others are tested, and stopped when its checks are done,
