@@ -465,15 +465,32 @@ func (im *importer) mapKubeletSettings() {
 
 // whyDefault explains a default nodebake adds to the seed's settings.
 func whyDefault(k string) string {
+	why := ""
 	switch k {
 	case "volume-plugin-dir":
-		return " (kubelet's default is under /usr, which is read-only in the image)"
+		why = "kubelet's default is under /usr, which is read-only in the image"
 	case "seccompDefault":
-		return " (RuntimeDefault seccomp for every pod, which the seed's comment recommends)"
+		why = "RuntimeDefault seccomp for every pod, which the seed's comment recommends"
 	case "readOnlyPort":
-		return " (the unauthenticated read-only port stays closed, as kubelet's own default)"
+		why = "the unauthenticated read-only port stays closed, as kubelet's own default"
+	case "tlsMinVersion":
+		why = "no TLS 1.0 or 1.1 on the kubelet's port"
+	case "protectKernelDefaults":
+		why = "the kubelet checks that the kernel settings it needs are the image's, and refuses to start otherwise"
 	}
-	return ""
+	if check, required, ok := spec.KubeletHardeningCheck(k); ok {
+		if why != "" {
+			why += "; "
+		}
+		why += "CIS check " + check + "; a spec may set another value the check accepts"
+		if required {
+			why += ", not drop it"
+		}
+	}
+	if why == "" {
+		return ""
+	}
+	return " (" + why + ")"
 }
 
 func cloneSettings(m map[string]*string) map[string]*string {

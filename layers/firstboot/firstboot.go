@@ -84,9 +84,19 @@ type Options struct {
 	DriveWait time.Duration
 	// SetHostname, if set, sets the hostname to the node name.
 	SetHostname func(name string) error
+	// Systemctl, if set, runs systemctl with args: first boot asks
+	// systemd to reload its units after writing their drop-ins.
+	Systemctl func(ctx context.Context, args ...string) error
 	// Chown makes written files owned by root (and the .netdev's group
 	// NetworkGroup from /etc/group); it needs privileges.
 	Chown bool
+	// Clock, if set, is the system clock first boot waits for when the
+	// node config's only problems are certificates not valid at Now (see
+	// clock.go); nil never waits.
+	Clock Clock
+	// OnClockWait, if set, is called when first boot starts waiting for
+	// the clock.
+	OnClockWait func(ClockWait)
 
 	// fileOps, if set, replaces the calls that change files (tests inject
 	// failures with it).
@@ -106,6 +116,9 @@ type Status struct {
 	Problems       []nodeconfig.Problem `json:"problems,omitempty"`
 	Files          []string             `json:"files,omitempty"`
 	DurationMicros int64                `json:"durationMicros"`
+	// Clock says how first boot dealt with certificates not valid at the
+	// system time; absent when they were valid.
+	Clock *ClockStatus `json:"clock,omitempty"`
 }
 
 // Run does the first boot's work. node-ready is removed before anything
@@ -186,7 +199,9 @@ func run(ctx context.Context, opts Options, w *writer, st *Status) error {
 	st.Source = source
 	cfg, err := nodeconfig.Load(data, facts, opts.Now)
 	if err != nil {
-		return err
+		if cfg, err = waitForClock(ctx, opts, st, data, facts, err); err != nil {
+			return err
+		}
 	}
 	st.NodeName = cfg.NodeName
 	kubeletTmpl, err := readImageFile(opts.Root, facts.KubeletConfigTemplate)
@@ -216,6 +231,9 @@ func run(ctx context.Context, opts Options, w *writer, st *Status) error {
 		if err := opts.SetHostname(cfg.NodeName); err != nil {
 			return fail("nodeName", errors.Join(fmt.Errorf("setting the hostname: %w", err), c.rollback()))
 		}
+	}
+	if err := reloadUnits(ctx, opts, c); err != nil {
+		return fail("systemd", errors.Join(err, c.rollback()))
 	}
 	if err := c.finish(); err != nil {
 		return fail("write", err)

@@ -13,6 +13,10 @@ import (
 // suffix: "256MiB", "1GiB", "512KiB", "1TiB".
 type Size int64
 
+// SizePattern is what ParseSize takes as a string (a number too large for
+// 64 bits aside).
+const SizePattern = `^\s*[0-9]+\s*(KiB|MiB|GiB|TiB)?\s*$`
+
 // Binary size units.
 const (
 	KiB Size = 1 << 10
@@ -70,7 +74,8 @@ func (s Size) String() string {
 	return strconv.FormatInt(int64(s), 10)
 }
 
-// UnmarshalYAML accepts a size string or a plain integer.
+// UnmarshalYAML accepts a size string or a plain integer, other than 0:
+// a field left out gets its default, a size of 0 is a mistake.
 func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
 		return fmt.Errorf("expected a size like \"256MiB\"")
@@ -78,6 +83,9 @@ func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 	v, err := ParseSize(n.Value)
 	if err != nil {
 		return err
+	}
+	if v == 0 {
+		return fmt.Errorf("a size of 0 is not a size: leave the field out for the default")
 	}
 	*s = Size(v)
 	return nil

@@ -102,7 +102,13 @@ func TestCluster(t *testing.T) {
 
 	bins := controlPlaneBinaries(t, base)
 	sw.lap("control plane binaries")
-	logDir, err := os.MkdirTemp("", "nodebake-e2e-logs-")
+	// Kept when the test fails, so under the repository's build
+	// directory rather than the system's temporary one.
+	logRoot := filepath.Join(harness.RepoRoot(t), "build", "test-logs")
+	if err := os.MkdirAll(logRoot, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logDir, err := os.MkdirTemp(logRoot, "e2e-")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,8 +14,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -43,8 +46,21 @@ func main() {
 		DriveWait:      3 * time.Second,
 		Chown:          os.Geteuid() == 0,
 	}
-	if filepath.Clean(*root) == "/" {
+	onMachine := filepath.Clean(*root) == "/"
+	if onMachine {
 		opts.SetHostname = func(name string) error { return syscall.Sethostname([]byte(name)) }
+		opts.Systemctl = systemctl
+	}
+	// Under --root, the clock counts as synchronized only through the
+	// flag file under root: the kernel's state is the test machine's.
+	opts.Clock = firstboot.NewSystemClock(*root, onMachine)
+	opts.OnClockWait = func(w firstboot.ClockWait) {
+		fmt.Printf("nodebake-firstboot: %s\n", w.Reason)
+		// systemd would stop the unit at its start timeout; the wait is
+		// bounded, so the timeout is extended by it (and a margin for
+		// the rest of the run).
+		_ = sdNotify(fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d\nSTATUS=waiting up to %s for the clock to synchronize",
+			(w.Limit + clockWaitMargin).Microseconds(), w.Limit))
 	}
 	st, err := firstboot.Run(context.Background(), opts)
 	if err != nil {
@@ -56,6 +72,40 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("nodebake-firstboot: %s in %s\n", st.Summary(), time.Since(start).Round(time.Microsecond))
+}
+
+// clockWaitMargin is the run time allowed after the clock wait.
+const clockWaitMargin = 30 * time.Second
+
+// sdNotify sends state to the service manager ($NOTIFY_SOCKET, set when
+// the unit has NotifyAccess=); without it, it does nothing.
+func sdNotify(state string) error {
+	name := os.Getenv("NOTIFY_SOCKET")
+	if name == "" {
+		return nil
+	}
+	// A leading "@" is an abstract socket: the net package maps it.
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: name, Net: "unixgram"})
+	if err != nil {
+		return fmt.Errorf("connecting to the service manager: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte(state)); err != nil {
+		return fmt.Errorf("notifying the service manager: %w", err)
+	}
+	return nil
+}
+
+// systemctl runs systemctl with args; its output goes into the error.
+func systemctl(ctx context.Context, args ...string) error {
+	out, err := exec.CommandContext(ctx, "systemctl", args...).CombinedOutput()
+	if err != nil {
+		if msg := strings.TrimSpace(string(out)); msg != "" {
+			return fmt.Errorf("%w: %s", err, msg)
+		}
+		return err
+	}
+	return nil
 }
 
 // netrootMain runs the netroot subcommand and returns the exit code.

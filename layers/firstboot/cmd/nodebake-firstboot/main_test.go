@@ -73,7 +73,7 @@ func TestSuccess(t *testing.T) {
 	if code != 0 || stderr != "" {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
-	if !bytes.HasPrefix([]byte(stdout), []byte("nodebake-firstboot: node worker01 configured from credential /run/credentials/@system/nodebake.node (11 files) in ")) {
+	if !bytes.HasPrefix([]byte(stdout), []byte("nodebake-firstboot: node worker01 configured from credential /run/credentials/@system/nodebake.node (13 files) in ")) {
 		t.Errorf("stdout %q", stdout)
 	}
 	var st firstboot.Status
