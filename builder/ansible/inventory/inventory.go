@@ -20,6 +20,13 @@ const (
 	MaxHosts = 10_000
 	// MaxGroups is the most groups an inventory may name.
 	MaxGroups = 1_000
+	// MaxHostName is the longest host name: nodebake names a host's
+	// WireGuard key files after it (HOST.key), which must fit in a file
+	// name of 255 bytes. DNS names are at most 253.
+	MaxHostName = 250
+	// MaxHostPattern is the longest host pattern (a name with [a:b]
+	// ranges) before it is expanded.
+	MaxHostPattern = 1024
 )
 
 // Group is an inventory group.
@@ -373,10 +380,16 @@ func looksLikeYAMLInventory(path string, data []byte) bool {
 // expandHosts expands a host pattern with ranges: web[01:03].example
 // gives web01, web02, web03; [a:c] letters; [1:10:2] a step.
 func expandHosts(file string, line int, pattern string, budget *int) ([]string, error) {
+	if len(pattern) > MaxHostPattern {
+		return nil, fileErrorf(file, line, "a host pattern of %d characters is longer than the limit of %d", len(pattern), MaxHostPattern)
+	}
 	open := strings.IndexByte(pattern, '[')
 	if open < 0 {
 		if !hostNameRE.MatchString(pattern) {
 			return nil, fileErrorf(file, line, "%q is not a valid host name", pattern)
+		}
+		if len(pattern) > MaxHostName {
+			return nil, fileErrorf(file, line, "host name %.40q... is %d characters long, more than the limit of %d (its WireGuard key files are named after it)", pattern, len(pattern), MaxHostName)
 		}
 		*budget--
 		if *budget < 0 {
@@ -409,15 +422,17 @@ func expandHosts(file string, line int, pattern string, budget *int) ([]string, 
 		if errB != nil || a < 0 || b < a {
 			return nil, fileErrorf(file, line, "%q: invalid numeric range", pattern)
 		}
-		if (b-a)/step+1 > *budget {
+		n := (b-a)/step + 1
+		if n > *budget {
 			return nil, fileErrorf(file, line, "%q: more than %d hosts", pattern, MaxHosts)
 		}
 		width := 0
 		if len(lo) > 1 && lo[0] == '0' {
 			width = len(lo)
 		}
-		for i := a; i <= b; i += step {
-			items = append(items, fmt.Sprintf("%0*d", width, i))
+		// Counted, not stepped to b: a + step may overflow.
+		for k := 0; k < n; k++ {
+			items = append(items, fmt.Sprintf("%0*d", width, a+k*step))
 		}
 	} else {
 		if len(lo) != 1 || len(hi) != 1 || lo[0] > hi[0] || !isLetter(lo[0]) || !isLetter(hi[0]) {

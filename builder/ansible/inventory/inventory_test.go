@@ -147,6 +147,10 @@ func TestInventoryRefuses(t *testing.T) {
 		{"cycle", "hosts", "[a:children]\nb\n[b:children]\na\n", "its own ancestor"},
 		{"huge range", "hosts", "[g]\nh[0:99999999]\n", "more than 10000 hosts"},
 		{"nested ranges", "hosts", "[g]\nh[0:999][0:999]\n", "more than 10000 hosts"},
+		{"many ranges", "hosts", "[g]\nh" + strings.Repeat("[0:0]", 100_000) + "\n", "host pattern of 500001 characters"},
+		{"long host name", "hosts", "[g]\n" + strings.Repeat("a", MaxHostName+1) + "\n", "more than the limit of 250"},
+		{"long host name from a range", "hosts", "[g]\n" + strings.Repeat("a", MaxHostName) + "[1:2]\n", "more than the limit of 250"},
+		{"yaml long host name", "inv.yml", "g:\n  hosts:\n    " + strings.Repeat("a", MaxHostName+1) + ":\n", "more than the limit of 250"},
 		{"bad section", "hosts", "[g:bogus]\n", "unknown section kind"},
 		{"bad host", "hosts", "[g]\nbad/host\n", "not a valid host name"},
 		{"bad var", "hosts", "[g]\nh 1x=2\n", "valid variable name"},
@@ -166,6 +170,19 @@ func TestInventoryRefuses(t *testing.T) {
 				t.Fatalf("got %v, want a FileError naming %s with %q", err, p, tc.want)
 			}
 		})
+	}
+}
+
+// TestRangeStepOverflow: a range whose step would overflow past its end
+// gives its hosts and ends.
+func TestRangeStepOverflow(t *testing.T) {
+	var l Loader
+	inv, err := l.LoadInventory(write(t, t.TempDir(), "hosts", "[g]\nh[0:9223372036854775807:9223372036854775807]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := inv.Hosts(), []string{"h0", "h9223372036854775807"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("hosts %v, want %v", got, want)
 	}
 }
 
