@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -829,5 +830,67 @@ func TestRebase(t *testing.T) {
 	s.Base.Image = "oci:base"
 	if err := rebase(s, "/a/b", "/x/y/z"); err != nil || s.Base.Image != "oci:/a/b/base" {
 		t.Errorf("a path that would climb to the root: %s, want it absolute", s.Base.Image)
+	}
+}
+
+// TestNamedPipes: a named pipe where the import reads a file (a worker's
+// certificate, a WireGuard key, a vars file inside a group's directory) is
+// refused or passed over at once, never waited on.
+func TestNamedPipes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// fifo is where the pipe goes, relative to the fixture's root.
+		fifo func(f *fixture) string
+		want string
+	}{
+		{"a worker's certificate", func(f *fixture) string {
+			return filepath.Join(f.home, "k8s", "certs", nodeconfig.NodeCertFileName("worker02"+seedDomain))
+		}, "named pipe"},
+		{"a WireGuard key", func(f *fixture) string {
+			return filepath.Join(f.out, KeysDir, "worker01"+seedDomain+".key")
+		}, "not a key file"},
+		{"the inventory", func(f *fixture) string { return filepath.Join(f.dir, "hosts") }, "regular file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			p := tc.fifo(f)
+			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(p)
+			if err := syscall.Mkfifo(p, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := Import(context.Background(), f.options(t))
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), filepath.Base(p)) {
+					t.Errorf("got %v, want an error naming %s with %q", err, filepath.Base(p), tc.want)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("the import waits on the named pipe %s", p)
+			}
+		})
+	}
+	// In a group's directory, a pipe is passed over (and reported), like
+	// any file Ansible would not read.
+	f := newFixture(t, nil)
+	dir := filepath.Join(f.dir, "group_vars", "k8s_worker.d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(dir, "pipe.yml"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Import(context.Background(), f.options(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(res.Report, "pipe.yml") {
+		t.Errorf("the report does not name the pipe it passed over:\n%s", res.Report)
 	}
 }

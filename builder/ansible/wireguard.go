@@ -414,9 +414,9 @@ func readKeyFile(p string) ([]byte, error) {
 	if !fi.Mode().IsRegular() || fi.Size() > maxKeyFile {
 		return nil, fmt.Errorf("%s: not a key file (a regular file of one base64 key)", p)
 	}
-	b, err := os.ReadFile(p)
+	b, err := nodeconfig.ReadRegularFile(p, maxKeyFile)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", p, err)
 	}
 	k, err := decodeKey(strings.TrimSpace(string(b)))
 	if err != nil {
@@ -510,12 +510,9 @@ func (im *importer) certDir() (string, bool) {
 // nodeName returns the node name a worker's certificate gives it
 // (CN system:node:NAME, the CA role's ansible_hostname), else the host.
 func nodeName(certFile, host string) string {
-	f, err := os.Open(certFile)
-	if err != nil {
-		return host
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxCertFile))
+	// Anything unreadable is named when the node config is assembled
+	// from the same file.
+	b, err := nodeconfig.ReadRegularFile(certFile, maxCertFile)
 	if err != nil {
 		return host
 	}

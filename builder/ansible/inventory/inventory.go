@@ -335,12 +335,7 @@ func (l *Loader) LoadInventory(path string) (*Inventory, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fileErrorf(path, 0, "the inventory must be a regular file (inventory directories and scripts are not read)")
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading the inventory: %w", err)
-	}
-	defer f.Close()
-	data, err := readLimited(path, f, &l.b)
+	data, err := readFile(path, &l.b)
 	if err != nil {
 		return nil, err
 	}

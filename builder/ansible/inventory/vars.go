@@ -188,12 +188,7 @@ func targetOf(name string) string {
 
 // loadVarsFile reads one vars file: a mapping of variable names to values.
 func (l *Loader) loadVarsFile(path, target string) (VarsFile, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return VarsFile{}, fmt.Errorf("reading vars: %w", err)
-	}
-	defer f.Close()
-	data, err := readLimited(path, f, &l.b)
+	data, err := readFile(path, &l.b)
 	if err != nil {
 		return VarsFile{}, err
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
 )
 
 // Limits on what is read. gopkg.in/yaml.v3 bounds the nesting of what it
@@ -84,13 +86,20 @@ func (b *budget) take(file string, n int64) error {
 	return nil
 }
 
-// readLimited reads at most MaxFileSize+1 bytes of r.
-func readLimited(file string, r io.Reader, b *budget) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", file, err)
+// readFile reads the regular file at path, at most MaxFileSize bytes,
+// without blocking on anything else (a named pipe, a device), and charges
+// it to the budget.
+func readFile(path string, b *budget) ([]byte, error) {
+	data, err := nodeconfig.ReadRegularFile(path, MaxFileSize)
+	var tooLarge *nodeconfig.TooLargeError
+	var notRegular *nodeconfig.NotRegularError
+	switch {
+	case errors.As(err, &tooLarge), errors.As(err, &notRegular):
+		return nil, fileErrorf(path, 0, "%v", err)
+	case err != nil:
+		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
-	if err := b.take(file, int64(len(data))); err != nil {
+	if err := b.take(path, int64(len(data))); err != nil {
 		return nil, err
 	}
 	return data, nil
