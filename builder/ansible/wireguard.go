@@ -15,7 +15,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -26,9 +25,6 @@ import (
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
 	"github.com/nodebake/nodebake/layers/worker"
 )
-
-// nodeNameRE is a node name: a DNS-1123 subdomain (it also names files).
-var nodeNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 
 // maxKeyFile bounds a WireGuard key file; maxCertFile a certificate read
 // for its name.
@@ -563,8 +559,8 @@ func (im *importer) nodeConfigs(ctx context.Context, st *stager) error {
 		}
 		certFile := filepath.Join(certs, nodeconfig.NodeCertFileName(w))
 		name := nodeName(certFile, w)
-		if !nodeNameRE.MatchString(name) || len(name) > 64 {
-			im.probs.add("k8s_ca_conf_directory", inventory.Source{File: certFile}, w, "its certificate names the node %q, which is not a DNS-1123 name of at most 64 characters", name)
+		if err := nodeconfig.CheckNodeName(name); err != nil {
+			im.probs.add("k8s_ca_conf_directory", inventory.Source{File: certFile}, w, "its certificate names the node %.80q, which is not a node name: %v", name, err)
 			continue
 		}
 		if other, dup := names[name]; dup {
