@@ -102,6 +102,16 @@ const (
 // monotonic clock). A new one must be looked at before it is added here.
 var imageTimers = []string{"fstrim.timer", "systemd-tmpfiles-clean.timer"}
 
+// clockPlan is the clock test's two workers: the one whose clock is
+// synchronized, and the one without a time source. Neither has an
+// underlay link.
+func clockPlan() (synced, unsynced *guest) {
+	return &guest{name: "clock01", uuid: "6e6f6465-6261-6b65-2d63-6c6f636b0001", wgAddr: "10.8.0.211/24", podCIDR: "10.200.11.0/24",
+			via: viaCredential, memory: 2048, cpus: 2},
+		&guest{name: "clock02", uuid: "6e6f6465-6261-6b65-2d63-6c6f636b0002", wgAddr: "10.8.0.212/24", podCIDR: "10.200.12.0/24",
+			via: viaCredential, memory: 2048, cpus: 2}
+}
+
 // TestClock boots the worker image twice, each time in a network lab
 // with the guest's RTC a year behind, so that the node's certificates,
 // issued now, are not yet valid at the guest's clock:
@@ -136,10 +146,7 @@ func TestClock(t *testing.T) {
 	cli := harness.GoBuild(t, "./builder/cmd/nodebake", work)
 	bins := controlPlaneBinaries(t, s)
 	logDir := t.TempDir()
-	synced := &guest{name: "clock01", uuid: "6e6f6465-6261-6b65-2d63-6c6f636b0001", wgAddr: "10.8.0.211/24", podCIDR: "10.200.11.0/24",
-		via: viaCredential, memory: 2048, cpus: 2}
-	unsynced := &guest{name: "clock02", uuid: "6e6f6465-6261-6b65-2d63-6c6f636b0002", wgAddr: "10.8.0.212/24", podCIDR: "10.200.12.0/24",
-		via: viaCredential, memory: 2048, cpus: 2}
+	synced, unsynced := clockPlan()
 	// Each guest gets a lab of its own, whose address apiServerGuestIP
 	// forwards to the API server on the host's loopback: the first with
 	// an NTP server handed out by DHCP, the second without a time source.
