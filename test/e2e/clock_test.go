@@ -3,11 +3,13 @@ package e2e
 import (
 	"encoding/base64"
 	"encoding/json"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -158,9 +160,10 @@ func TestClock(t *testing.T) {
 	// ends, and the control plane's processes get SIGKILL (Pdeathsig)
 	// when the thread that started them ends.
 	ntpAddr := netip.MustParseAddr(labNTPAddr)
+	apiPort := freePort(t) // the API server's, chosen before it starts
 	newLab := func(opts ...netlab.Option) *netlab.Lab {
 		lab := netlab.New(t, append(opts, netlab.WithAddrs(netip.MustParseAddr(apiServerGuestIP)))...)
-		lab.ForwardTCP(t, apiServerGuestIP+":6443", apiServerHostAddr)
+		lab.ForwardTCP(t, net.JoinHostPort(apiServerGuestIP, strconv.Itoa(apiPort)), net.JoinHostPort("127.0.0.1", strconv.Itoa(apiPort)))
 		return lab
 	}
 	ntpLab, silentLab := newLab(netlab.WithAddrs(ntpAddr), netlab.WithNTPServers(ntpAddr)), newLab()
@@ -169,7 +172,7 @@ func TestClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	ntpServer := &ntp.Server{Log: t.Logf}
-	cp := startControlPlane(t, bins, logDir, []string{synced.name, unsynced.name})
+	cp := startControlPlane(t, bins, logDir, apiPort, []string{synced.name, unsynced.name})
 	e := &env{t: t, cp: cp, logDir: logDir, guests: []*guest{synced, unsynced}, created: map[string]time.Time{}}
 	t.Cleanup(e.closeVMs)
 	t.Cleanup(e.diagnoseOnFailure)
@@ -189,7 +192,7 @@ func TestClock(t *testing.T) {
 		if _, err := loadNodeConfig(imp.nodeConfig(g.name), worker.ImageFacts(s)); err != nil {
 			t.Fatalf("the imported node config of %s: %v", g.name, err)
 		}
-		g.prepare(t, vmDir, imp.nodeConfig(g.name), "", nil)
+		g.prepare(t, cp, vmDir, imp.nodeConfig(g.name), "", nil)
 		g.cfg.UserNet = nil // the lab is the guest's only network
 		g.cfg.Disk, g.cfg.RTCBase, g.cfg.NoReboot = res.ImagePath, yearAgo, true
 		if cmdline != "" {

@@ -122,7 +122,7 @@ func TestCluster(t *testing.T) {
 
 	plan := clusterPlan()
 	w1, w2, bad := plan.w1, plan.w2, plan.bad
-	cp := startControlPlane(t, bins, logDir, plan.names())
+	cp := startControlPlane(t, bins, logDir, freePort(t), plan.names())
 	sw.lap("control plane up (etcd, kube-apiserver, controller manager, scheduler)")
 	e := &env{t: t, cp: cp, logDir: logDir, guests: plan.all(), created: map[string]time.Time{}}
 	t.Cleanup(e.closeVMs)
@@ -174,9 +174,9 @@ func TestCluster(t *testing.T) {
 		}
 	}
 	linkPort := freePort(t)
-	w1.prepare(t, vmDir, imp.nodeConfig(w1.name), "", []string{fmt.Sprintf("socket,listen=127.0.0.1:%d", linkPort)})
-	w2.prepare(t, vmDir, imp.nodeConfig(w2.name), imp.configDrive(w2.name), []string{fmt.Sprintf("socket,connect=127.0.0.1:%d", linkPort)})
-	bad.prepare(t, vmDir, badFile, "", nil)
+	w1.prepare(t, cp, vmDir, imp.nodeConfig(w1.name), "", []string{fmt.Sprintf("socket,listen=127.0.0.1:%d", linkPort)})
+	w2.prepare(t, cp, vmDir, imp.nodeConfig(w2.name), imp.configDrive(w2.name), []string{fmt.Sprintf("socket,connect=127.0.0.1:%d", linkPort)})
+	bad.prepare(t, cp, vmDir, badFile, "", nil)
 	// worker02 is power-cycled later: it boots from its own raw copy of
 	// the image (qemu.Config.Direct), so that a second QEMU finds its /var.
 	w2.cfg.Disk = filepath.Join(work, "worker02.raw")

@@ -197,7 +197,7 @@ func importCluster(t *testing.T, cli, dir string, base *spec.Spec, cp *controlPl
 	}
 	cmd := exec.CommandContext(t.Context(), cli, "import", "ansible",
 		"--group-vars", groupVars, "--host-vars", filepath.Join(inv, "host_vars"), "-i", filepath.Join(inv, "hosts"),
-		"--base", baseFile, "--certs", certs, "--apiserver", "https://"+apiServerGuestIP+":6443",
+		"--base", baseFile, "--certs", certs, "--apiserver", cp.guestURL(),
 		"--config-drives", "-q", "-o", out)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -195,7 +195,7 @@ const maxResponse = 64 << 20
 func (cp *controlPlane) get(ctx context.Context, path string, v any) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+apiServerHostAddr+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+cp.hostAddr()+path, nil)
 	if err != nil {
 		return err
 	}

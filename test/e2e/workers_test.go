@@ -16,7 +16,6 @@ import (
 
 	"github.com/nodebake/nodebake/layers/firstboot"
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
-	"github.com/nodebake/nodebake/test/harness"
 	"github.com/nodebake/nodebake/test/qemu"
 )
 
@@ -108,18 +107,19 @@ IPv6AcceptRA=no
 `, mac, addr)
 }
 
-// prepare fills in g.cfg (without Disk) to deliver the node config
+// prepare fills in g.cfg (without Disk), with a forward to cp's API
+// server, to deliver the node config
 // nodeFile by g's path: the file itself as a systemd credential over
 // fw_cfg, the config drive image drive, or the file's content as an SMBIOS
 // credential. The underlay's .network, when g has one, goes into dir.
-func (g *guest) prepare(t *testing.T, dir, nodeFile, drive string, netdevs []string) {
+func (g *guest) prepare(t *testing.T, cp *controlPlane, dir, nodeFile, drive string, netdevs []string) {
 	t.Helper()
 	g.cfg = qemu.Config{
 		UUID:    g.uuid,
 		Memory:  g.memory,
 		CPUs:    g.cpus,
 		FwCfg:   map[string]string{},
-		UserNet: []string{harness.GuestForward(t, apiServerGuestIP, 6443, apiServerHostAddr)},
+		UserNet: []string{cp.guestForward(t)},
 		NetDevs: netdevs,
 		Dir:     dir,
 	}
