@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -151,13 +152,16 @@ func (g *guest) prepare(t *testing.T, cp *controlPlane, dir, nodeFile, drive str
 }
 
 // waitListening waits until something listens on 127.0.0.1:port, without
-// connecting (a QEMU socket netdev accepts one peer only): it reads
-// /proc/net/tcp.
+// connecting (a QEMU socket netdev accepts one peer only): it reads the
+// calling thread's /proc/thread-self/net/tcp. Not /proc/net/tcp, which is
+// the network namespace of the process's main thread: a network lab
+// (TestClock's) may have left that thread in the lab's namespace, where
+// QEMU's socket is not.
 func waitListening(port int, timeout time.Duration) error {
 	want := fmt.Sprintf("0100007F:%04X", port)
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		f, err := os.Open("/proc/net/tcp")
+		f, err := os.Open("/proc/thread-self/net/tcp")
 		if err != nil {
 			return err
 		}
@@ -252,4 +256,21 @@ func reportSummary(report string) string {
 		return lastLines(report, 20)
 	}
 	return report[i:j]
+}
+
+// TestWaitListening: waitListening sees a listening socket of this
+// process, and not a port where nothing listens.
+func TestWaitListening(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := waitListening(port, 10*time.Second); err != nil {
+		t.Errorf("a listening socket: %v", err)
+	}
+	l.Close()
+	if err := waitListening(port, 300*time.Millisecond); err == nil {
+		t.Error("a closed port: no error")
+	}
 }
