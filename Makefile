@@ -70,9 +70,9 @@ fuzz-short:
 # the platform readers against real services (amazon-ec2-metadata-mock),
 # every output format, reproducibility, the Packer acceptance test.
 # The cluster end to end (a control plane on loopback and three TCG guests,
-# 18-32 minutes) is `make test-e2e`. It is not part of `make test` yet: it
-# passed whole here, but three TCG guests on two cores have also run past
-# its boot timeouts (see the closing note). When NODEBAKE_CI_DEADLINE (unix
+# about 6 minutes once the control plane is built) and the clock test (two
+# guests in network labs, about 4) are `make test-e2e`, about 11 minutes
+# together on two cores. It is not part of `make test` yet. When NODEBAKE_CI_DEADLINE (unix
 # seconds) leaves less than 35 minutes, it is skipped with a message.
 SLOW_ENV := NODEBAKE_SLOW=1 NODEBAKE_REQUIRE_TOOLS=1
 SLOW_FILTER := grep -E '^(=== RUN|--- |PASS|FAIL|ok|FIGURE|\s+\S+_test.go)'
