@@ -71,11 +71,11 @@ fuzz-short:
 # every output format, reproducibility, verified boot (dm-verity, tamper,
 # Secure Boot; about 2.5 minutes), the Packer acceptance test.
 # The cluster end to end (a control plane on loopback and three TCG guests,
-# 18-32 minutes; then a verified worker updating itself and rolling back,
-# TestVerifiedUpdate, about 14 minutes warm) is `make test-e2e`. It is not part of `make test` yet: it
-# passed whole here, but three TCG guests on two cores have also run past
-# its boot timeouts (see the closing note). When NODEBAKE_CI_DEADLINE (unix
-# seconds) leaves less than 55 minutes, it is skipped with a message.
+# about 6 minutes once the control plane is built), the clock test (two
+# guests in network labs, about 4) and a verified worker updating itself
+# and rolling back (TestVerifiedUpdate, about 14 warm) are `make test-e2e`.
+# When NODEBAKE_CI_DEADLINE (unix seconds) leaves less than 55 minutes, it
+# is skipped with a message.
 SLOW_ENV := NODEBAKE_SLOW=1 NODEBAKE_REQUIRE_TOOLS=1
 SLOW_FILTER := grep -E '^(=== RUN|--- |PASS|FAIL|ok|FIGURE|\s+\S+_test.go)'
 

@@ -31,7 +31,7 @@ const (
 	NetdevPath              = "/run/systemd/network/50-nodebake-wg0.netdev"
 	NetworkPath             = "/run/systemd/network/50-nodebake-wg0.network"
 	CertDir                 = "/var/lib/kubernetes"
-	CACertPath              = CertDir + "/ca-k8s-apiserver.pem"
+	CACertPath              = CertDir + "/" + nodeconfig.CACertFileName
 	KubeletKubeconfigPath   = "/var/lib/kubelet/kubeconfig"
 	KubeletConfigPath       = "/var/lib/kubelet/kubelet-config.yaml"
 	KubeProxyKubeconfigPath = "/var/lib/kube-proxy/kubeconfig"
@@ -54,13 +54,19 @@ const (
 
 	// NetworkGroup may read the wg0 .netdev (it holds the private key).
 	NetworkGroup = "systemd-network"
+
+	// WireGuardInterface is the interface first boot configures, and whose
+	// address kubelet and kube-proxy bind to.
+	WireGuardInterface = "wg0"
+	// KubeProxyHealthzPort is the port of kube-proxy's healthzBindAddress.
+	KubeProxyHealthzPort = "10256"
 )
 
 // NodeCertPath and NodeKeyPath are the kubelet's certificate and key.
-func NodeCertPath(node string) string { return CertDir + "/cert-" + node + ".pem" }
+func NodeCertPath(node string) string { return CertDir + "/" + nodeconfig.NodeCertFileName(node) }
 
 // NodeKeyPath is the kubelet's private key.
-func NodeKeyPath(node string) string { return CertDir + "/cert-" + node + "-key.pem" }
+func NodeKeyPath(node string) string { return CertDir + "/" + nodeconfig.NodeKeyFileName(node) }
 
 // Options configures Run.
 type Options struct {

@@ -25,7 +25,7 @@ func kubeletNodeFields(ip, node string) map[string]any {
 func kubeProxyNodeFields(ip string) map[string]any {
 	return map[string]any{
 		"bindAddress":        ip,
-		"healthzBindAddress": net.JoinHostPort(ip, "10256"),
+		"healthzBindAddress": net.JoinHostPort(ip, KubeProxyHealthzPort),
 	}
 }
 

@@ -99,7 +99,7 @@ const header = "# Written by nodebake-firstboot from the node config; changes ar
 func netdev(wg *nodeconfig.WireGuard) []byte {
 	var b strings.Builder
 	b.WriteString(header)
-	b.WriteString("[NetDev]\nName=wg0\nKind=wireguard\nDescription=nodebake WireGuard\n\n")
+	b.WriteString("[NetDev]\nName=" + WireGuardInterface + "\nKind=wireguard\nDescription=nodebake WireGuard\n\n")
 	fmt.Fprintf(&b, "[WireGuard]\nPrivateKey=%s\nListenPort=%d\n", wg.PrivateKey, wg.ListenPort)
 	for _, p := range wg.Peers {
 		fmt.Fprintf(&b, "\n[WireGuardPeer]\nPublicKey=%s\n", p.PublicKey)
@@ -120,7 +120,7 @@ func netdev(wg *nodeconfig.WireGuard) []byte {
 func network(wg *nodeconfig.WireGuard, addr netip.Prefix) []byte {
 	var b strings.Builder
 	b.WriteString(header)
-	fmt.Fprintf(&b, "[Match]\nName=wg0\n\n[Network]\nAddress=%s\n", addr)
+	fmt.Fprintf(&b, "[Match]\nName=%s\n\n[Network]\nAddress=%s\n", WireGuardInterface, addr)
 	subnet := addr.Masked()
 	seen := map[netip.Prefix]bool{}
 	for _, p := range wg.Peers {

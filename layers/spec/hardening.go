@@ -74,6 +74,19 @@ func number(v any) (float64, bool) {
 	return 0, false
 }
 
+// KubeletHardeningCheck returns the CIS check (CIS 1.11 numbering) that
+// the kubelet configuration field at path (dotted) serves, if any. A spec
+// may change such a field only to a value the check accepts, and may not
+// drop a required one.
+func KubeletHardeningCheck(path string) (check string, required, ok bool) {
+	for _, r := range kubeletHardening() {
+		if r.field == path {
+			return r.check, r.required, true
+		}
+	}
+	return "", false, false
+}
+
 // hardeningRule is a setting a CIS worker node check looks at: the
 // configuration field (a dotted path) and the flag that overrides it, and
 // what the value must be.

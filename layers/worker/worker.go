@@ -58,6 +58,7 @@ const (
 	SystemdUnitDir   = "/etc/systemd/system"
 	ContainerdConfig = "/etc/containerd/config.toml"
 	CNIConfDir       = "/etc/cni/net.d"
+	CrictlConfigPath = "/etc/crictl.yaml"
 	SysctlPath       = "/etc/sysctl.d/90-nodebake.conf"
 	// ResolvConf is the image's placeholder, unless the spec's files
 	// give one.
@@ -87,7 +88,7 @@ func Render(s *spec.Spec) ([]entry.Entry, error) {
 
 	// containerd, runc, CNI and crictl.
 	text(ContainerdConfig, 0o644, containerdConfig(s))
-	text("/etc/crictl.yaml", 0o644, crictlConfig)
+	text(CrictlConfigPath, 0o644, CrictlConfig)
 	add(entry.Symlink(CNIConfDir, "../.."+CNIConfigDir()))
 
 	// Units.
@@ -230,7 +231,8 @@ state = "/run/containerd"
 `, s.Containerd.SandboxImage, systemd)
 }
 
-const crictlConfig = `runtime-endpoint: unix:///run/containerd/containerd.sock
+// CrictlConfig is the image's crictl configuration (CrictlConfigPath).
+const CrictlConfig = `runtime-endpoint: unix:///run/containerd/containerd.sock
 image-endpoint: unix:///run/containerd/containerd.sock
 timeout: 10
 `

@@ -3,17 +3,18 @@ package e2e
 import (
 	"encoding/base64"
 	"encoding/json"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nodebake/nodebake/layers/firstboot"
-	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
 	"github.com/nodebake/nodebake/layers/spec"
 	"github.com/nodebake/nodebake/layers/worker"
 	"github.com/nodebake/nodebake/test/harness"
@@ -103,6 +104,16 @@ const (
 // monotonic clock). A new one must be looked at before it is added here.
 var imageTimers = []string{"fstrim.timer", "systemd-tmpfiles-clean.timer"}
 
+// clockPlan is the clock test's two workers: the one whose clock is
+// synchronized, and the one without a time source. Neither has an
+// underlay link.
+func clockPlan() (synced, unsynced *guest) {
+	return &guest{name: "clock01", uuid: "6e6f6465-6261-6b65-2d63-6c6f636b0001", wgAddr: "10.8.0.211/24", podCIDR: "10.200.11.0/24",
+			via: viaCredential, memory: 2048, cpus: 2},
+		&guest{name: "clock02", uuid: "6e6f6465-6261-6b65-2d63-6c6f636b0002", wgAddr: "10.8.0.212/24", podCIDR: "10.200.12.0/24",
+			via: viaCredential, memory: 2048, cpus: 2}
+}
+
 // TestClock boots the worker image twice, each time in a network lab
 // with the guest's RTC a year behind, so that the node's certificates,
 // issued now, are not yet valid at the guest's clock:
@@ -134,12 +145,10 @@ func TestClock(t *testing.T) {
 	res := harness.BuildImage(t, s, filepath.Join(work, "out"))
 	figure(t, "image build: %s", time.Since(buildStart).Round(100*time.Millisecond))
 
+	cli := harness.GoBuild(t, "./builder/cmd/nodebake", work)
 	bins := controlPlaneBinaries(t, s)
 	logDir := t.TempDir()
-	synced := &guest{name: "clock01", uuid: "6e6f6465-6261-6b65-2d63-6c6f636b0001", wgAddr: "10.8.0.211/24", podCIDR: "10.200.11.0/24",
-		via: viaCredential, memory: 2048, cpus: 2}
-	unsynced := &guest{name: "clock02", uuid: "6e6f6465-6261-6b65-2d63-6c6f636b0002", wgAddr: "10.8.0.212/24", podCIDR: "10.200.12.0/24",
-		via: viaCredential, memory: 2048, cpus: 2}
+	synced, unsynced := clockPlan()
 	// Each guest gets a lab of its own, whose address apiServerGuestIP
 	// forwards to the API server on the host's loopback: the first with
 	// an NTP server handed out by DHCP, the second without a time source.
@@ -151,9 +160,10 @@ func TestClock(t *testing.T) {
 	// ends, and the control plane's processes get SIGKILL (Pdeathsig)
 	// when the thread that started them ends.
 	ntpAddr := netip.MustParseAddr(labNTPAddr)
+	apiPort := freePort(t) // the API server's, chosen before it starts
 	newLab := func(opts ...netlab.Option) *netlab.Lab {
 		lab := netlab.New(t, append(opts, netlab.WithAddrs(netip.MustParseAddr(apiServerGuestIP)))...)
-		lab.ForwardTCP(t, apiServerGuestIP+":6443", apiServerHostAddr)
+		lab.ForwardTCP(t, net.JoinHostPort(apiServerGuestIP, strconv.Itoa(apiPort)), net.JoinHostPort("127.0.0.1", strconv.Itoa(apiPort)))
 		return lab
 	}
 	ntpLab, silentLab := newLab(netlab.WithAddrs(ntpAddr), netlab.WithNTPServers(ntpAddr)), newLab()
@@ -162,7 +172,7 @@ func TestClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	ntpServer := &ntp.Server{Log: t.Logf}
-	cp := startControlPlane(t, bins, logDir, []string{synced.name, unsynced.name})
+	cp := startControlPlane(t, bins, logDir, apiPort, []string{synced.name, unsynced.name})
 	e := &env{t: t, cp: cp, logDir: logDir, guests: []*guest{synced, unsynced}, created: map[string]time.Time{}}
 	t.Cleanup(e.closeVMs)
 	t.Cleanup(e.diagnoseOnFailure)
@@ -173,15 +183,16 @@ func TestClock(t *testing.T) {
 	}
 	yearAgo := time.Now().AddDate(-1, 0, 0).UTC().Truncate(time.Second)
 	// boot prepares g in lab and starts it.
+	// The node configs come from the import of the seed's group_vars and
+	// an inventory of the two guests, as the cluster test's do.
+	imp := importCluster(t, cli, work, s, cp, e.guests)
 	boot := func(g *guest, lab *netlab.Lab, cmdline string) {
 		t.Helper()
-		g.wgKey = newWGKey(t)
-		cfg := assembleNodeConfig(t, work, cp, g, g.name, nil)
 		// Good now: the guest's only problem is its clock.
-		if err := nodeconfig.Validate(cfg, worker.ImageFacts(s), time.Now()); err != nil {
-			t.Fatalf("node config of %s: %v", g.name, err)
+		if _, err := loadNodeConfig(imp.nodeConfig(g.name), worker.ImageFacts(s)); err != nil {
+			t.Fatalf("the imported node config of %s: %v", g.name, err)
 		}
-		g.prepare(t, vmDir, cfg, nil)
+		g.prepare(t, cp, vmDir, imp.nodeConfig(g.name), "", nil)
 		g.cfg.UserNet = nil // the lab is the guest's only network
 		g.cfg.Disk, g.cfg.RTCBase, g.cfg.NoReboot = res.ImagePath, yearAgo, true
 		if cmdline != "" {

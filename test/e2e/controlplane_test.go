@@ -29,9 +29,9 @@ import (
 const (
 	// etcdVersion is the etcd of the pinned set.
 	etcdVersion = "v3.6.6"
-	// apiServerHostAddr is where the API server listens, on the host.
-	apiServerHostAddr = "127.0.0.1:6443"
-	// apiServerGuestIP is where guests reach it, through QEMU's guestfwd.
+	// apiServerGuestIP is where guests reach the API server, through
+	// QEMU's guestfwd or a lab's forward, at the port it listens on on
+	// the host's loopback (controlPlane.port).
 	apiServerGuestIP = "10.0.2.100"
 	// serviceCIDR is the image's default service network; kubernetesSvcIP
 	// its first address, the kubernetes service.
@@ -80,11 +80,32 @@ type controlPlane struct {
 	logDir  string
 	ca      *ca
 	bins    binaries
-	admin   string // admin kubeconfig
+	admin   string       // admin kubeconfig
+	api     *http.Client // the API server's client as admin
 	mu      sync.Mutex
 	procs   []*proc
 	workers map[string]pair // node certificates by node name
 	proxy   pair            // kube-proxy's certificate
+	// port is the API server's port: on the host's loopback, and at
+	// apiServerGuestIP for the guests (the kubernetes service's endpoint
+	// is the same address and port).
+	port int
+}
+
+// hostAddr is where the API server listens on the host.
+func (cp *controlPlane) hostAddr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(cp.port))
+}
+
+// guestURL is the API server's URL as guests reach it.
+func (cp *controlPlane) guestURL() string {
+	return "https://" + net.JoinHostPort(apiServerGuestIP, strconv.Itoa(cp.port))
+}
+
+// guestForward is the QEMU user network option that forwards
+// apiServerGuestIP at the API server's port to the host's loopback.
+func (cp *controlPlane) guestForward(t *testing.T) string {
+	return harness.GuestForward(t, apiServerGuestIP, cp.port, cp.hostAddr())
 }
 
 // proc is a control plane process.
@@ -116,16 +137,18 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// startControlPlane makes the cluster's PKI and starts the control plane.
-// Processes are killed when the test ends; their logs stay in logDir.
-func startControlPlane(t *testing.T, bins binaries, logDir string, nodeNames []string) *controlPlane {
+// startControlPlane makes the cluster's PKI and starts the control plane,
+// its API server on port (a free one: another cluster test may run on
+// the same host). Processes are killed when the test ends; their logs
+// stay in logDir.
+func startControlPlane(t *testing.T, bins binaries, logDir string, port int, nodeNames []string) *controlPlane {
 	t.Helper()
-	if l, err := net.Listen("tcp", apiServerHostAddr); err != nil {
-		t.Fatalf("the API server needs %s, which is taken: %v", apiServerHostAddr, err)
+	cp := &controlPlane{dir: t.TempDir(), logDir: logDir, bins: bins, workers: map[string]pair{}, port: port}
+	if l, err := net.Listen("tcp", cp.hostAddr()); err != nil {
+		t.Fatalf("the API server needs %s, which is taken: %v", cp.hostAddr(), err)
 	} else {
 		l.Close()
 	}
-	cp := &controlPlane{dir: t.TempDir(), logDir: logDir, bins: bins, workers: map[string]pair{}}
 	t.Cleanup(cp.stop)
 	var err error
 	if cp.ca, err = newCA("nodebake-e2e-ca"); err != nil {
@@ -160,7 +183,7 @@ func startControlPlane(t *testing.T, bins binaries, logDir string, nodeNames []s
 		t.Fatal(err)
 	}
 	saKey, saPubFile := file("sa-key.pem", saPriv), file("sa.pem", saPub)
-	server := "https://" + apiServerHostAddr
+	server := "https://" + cp.hostAddr()
 	cp.admin = file("admin.kubeconfig", kubeconfig(server, cp.ca, "admin", must(cp.ca.issue(certRequest{commonName: "admin", organization: []string{"system:masters"}}))))
 	cmKC := file("controller-manager.kubeconfig", kubeconfig(server, cp.ca, "system:kube-controller-manager",
 		must(cp.ca.issue(certRequest{commonName: "system:kube-controller-manager"}))))
@@ -185,7 +208,7 @@ func startControlPlane(t *testing.T, bins binaries, logDir string, nodeNames []s
 
 	cp.start(t, "kube-apiserver", bins.apiServer,
 		"--etcd-servers="+etcdURL,
-		"--bind-address=127.0.0.1", "--secure-port=6443",
+		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(port),
 		"--advertise-address="+apiServerGuestIP,
 		"--service-cluster-ip-range="+serviceCIDR,
 		"--authorization-mode=Node,RBAC",
@@ -197,7 +220,8 @@ func startControlPlane(t *testing.T, bins binaries, logDir string, nodeNames []s
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--allow-privileged=true",
 		"--profiling=false")
-	cp.waitHTTP(t, "kube-apiserver", "https://"+apiServerHostAddr+"/readyz", cp.adminClient(t), 5*time.Minute)
+	cp.api = cp.adminClient(t)
+	cp.waitHTTP(t, "kube-apiserver", "https://"+cp.hostAddr()+"/readyz", cp.api, 5*time.Minute)
 
 	cmPort, schedPort := freePort(t), freePort(t)
 	cp.start(t, "kube-controller-manager", bins.controllerManager,
@@ -298,7 +322,7 @@ func (cp *controlPlane) adminClient(t *testing.T) *http.Client {
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(cp.ca.cert)
-	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{
 		RootCAs: roots, Certificates: []tls.Certificate{cert},
 	}}}
 }

@@ -41,6 +41,7 @@ while :; do
 	ip route
 	wg show wg0 2>&1 | grep -E 'peer|endpoint|handshake|transfer'
 	ls /run/systemd/network /run/credentials/@system 2>&1 | tr '\n' ' '; echo
+	echo "blame: $(systemd-analyze blame --no-pager 2>/dev/null | head -8 | tr -s ' ' | tr '\n' ';')"
 	journalctl -b --no-pager -n 12 -o cat -u kubelet -u kube-proxy -u containerd -u nodebake-preload 2>&1 | cut -c1-400
 	echo "DIAG end"
 	sleep 30

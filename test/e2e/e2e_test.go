@@ -6,20 +6,24 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nodebake/nodebake/builder/ansible"
 	"github.com/nodebake/nodebake/layers/firstboot"
-	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
 	"github.com/nodebake/nodebake/layers/oci"
 	"github.com/nodebake/nodebake/layers/spec"
 	"github.com/nodebake/nodebake/layers/worker"
+	"github.com/nodebake/nodebake/test/e2e/internal/probe"
 	"github.com/nodebake/nodebake/test/harness"
 	"github.com/nodebake/nodebake/test/qemu"
 )
@@ -34,8 +38,9 @@ const (
 	shutdownWait   = 5 * time.Minute  // powerdown -> QEMU exits
 	badNodeWatch   = 3 * time.Minute  // how long the bad node must stay away, at least
 	consoleTimeout = 10 * time.Minute // QEMU start -> first-boot line on the console
-	// QEMU start -> login prompt. Three TCG guests share two cores: the
-	// third's image preload into containerd has taken over 6 minutes.
+	// QEMU start -> login prompt. Three TCG guests boot at once on two
+	// cores: a guest's image preload into containerd has taken over 6
+	// minutes.
 	loginTimeout = 20 * time.Minute
 )
 
@@ -57,12 +62,15 @@ type env struct {
 	created map[string]time.Time
 }
 
-// TestCluster builds one worker image, boots two workers from it (each
-// completed at first boot by its own node config, delivered two ways) and
-// a third with a bad node config, joins them to a control plane on the
-// host's loopback, and checks that pods on the two workers reach each
-// other over WireGuard, that a worker keeps its /var across a power cycle,
-// and that the bad one never starts its kubelet.
+// TestCluster goes from the seed's Ansible setup to a running cluster:
+// `nodebake import ansible` turns the seed's group_vars and an inventory of
+// three workers into a spec and a node config per worker; the image is
+// built from that spec; two workers boot from it, each completed at first
+// boot by its imported node config (delivered two ways), and a third with
+// a bad node config. They join a control plane on the host's loopback,
+// and the test checks that pods on the two workers reach each other over
+// WireGuard and through a service, that a worker keeps its /var across a
+// power cycle, and that the bad one never starts its kubelet.
 func TestCluster(t *testing.T) {
 	harness.RequireSlow(t)
 	if os.Getenv(EnvE2E) != "1" {
@@ -72,28 +80,28 @@ func TestCluster(t *testing.T) {
 		harness.RequireTool(t, tool)
 	}
 	testStart := time.Now()
+	sw := newStopwatch(t)
 	ctx := t.Context()
 	work := t.TempDir()
 
-	// The image: the repository's worker spec, pinned to the local
-	// mirror, with the bridge pod network and the test image preloaded.
+	// The base spec: the repository's worker spec, pinned to the local
+	// mirror, with the test image preloaded and the diagnostics probe.
 	pauseLayout := ensurePauseImage(t)
 	webLayout := buildWebImage(t, work)
-	s := harness.WorkerSpec(t, diagFiles()...)
-	s.Kubernetes.PodNetwork = spec.PodNetworkBridge
-	if !slices.ContainsFunc(s.Images, func(im spec.Image) bool { return im.Ref == s.Containerd.SandboxImage }) {
-		s.Images = append(s.Images, spec.Image{Ref: s.Containerd.SandboxImage, Image: "oci:" + pauseLayout})
+	base := harness.WorkerSpec(t, diagFiles()...)
+	if !slices.ContainsFunc(base.Images, func(im spec.Image) bool { return im.Ref == base.Containerd.SandboxImage }) {
+		base.Images = append(base.Images, spec.Image{Ref: base.Containerd.SandboxImage, Image: "oci:" + pauseLayout})
 	}
-	s.Images = append(s.Images, spec.Image{Ref: webImage, Image: "oci:" + webLayout})
-	s.Default()
-	if err := s.Validate(); err != nil {
-		t.Fatalf("the test's worker spec: %v", err)
+	base.Images = append(base.Images, spec.Image{Ref: webImage, Image: "oci:" + webLayout})
+	base.Default()
+	if err := base.Validate(); err != nil {
+		t.Fatalf("the test's base spec: %v", err)
 	}
-	buildStart := time.Now()
-	res := harness.BuildImage(t, s, filepath.Join(work, "out"))
-	figure(t, "image build (warm cache): %s", time.Since(buildStart).Round(100*time.Millisecond))
+	cli := harness.GoBuild(t, "./builder/cmd/nodebake", work)
+	sw.lap("base spec, release mirror, test image, nodebake CLI")
 
-	bins := controlPlaneBinaries(t, s)
+	bins := controlPlaneBinaries(t, base)
+	sw.lap("control plane binaries")
 	// Kept when the test fails, so under the repository's build
 	// directory rather than the system's temporary one.
 	logRoot := filepath.Join(harness.RepoRoot(t), "build", "test-logs")
@@ -112,57 +120,63 @@ func TestCluster(t *testing.T) {
 		os.RemoveAll(logDir)
 	})
 
-	w1 := &guest{name: "worker01", uuid: "6e6f6465-6261-6b65-2d65-326500000001", wgAddr: "10.8.0.203/24", podCIDR: "10.200.0.0/24",
-		underlay: "192.168.100.1/24", via: viaCredential, memory: 2048, cpus: 2}
-	w2 := &guest{name: "worker02", uuid: "6e6f6465-6261-6b65-2d65-326500000002", wgAddr: "10.8.0.204/24", podCIDR: "10.200.1.0/24",
-		underlay: "192.168.100.2/24", via: viaConfigDrive, memory: 2048, cpus: 2}
-	bad := &guest{name: "worker03", uuid: "6e6f6465-6261-6b65-2d65-326500000003", wgAddr: "10.8.0.205/24", podCIDR: "10.200.2.0/24",
-		via: viaSMBIOS, memory: 1024, cpus: 1}
-	for _, g := range []*guest{w1, w2, bad} {
-		g.wgKey = newWGKey(t)
-	}
-
-	cpStart := time.Now()
-	cp := startControlPlane(t, bins, logDir, []string{w1.name, w2.name})
-	figure(t, "control plane (etcd, kube-apiserver, controller manager, scheduler) up in %s", time.Since(cpStart).Round(100*time.Millisecond))
-	e := &env{t: t, cp: cp, logDir: logDir, guests: []*guest{w1, w2, bad}, created: map[string]time.Time{}}
+	plan := clusterPlan()
+	w1, w2, bad := plan.w1, plan.w2, plan.bad
+	cp := startControlPlane(t, bins, logDir, freePort(t), plan.names())
+	sw.lap("control plane up (etcd, kube-apiserver, controller manager, scheduler)")
+	e := &env{t: t, cp: cp, logDir: logDir, guests: plan.all(), created: map[string]time.Time{}}
 	t.Cleanup(e.closeVMs)
 	t.Cleanup(e.diagnoseOnFailure)
 
-	// Node configs, checked on the host against the image's facts first.
+	// The seed's Ansible setup, imported: the spec the image is built
+	// from and every worker's node config. Every worker has a pod CIDR in
+	// the inventory, so the spec has the bridge pod network.
+	imp := importCluster(t, cli, work, base, cp, plan.all())
+	s := imp.spec
+	if s.Kubernetes.PodNetwork != spec.PodNetworkBridge {
+		t.Fatalf("the imported spec's pod network is %q, want %q (every worker has a %s)", s.Kubernetes.PodNetwork, spec.PodNetworkBridge, ansible.PodCIDRVar)
+	}
+	t.Logf("nodebake import ansible: %s", reportSummary(imp.report))
+	sw.lap("nodebake import ansible")
+	res := harness.BuildImage(t, s, filepath.Join(work, "out"))
+	sw.lap("image build from the imported spec (warm cache)")
+
+	// The node configs are checked on the host against the image's facts,
+	// as first boot will check them. The good ones are the import's, as it
+	// wrote them. The bad one is the only node config made by hand: the
+	// import cannot write it (it names each node after its certificate, and
+	// refuses two hosts with one node name), so worker03's imported config
+	// gets worker02's certificate and key in place of its own, as a
+	// tampered or mixed-up config would: first boot must refuse it.
 	facts := worker.ImageFacts(s)
+	for _, g := range []*guest{w1, w2} {
+		if _, err := loadNodeConfig(imp.nodeConfig(g.name), facts); err != nil {
+			t.Fatalf("the imported node config of %s: %v", g.name, err)
+		}
+	}
 	vmDir := filepath.Join(work, "vms")
 	if err := os.MkdirAll(vmDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	linkPort := freePort(t)
-	for _, c := range []struct {
-		g       *guest
-		certFor string
-		peers   []*guest
-		netdev  string
-	}{
-		{w1, w1.name, []*guest{w2}, fmt.Sprintf("socket,listen=127.0.0.1:%d", linkPort)},
-		{w2, w2.name, []*guest{w1}, fmt.Sprintf("socket,connect=127.0.0.1:%d", linkPort)},
-		// The bad node presents worker02's certificate as its own.
-		{bad, w2.name, nil, ""},
-	} {
-		cfg := assembleNodeConfig(t, work, cp, c.g, c.certFor, c.peers)
-		err := nodeconfig.Validate(cfg, facts, time.Now())
-		if c.g == bad {
-			if err == nil {
-				t.Fatalf("the bad node config of %s validates on the host", bad.name)
-			}
-			t.Logf("%s's node config is bad, as meant: %v", bad.name, err)
-		} else if err != nil {
-			t.Fatalf("node config of %s: %v", c.g.name, err)
-		}
-		var nd []string
-		if c.netdev != "" {
-			nd = []string{c.netdev}
-		}
-		c.g.prepare(t, vmDir, cfg, nd)
+	badFile := filepath.Join(vmDir, bad.name+"-bad-node.yaml")
+	if err := writeBadNodeConfig(imp.nodeConfig(bad.name), badFile, cp.workers[w2.name], facts); err != nil {
+		t.Fatal(err)
 	}
+	accel := qemu.Accel()
+	if accel == qemu.AccelTCG && runtime.NumCPU() < 2*len(plan.all()) {
+		// Under TCG each vCPU is a host thread translating guest code.
+		// With fewer host cores than two vCPUs per guest, a second vCPU
+		// costs more than it gives: the guests' threads contend for the
+		// cores, and a guest's vCPU spins on a lock that a descheduled one
+		// holds.
+		for _, g := range plan.all() {
+			g.cpus = 1
+		}
+	}
+	linkPort := freePort(t)
+	w1.prepare(t, cp, vmDir, imp.nodeConfig(w1.name), "", []string{fmt.Sprintf("socket,listen=127.0.0.1:%d", linkPort)})
+	w2.prepare(t, cp, vmDir, imp.nodeConfig(w2.name), imp.configDrive(w2.name), []string{fmt.Sprintf("socket,connect=127.0.0.1:%d", linkPort)})
+	bad.prepare(t, cp, vmDir, badFile, "", nil)
 	// worker02 is power-cycled later: it boots from its own raw copy of
 	// the image (qemu.Config.Direct), so that a second QEMU finds its /var.
 	w2.cfg.Disk = filepath.Join(work, "worker02.raw")
@@ -172,13 +186,17 @@ func TestCluster(t *testing.T) {
 	w2.cfg.Direct = true
 	w1.cfg.Disk, bad.cfg.Disk = res.ImagePath, res.ImagePath
 
-	accel := qemu.Accel()
 	t.Logf("booting the workers under %s", accel)
+	// The three boot at once. The bad node is checked in the background
+	// while the others are tested, and stopped when its checks are done,
+	// so that it does not hold the host's cores for the rest of the test.
 	e.start(w1)
 	if err := waitListening(linkPort, time.Minute); err != nil {
 		t.Fatalf("worker01's end of the WireGuard underlay: %v", err)
 	}
 	e.start(w2)
+	e.start(bad)
+	badDone := e.checkBadNode(bad, w2.name, []string{w1.name, w2.name}, accel)
 
 	// 1. Both workers become Ready with the image's version and their
 	// wg0 address.
@@ -186,9 +204,7 @@ func TestCluster(t *testing.T) {
 	for _, g := range []*guest{w1, w2} {
 		e.bootFigures(g, accel, "first boot", readyAt[g.name])
 	}
-	// The bad node boots while the workers run pods (booting it with
-	// them overloads a 2-core host under TCG).
-	e.start(bad)
+	sw.lap("worker01 and worker02: QEMU start -> both nodes Ready (worker03 booting alongside)")
 	nodes, err := cp.nodes(ctx)
 	if err != nil {
 		e.fatalf("listing nodes: %v", err)
@@ -196,7 +212,7 @@ func TestCluster(t *testing.T) {
 	bootIDs := map[string]string{}
 	for _, n := range nodes {
 		g := e.guest(n.Metadata.Name)
-		if g == nil {
+		if g == nil || g == bad {
 			e.fatalf("unexpected node %s", n.Metadata.Name)
 		}
 		if got := n.Status.NodeInfo.KubeletVersion; got != s.Kubernetes.Version {
@@ -211,13 +227,13 @@ func TestCluster(t *testing.T) {
 			n.Status.NodeInfo.OSImage, n.Status.NodeInfo.KernelVersion, n.Status.NodeInfo.ContainerRuntime)
 	}
 
-	// 2. At once: the first-boot program's status on each worker, read
-	// through a pod (where the node config came from, how long it took);
-	// a marker written to worker02's /var; two replicas of the test
-	// server, one per node.
+	// 2. Two replicas of the test server, one per node, behind a service.
+	// As soon as they have addresses, one probe pod per node: the
+	// first-boot status (where the node config came from, how long it
+	// took), a marker written to worker02's /var, the other node's web
+	// pod fetched over wg0 and, from worker01, the service (kube-proxy,
+	// IPVS). Fetches retry until the server answers.
 	e.waitServiceAccount()
-	marker := fmt.Sprintf("written before the power cycle at %s", time.Now().UTC().Format(time.RFC3339Nano))
-	const markerFile = "/var/lib/e2e/marker"
 	if _, err := cp.kubectl(ctx, webDeployment(), "apply", "-f", "-"); err != nil {
 		e.fatalf("creating the web deployment: %v", err)
 	}
@@ -225,25 +241,39 @@ func TestCluster(t *testing.T) {
 		e.fatalf("creating the web service: %v", err)
 	}
 	webStart := time.Now()
-	done := e.runPods(podTimeout,
-		statusPod(w1, "status-"+w1.name),
-		statusPod(w2, "status-"+w2.name),
-		podSpec{name: "marker-write", nodeName: w2.name, args: []string{"write", markerFile, marker}, hostPath: "/var/lib/e2e"})
-	for _, g := range []*guest{w1, w2} {
-		e.checkStatus(g, done["status-"+g.name], true)
+	var svc struct {
+		Spec struct {
+			ClusterIP string `json:"clusterIP"`
+		} `json:"spec"`
 	}
-	web := e.waitWeb(podTimeout, nil, time.Time{})
+	if err := cp.get(ctx, "/api/v1/namespaces/default/services/web", &svc); err != nil || svc.Spec.ClusterIP == "" {
+		e.fatalf("the web service's cluster IP: %q, %v", svc.Spec.ClusterIP, err)
+	}
+	svcURL := "http://" + svc.Spec.ClusterIP + "/"
+	web := e.waitWeb(podTimeout, false, nil, time.Time{})
+	marker := fmt.Sprintf("written before the power cycle at %s", time.Now().UTC().Format(time.RFC3339Nano))
+	const markerDir = "/var/lib/e2e"
+	markerFile := markerDir + "/marker"
+	statusMount := mount{path: path.Dir(firstboot.StatusPath), readOnly: true}
+	probeA1 := podSpec{name: "probe-a-" + w1.name, nodeName: w1.name, mounts: []mount{statusMount},
+		steps: [][]string{{"report", firstboot.StatusPath}, {"fetch", web[w2.name].url()}, {"fetch", svcURL}}}
+	probeA2 := podSpec{name: "probe-a-" + w2.name, nodeName: w2.name, mounts: []mount{statusMount, {path: markerDir}},
+		steps: [][]string{{"report", firstboot.StatusPath}, {"write", markerFile, marker}, {"fetch", web[w1.name].url()}}}
+	done := e.runPods(podTimeout, probeA1, probeA2)
+	web = e.waitWeb(podTimeout, true, nil, time.Time{})
 	figure(t, "web deployment: 2 replicas ready, one per node, %s after it was created", time.Since(webStart).Round(time.Second))
-
-	// 3. Each node's pods reach the other node's over wg0, and a pod on
-	// worker01 reaches the service in front of both (kube-proxy, IPVS).
-	svcIP, err := cp.kubectl(ctx, "", "get", "service", "web", "-o", "jsonpath={.spec.clusterIP}")
-	if err != nil || svcIP == "" {
-		e.fatalf("the web service's cluster IP: %q, %v", svcIP, err)
+	a1, a2 := e.steps(done[probeA1.name], 3), e.steps(done[probeA2.name], 3)
+	e.checkStatus(w1, a1[0], true)
+	e.checkStatus(w2, a2[0], true)
+	e.checkFetch(w1, a1[1], w2, web[w2.name])
+	e.checkService(w1, a1[2], svc.Spec.ClusterIP, web)
+	if want := "wrote " + markerFile; a2[1].Result != want {
+		t.Errorf("%s: the marker step says %q, want %q", w2.name, a2[1].Result, want)
 	}
-	e.crossFetch(web, w1, w2, "a", svcIP)
+	e.checkFetch(w2, a2[2], w1, web[w1.name])
+	sw.lap("web deployment and a probe pod per node: first-boot status, /var marker, pod to pod over wg0, the service")
 
-	// 4. The marker on worker02's /var survives a power cycle.
+	// 3. The marker on worker02's /var survives a power cycle.
 	downStart := time.Now()
 	if err := w2.vm.Powerdown(ctx); err != nil {
 		e.fatalf("powering worker02 down: %v", err)
@@ -252,63 +282,187 @@ func TestCluster(t *testing.T) {
 		e.fatalf("worker02 did not power off cleanly: %v", err)
 	}
 	figure(t, "worker02: ACPI powerdown -> QEMU exited %s", time.Since(downStart).Round(time.Second))
+	sw.lap("power cycle: worker02 powers off")
 	e.keepLogs(w2)
 	w2.vm.Close()
 	e.start(w2)
 	readyAt = e.waitReady([]*guest{w2}, bootIDs[w2.name], readyTimeout)
 	e.bootFigures(w2, accel, "after a power cycle", readyAt[w2.name])
-	checkPods := []podSpec{
-		{name: "marker-check", nodeName: w2.name, args: []string{"check", markerFile, marker}, hostPath: "/var/lib/e2e", readOnly: true},
-		statusPod(w2, "status-worker02-again"),
+	sw.lap("power cycle: worker02 boots to Ready")
+	// At once on worker02: the marker, the first-boot status, and
+	// worker01's web pod (the underlay link and WireGuard are back). Once
+	// the deployment's pod on worker02 is back, worker01 fetches it.
+	probeB2 := podSpec{name: "probe-b-" + w2.name, nodeName: w2.name, mounts: []mount{statusMount, {path: markerDir, readOnly: true}},
+		steps: [][]string{{"check", markerFile, marker}, {"report", firstboot.StatusPath}, {"fetch", web[w1.name].url()}}}
+	e.createPods(probeB2)
+	web = e.waitWeb(podTimeout, true, map[string]pod{w2.name: web[w2.name]}, downStart)
+	probeB1 := podSpec{name: "probe-b-" + w1.name, nodeName: w1.name, steps: [][]string{{"fetch", web[w2.name].url()}}}
+	done = e.runPods(podTimeout, probeB1)
+	maps.Copy(done, e.waitPods(podTimeout, probeB2))
+	b1, b2 := e.steps(done[probeB1.name], 1), e.steps(done[probeB2.name], 3)
+	if b2[0].Result != marker {
+		t.Errorf("%s: the marker after the power cycle reads %q, want %q", w2.name, b2[0].Result, marker)
 	}
-	e.createPods(checkPods...)
-	// The deployment's pod on worker02 comes back, and the nodes still
-	// reach each other's pods: the underlay link and WireGuard are back.
-	web = e.waitWeb(podTimeout, map[string]pod{w2.name: web[w2.name]}, downStart)
-	e.crossFetch(web, w1, w2, "b", "")
-	done = e.waitPods(podTimeout, checkPods...)
-	e.checkStatus(w2, done["status-worker02-again"], false)
+	e.checkStatus(w2, b2[1], false)
+	e.checkFetch(w2, b2[2], w1, web[w1.name])
+	e.checkFetch(w1, b1[0], w2, web[w2.name])
+	sw.lap("after the power cycle: marker, status, web pod back, pod to pod both ways")
 
-	// 5. The bad node: the first-boot program names the problem on the
-	// console, the boot otherwise completes (a login prompt), and the
-	// kubelet never starts: its node never appears.
-	fb, err := bad.firstboot.wait()
-	if err != nil {
-		e.fatalf("%s: %v", bad.name, err)
-	}
-	t.Logf("%s console: %s", bad.name, fb.Text)
-	wantLine := fmt.Sprintf(`nodeName: %q does not match the node certificate's subject CN "system:node:%s"`, bad.name, w2.name)
-	if !strings.Contains(fb.Text, wantLine) {
-		t.Errorf("%s: console says %q, want it to name the problem: %s", bad.name, fb.Text, wantLine)
-	}
-	login, err := bad.login.wait()
-	if err != nil {
-		e.fatalf("%s did not finish booting: %v", bad.name, err)
-	}
-	if strings.Contains(bad.vm.ConsoleLog(), "emergency mode") {
-		e.fatalf("%s went into emergency mode: its kubelet could not have started anyway\n%s", bad.name, bad.vm.ConsoleTail(60))
-	}
-	figure(t, "%s (%s, bad node config by %s): QEMU start -> first-boot failure on the console %s -> login prompt %s",
-		bad.name, accel, bad.via, fb.SeenAt.Sub(bad.vm.StartedAt).Round(time.Second), login.SeenAt.Sub(bad.vm.StartedAt).Round(time.Second))
-	if rest := badNodeWatch - time.Since(login.SeenAt); rest > 0 {
-		t.Logf("watching for %s's node %s more", bad.name, rest.Round(time.Second))
-		time.Sleep(rest)
-	}
-	nodes, err = cp.nodes(ctx)
-	if err != nil {
-		e.fatalf("listing nodes: %v", err)
-	}
-	if got, want := nodeNames(nodes), []string{w1.name, w2.name}; !slices.Equal(got, want) {
-		t.Errorf("nodes %v %s after %s's boot finished, want only %v: the bad node registered", got, time.Since(login.SeenAt).Round(time.Second), bad.name, want)
-	} else {
-		t.Logf("%s's boot finished %s ago; the nodes are still only %v", bad.name, time.Since(login.SeenAt).Round(time.Second), got)
-	}
-	if l := diagLine(lastDiag(bad.vm.ReportLog()), "unit kubelet:"); !strings.Contains(l, "ActiveState=inactive") || !strings.Contains(l, "ConditionResult=no") {
-		t.Errorf("%s: want the kubelet inactive for its unmet condition, the guest says %q", bad.name, l)
-	} else {
-		t.Logf("%s: %s", bad.name, l)
-	}
+	// 4. The bad node's checks, if they are not done yet.
+	<-badDone
+	sw.lap("the bad node's checks, what was left of them")
+	e.logEvents()
 	figure(t, "total test time: %s", time.Since(testStart).Round(time.Second))
+}
+
+// checkBadNode checks the bad node in the background and returns a channel
+// closed when it is done: the first-boot program names the problem on the
+// console (the node config names node bad while its certificate is
+// certOf's), the boot otherwise completes (a login prompt, no emergency
+// mode), the kubelet stays inactive for its unmet condition, and for
+// badNodeWatch after the login prompt the nodes stay only good. Then the
+// VM is stopped. Problems are reported with t.Errorf.
+func (e *env) checkBadNode(bad *guest, certOf string, good []string, accel string) <-chan struct{} {
+	t := e.t
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	go func() {
+		defer close(done)
+		defer bad.vm.Kill()
+		fb, err := bad.firstboot.wait()
+		if err != nil {
+			t.Errorf("%s: %v", bad.name, err)
+			return
+		}
+		t.Logf("%s console: %s", bad.name, fb.Text)
+		wantLine := fmt.Sprintf(`nodeName: %q does not match the node certificate's subject CN "system:node:%s"`, bad.name, certOf)
+		if !strings.Contains(fb.Text, wantLine) {
+			t.Errorf("%s: console says %q, want it to name the problem: %s", bad.name, fb.Text, wantLine)
+		}
+		login, err := bad.login.wait()
+		if err != nil {
+			t.Errorf("%s did not finish booting: %v", bad.name, err)
+			return
+		}
+		if strings.Contains(bad.vm.ConsoleLog(), "emergency mode") {
+			t.Errorf("%s went into emergency mode: its kubelet could not have started anyway\n%s", bad.name, bad.vm.ConsoleTail(60))
+			return
+		}
+		figure(t, "%s (%s, bad node config by %s): QEMU start -> first-boot failure on the console %s -> login prompt %s",
+			bad.name, accel, bad.via, fb.SeenAt.Sub(bad.vm.StartedAt).Round(time.Second), login.SeenAt.Sub(bad.vm.StartedAt).Round(time.Second))
+		// The nodes are listed every few seconds until badNodeWatch has
+		// passed since the login prompt: the bad node must never appear.
+		for {
+			nodes, err := e.cp.nodes(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				t.Logf("listing nodes while watching %s: %v", bad.name, err)
+			} else if got := nodeNames(nodes); slices.Contains(got, bad.name) {
+				t.Errorf("nodes %v %s after %s's boot finished: the bad node registered", got, time.Since(login.SeenAt).Round(time.Second), bad.name)
+				return
+			}
+			if time.Since(login.SeenAt) >= badNodeWatch {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(5 * time.Second):
+			}
+		}
+		t.Logf("%s's boot finished %s ago; it never registered (the nodes are %v)", bad.name, time.Since(login.SeenAt).Round(time.Second), good)
+		// The diagnostics probe reports every 30 s: wait for a report
+		// from after the watch.
+		var l string
+		for deadline := time.Now().Add(2 * time.Minute); ; {
+			l = diagLine(lastDiag(bad.vm.ReportLog()), "unit kubelet:")
+			if strings.Contains(l, "ActiveState=inactive") && strings.Contains(l, "ConditionResult=no") || time.Now().After(deadline) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(5 * time.Second):
+			}
+		}
+		if !strings.Contains(l, "ActiveState=inactive") || !strings.Contains(l, "ConditionResult=no") {
+			t.Errorf("%s: want the kubelet inactive for its unmet condition, the guest says %q", bad.name, l)
+		} else {
+			t.Logf("%s: %s; stopping it", bad.name, l)
+		}
+	}()
+	return done
+}
+
+// logEvents logs the cluster's events in time order: when each pod was
+// scheduled, its sandbox and container created and started, for reading
+// where a run's time went.
+func (e *env) logEvents() {
+	out, err := e.cp.kubectl(e.t.Context(), "", "get", "events", "-A", "--sort-by=.lastTimestamp",
+		"-o", "custom-columns=FIRST:.firstTimestamp,LAST:.lastTimestamp,COUNT:.count,OBJECT:.involvedObject.name,REASON:.reason,FROM:.source.host")
+	if err != nil {
+		e.t.Logf("events: %v", err)
+		return
+	}
+	e.t.Logf("--- events ---\n%s", out)
+}
+
+// stopwatch times the test's phases: each lap is a FIGURE line, and the
+// laps are listed together when the test ends, passed or failed.
+type stopwatch struct {
+	t         *testing.T
+	start, at time.Time
+	names     []string
+	durations []time.Duration
+}
+
+func newStopwatch(t *testing.T) *stopwatch {
+	now := time.Now()
+	sw := &stopwatch{t: t, start: now, at: now}
+	t.Cleanup(sw.summary)
+	return sw
+}
+
+// lap ends the phase that began at the previous lap (or the start).
+func (sw *stopwatch) lap(name string) {
+	now := time.Now()
+	d := now.Sub(sw.at)
+	sw.at = now
+	sw.names = append(sw.names, name)
+	sw.durations = append(sw.durations, d)
+	figure(sw.t, "phase %q: %s", name, d.Round(100*time.Millisecond))
+}
+
+func (sw *stopwatch) summary() {
+	var b strings.Builder
+	total := time.Since(sw.start)
+	for i, n := range sw.names {
+		fmt.Fprintf(&b, "\n  %8s  %3d%%  %s", sw.durations[i].Round(time.Second), int(100*sw.durations[i]/total), n)
+	}
+	if rest := time.Since(sw.at); rest > time.Second {
+		fmt.Fprintf(&b, "\n  %8s  %3d%%  (after the last phase)", rest.Round(time.Second), int(100*rest/total))
+	}
+	figure(sw.t, "phases (total %s, load average %s):%s", total.Round(time.Second), loadAverage(), b.String())
+}
+
+// loadAverage is the host's load average over 1, 5 and 15 minutes, for
+// reading the figures: the guests share the host's cores.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // ensurePauseImage returns the pause image layout scripts/build-pause.sh
@@ -419,6 +573,9 @@ func (e *env) bootFigures(g *guest, accel, which string, readyAt time.Time) {
 	}
 	figure(e.t, "%s (%s, %s, node config by %s): QEMU start -> first-boot done %s -> login prompt %s -> node Ready %s",
 		g.name, accel, which, g.via, fb, login, since(readyAt))
+	if l := diagLine(lastDiag(g.vm.ReportLog()), "blame:"); l != "" {
+		e.t.Logf("%s: the slowest units of the boot (systemd-analyze %s)", g.name, l)
+	}
 }
 
 // closeVMs stops every VM, keeping the consoles in the log directory.
@@ -588,11 +745,6 @@ func (e *env) waitServiceAccount() {
 	})
 }
 
-// statusPod is a pod that reports g's first-boot status file.
-func statusPod(g *guest, name string) podSpec {
-	return podSpec{name: name, nodeName: g.name, args: []string{"report", firstboot.StatusPath}, hostPath: "/run/nodebake", readOnly: true}
-}
-
 // createPods creates one-shot pods.
 func (e *env) createPods(ps ...podSpec) {
 	e.t.Helper()
@@ -651,37 +803,91 @@ func (e *env) runPods(timeout time.Duration, ps ...podSpec) map[string]pod {
 	return e.waitPods(timeout, ps...)
 }
 
-// checkStatus checks g's first-boot status as a status pod reported it.
-func (e *env) checkStatus(g *guest, p pod, report bool) {
+// steps returns the outcomes of a probe pod's n steps, each of which
+// succeeded (the pod did).
+func (e *env) steps(p pod, n int) []probe.Step {
 	e.t.Helper()
-	var st firstboot.Status
-	if err := json.Unmarshal([]byte(p.terminationMessage()), &st); err != nil {
-		e.fatalf("%s: decoding the first-boot status %q: %v", g.name, p.terminationMessage(), err)
+	steps, err := probe.Parse(p.terminationMessage())
+	if err != nil {
+		e.fatalf("pod %s: %v", p.Metadata.Name, err)
+	}
+	if len(steps) != n {
+		e.fatalf("pod %s: %d steps, want %d: %+v", p.Metadata.Name, len(steps), n, steps)
+	}
+	for _, st := range steps {
+		if !st.OK {
+			e.fatalf("pod %s: step %q failed: %s", p.Metadata.Name, st.Step, st.Error)
+		}
+		tries := ""
+		if st.Attempts > 1 {
+			tries = fmt.Sprintf(" (%d attempts)", st.Attempts)
+		}
+		e.t.Logf("pod %s: %s: %s%s", p.Metadata.Name, short(st.Step, 80), (time.Duration(st.Millis) * time.Millisecond).Round(100*time.Millisecond), tries)
+	}
+	return steps
+}
+
+// checkStatus checks g's first-boot status as a probe pod reported it.
+func (e *env) checkStatus(g *guest, st probe.Step, report bool) {
+	e.t.Helper()
+	var fs firstboot.Status
+	if err := json.Unmarshal([]byte(st.Result), &fs); err != nil {
+		e.fatalf("%s: decoding the first-boot status %q: %v", g.name, st.Result, err)
 	}
 	wantSource := map[string]string{viaCredential: "credential ", viaConfigDrive: "config-drive "}[g.via]
-	if !st.OK || st.NodeName != g.name || !strings.HasPrefix(st.Source, wantSource) {
-		e.t.Errorf("%s: first-boot status ok=%v node=%q source=%q, want ok, %s, source %q...", g.name, st.OK, st.NodeName, st.Source, g.name, wantSource)
+	if !fs.OK || fs.NodeName != g.name || !strings.HasPrefix(fs.Source, wantSource) {
+		e.t.Errorf("%s: first-boot status ok=%v node=%q source=%q, want ok, %s, source %q...", g.name, fs.OK, fs.NodeName, fs.Source, g.name, wantSource)
 	}
 	if report {
 		figure(e.t, "%s: first-boot program ran %s (status.json durationMicros %d; node config from %s)", g.name,
-			(time.Duration(st.DurationMicros) * time.Microsecond).Round(time.Millisecond), st.DurationMicros, st.Source)
+			(time.Duration(fs.DurationMicros) * time.Microsecond).Round(time.Millisecond), fs.DurationMicros, fs.Source)
 	}
 }
 
-// waitWeb waits for the web deployment's two pods to be ready on two
-// different nodes and returns them by node name. A pod whose node is in
-// stale must run a container other than the one stale names (a pod as it
-// was before its node restarted).
+// checkFetch checks that a pod on from fetched the web pod target on to,
+// over wg0: its greeting names the pod.
+func (e *env) checkFetch(from *guest, st probe.Step, to *guest, target pod) {
+	e.t.Helper()
+	want := "hello from " + target.Metadata.Name
+	if got := strings.TrimSpace(st.Result); got != want {
+		e.t.Errorf("pod on %s fetching %s (%s on %s) got %q, want %q", from.name, target.Status.PodIP, target.Metadata.Name, to.name, got, want)
+		return
+	}
+	e.t.Logf("pod on %s (%s) -> pod %s on %s over wg0: HTTP 200, %q", from.name, from.podCIDR, target.Status.PodIP, to.name, want)
+}
+
+// checkService checks that a pod on from fetched the web service at ip
+// (through kube-proxy): the greeting names one of the web pods.
+func (e *env) checkService(from *guest, st probe.Step, ip string, web map[string]pod) {
+	e.t.Helper()
+	got := strings.TrimSpace(st.Result)
+	for _, p := range web {
+		if got == "hello from "+p.Metadata.Name {
+			e.t.Logf("pod on %s -> service %s (kube-proxy): HTTP 200, %q", from.name, ip, got)
+			return
+		}
+	}
+	e.t.Errorf("pod on %s fetching the web service at %s got %q, want a web pod's greeting", from.name, ip, got)
+}
+
+// waitWeb waits for the web deployment's two pods to be on two different
+// nodes, with an address or, when ready is set, ready, and returns them by
+// node name. A pod whose node is in stale must run a container other than
+// the one stale names (a pod as it was before its node restarted).
 //
 // A pod status the API server still holds from before a power cycle can
 // look ready with the old container and the old IP until the kubelet
 // reports again: on a node of stale, a pod counts only when its Ready
 // condition turned true after since (the power-off) and it runs another
 // container.
-func (e *env) waitWeb(timeout time.Duration, stale map[string]pod, since time.Time) map[string]pod {
+func (e *env) waitWeb(timeout time.Duration, ready bool, stale map[string]pod, since time.Time) map[string]pod {
 	e.t.Helper()
 	byNode := map[string]pod{}
-	e.poll("the web deployment's pods, one ready per node", timeout, 2*time.Second, func() (bool, string) {
+	what := "the web deployment's pods, one with an address per node"
+	if ready {
+		what = "the web deployment's pods, one ready per node"
+	}
+	e.poll(what, timeout, 2*time.Second, func() (bool, string) {
 		ps, err := e.cp.pods(e.t.Context(), "app=web")
 		if err != nil {
 			return false, err.Error()
@@ -693,7 +899,7 @@ func (e *env) waitWeb(timeout time.Duration, stale map[string]pod, since time.Ti
 			if old, ok := stale[p.Spec.NodeName]; ok && (p.startedAt() == old.startedAt() || p.readySince().Before(since.Truncate(time.Second))) {
 				continue
 			}
-			if p.ready() && p.Status.PodIP != "" {
+			if (p.ready() || !ready) && p.Status.PodIP != "" {
 				if _, dup := byNode[p.Spec.NodeName]; dup {
 					e.fatalf("two web pods on node %s: %v", p.Spec.NodeName, status)
 				}
@@ -703,57 +909,4 @@ func (e *env) waitWeb(timeout time.Duration, stale map[string]pod, since time.Ti
 		return len(byNode) == 2, strings.Join(status, "; ")
 	})
 	return byNode
-}
-
-// crossFetch runs a pod on each worker that fetches from the web pod on
-// the other worker, and checks the answers.
-// With a serviceIP, a pod on a also fetches from the service.
-func (e *env) crossFetch(web map[string]pod, a, b *guest, round, serviceIP string) {
-	e.t.Helper()
-	type fetch struct {
-		from, to *guest
-		target   pod
-		spec     podSpec
-	}
-	var fs []fetch
-	var specs []podSpec
-	for _, c := range [][2]*guest{{a, b}, {b, a}} {
-		from, to := c[0], c[1]
-		target, ok := web[to.name]
-		if !ok {
-			e.fatalf("no web pod on %s", to.name)
-		}
-		f := fetch{from: from, to: to, target: target, spec: podSpec{
-			name: fmt.Sprintf("fetch-%s-from-%s-to-%s", round, from.name, to.name), nodeName: from.name,
-			args: []string{"fetch", "http://" + target.Status.PodIP + "/"},
-		}}
-		fs = append(fs, f)
-		specs = append(specs, f.spec)
-	}
-	svc := podSpec{name: fmt.Sprintf("fetch-%s-from-%s-to-service", round, a.name), nodeName: a.name,
-		args: []string{"fetch", "http://" + serviceIP + "/"}}
-	if serviceIP != "" {
-		specs = append(specs, svc)
-	}
-	done := e.runPods(podTimeout, specs...)
-	if serviceIP != "" {
-		got := strings.TrimSpace(done[svc.name].terminationMessage())
-		ok := false
-		for _, p := range web {
-			ok = ok || got == "hello from "+p.Metadata.Name
-		}
-		if !ok {
-			e.t.Errorf("pod on %s fetching the web service at %s got %q, want a web pod's greeting", a.name, serviceIP, got)
-		} else {
-			e.t.Logf("pod on %s -> service %s (kube-proxy): HTTP 200, %q", a.name, serviceIP, got)
-		}
-	}
-	for _, f := range fs {
-		want := "hello from " + f.target.Metadata.Name
-		if got := strings.TrimSpace(done[f.spec.name].terminationMessage()); got != want {
-			e.t.Errorf("pod on %s fetching %s (%s on %s) got %q, want %q", f.from.name, f.target.Status.PodIP, f.target.Metadata.Name, f.to.name, got, want)
-		} else {
-			e.t.Logf("pod on %s (%s) -> pod %s on %s over wg0: HTTP 200, %q", f.from.name, f.from.podCIDR, f.target.Status.PodIP, f.to.name, got)
-		}
-	}
 }

@@ -4,10 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nodebake/nodebake/test/e2e/internal/probe"
 )
 
 // node is the part of a Node object the test reads.
@@ -134,6 +140,9 @@ func (p pod) startedAt() string {
 	return ""
 }
 
+// url is where the pod's web server answers.
+func (p pod) url() string { return "http://" + net.JoinHostPort(p.Status.PodIP, "80") + "/" }
+
 // terminationMessage is the first container's termination message.
 func (p pod) terminationMessage() string {
 	for _, c := range p.Status.ContainerStatuses {
@@ -165,28 +174,43 @@ func (cp *controlPlane) nodes(ctx context.Context) ([]node, error) {
 	var l struct {
 		Items []node `json:"items"`
 	}
-	return l.Items, cp.getJSON(ctx, &l, "get", "nodes", "-o", "json")
-}
-
-func (cp *controlPlane) pod(ctx context.Context, name string) (pod, error) {
-	var p pod
-	return p, cp.getJSON(ctx, &p, "get", "pod", name, "-o", "json")
+	return l.Items, cp.get(ctx, "/api/v1/nodes", &l)
 }
 
 func (cp *controlPlane) pods(ctx context.Context, selector string) ([]pod, error) {
 	var l struct {
 		Items []pod `json:"items"`
 	}
-	return l.Items, cp.getJSON(ctx, &l, "get", "pods", "-l", selector, "-o", "json")
+	return l.Items, cp.get(ctx, "/api/v1/namespaces/default/pods?labelSelector="+url.QueryEscape(selector), &l)
 }
 
-func (cp *controlPlane) getJSON(ctx context.Context, v any, args ...string) error {
-	out, err := cp.kubectl(ctx, "", args...)
+// maxResponse bounds what the test reads from the API server in one
+// request.
+const maxResponse = 64 << 20
+
+// get reads an API path as admin and decodes the JSON answer into v. The
+// test polls the API server this way rather than through kubectl: a
+// kubectl run every two seconds costs the host's cores, which the TCG
+// guests need.
+func (cp *controlPlane) get(ctx context.Context, path string, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+cp.hostAddr()+path, nil)
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal([]byte(out), v); err != nil {
-		return fmt.Errorf("decoding kubectl %s: %w", strings.Join(args, " "), err)
+	resp, err := cp.api.Do(req)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	body := io.LimitReader(resp.Body, maxResponse)
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(body, 1024))
+		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(b)))
+	}
+	if err := json.NewDecoder(body).Decode(v); err != nil {
+		return fmt.Errorf("GET %s: decoding: %w", path, err)
 	}
 	return nil
 }
@@ -201,13 +225,19 @@ func nodeNames(ns []node) []string {
 	return names
 }
 
-// podSpec is a pod of the test image.
+// podSpec is a one-shot pod of the test image that runs probe steps.
 type podSpec struct {
 	name     string
 	nodeName string // pins the pod, bypassing the scheduler
-	args     []string
-	// hostPath is mounted at the same path in the container.
-	hostPath string
+	steps    [][]string
+	// mounts are host paths mounted at the same path in the container.
+	mounts []mount
+}
+
+// mount is a host path the pod mounts; a writable one is created when
+// missing.
+type mount struct {
+	path     string
 	readOnly bool
 }
 
@@ -217,7 +247,7 @@ const webImage = "nodebake.test/web:1"
 // manifest renders a one-shot pod as JSON.
 func (p podSpec) manifest() string {
 	c := map[string]any{
-		"name": "web", "image": webImage, "imagePullPolicy": "Never", "args": p.args,
+		"name": "web", "image": webImage, "imagePullPolicy": "Never", "args": probe.Args(p.steps...),
 	}
 	spec := map[string]any{
 		"restartPolicy":                 "Never",
@@ -227,13 +257,19 @@ func (p podSpec) manifest() string {
 		"terminationGracePeriodSeconds": 5,
 		"containers":                    []any{c},
 	}
-	if p.hostPath != "" {
+	var volumes, mounts []any
+	for i, m := range p.mounts {
 		typ := "DirectoryOrCreate"
-		if p.readOnly {
+		if m.readOnly {
 			typ = "Directory"
 		}
-		spec["volumes"] = []any{map[string]any{"name": "host", "hostPath": map[string]any{"path": p.hostPath, "type": typ}}}
-		c["volumeMounts"] = []any{map[string]any{"name": "host", "mountPath": p.hostPath, "readOnly": p.readOnly}}
+		name := fmt.Sprintf("host%d", i)
+		volumes = append(volumes, map[string]any{"name": name, "hostPath": map[string]any{"path": m.path, "type": typ}})
+		mounts = append(mounts, map[string]any{"name": name, "mountPath": m.path, "readOnly": m.readOnly})
+	}
+	if len(volumes) > 0 {
+		spec["volumes"] = volumes
+		c["volumeMounts"] = mounts
 	}
 	b, _ := json.Marshal(map[string]any{
 		"apiVersion": "v1", "kind": "Pod",

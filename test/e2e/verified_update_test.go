@@ -203,7 +203,7 @@ func TestVerifiedUpdate(t *testing.T) {
 	// the kubelet is never newer than the API server.
 	bins := controlPlaneBinaries(t, v2.spec)
 	logDir := t.TempDir()
-	cp := startControlPlane(t, bins, logDir, []string{updateNode})
+	cp := startControlPlane(t, bins, logDir, freePort(t), []string{updateNode})
 	nodeYAML := updateNodeConfig(t, work, cp, v1)
 
 	unlock, err := qemu.Lock()
@@ -215,7 +215,7 @@ func TestVerifiedUpdate(t *testing.T) {
 		Disk: v1.res.ImagePath, UUID: updateNodeUUID, Memory: 2048, CPUs: 2, Accel: qemu.Accel(),
 		FwCfg: map[string]string{"opt/io.systemd.credentials/nodebake.node": nodeYAML},
 		UserNet: []string{
-			harness.GuestForward(t, apiServerGuestIP, 6443, apiServerHostAddr),
+			cp.guestForward(t),
 			harness.GuestForward(t, updateGuestIP, updatePort, srv.addr),
 		},
 	})
@@ -521,7 +521,7 @@ func updateNodeConfig(t *testing.T, dir string, cp *controlPlane, v *updateVersi
 		CertDir:          cdir,
 		NodeCertFile:     write("cert-"+updateNode+".pem", nc.certPEM),
 		NodeKeyFile:      write("cert-"+updateNode+"-key.pem", nc.keyPEM),
-		APIServer:        "https://" + apiServerGuestIP + ":6443",
+		APIServer:        cp.guestURL(),
 		PodCIDR:          updatePodCIDR,
 		WireGuardAddress: updateWGAddr,
 		WireGuardKeyFile: write("wg.key", base64.StdEncoding.EncodeToString(key.Bytes())+"\n"),

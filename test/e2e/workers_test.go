@@ -3,11 +3,10 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"crypto/ecdh"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,9 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nodebake/nodebake/layers/configdrive"
+	"github.com/nodebake/nodebake/layers/firstboot"
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
-	"github.com/nodebake/nodebake/test/harness"
 	"github.com/nodebake/nodebake/test/qemu"
 )
 
@@ -33,9 +31,6 @@ const (
 // turns into /run/systemd/network/40-underlay.network.
 const underlayCredential = "opt/io.systemd.credentials/network.network.40-underlay"
 
-// wgPort is WireGuard's listen port on every node.
-const wgPort = 51820
-
 // guest is one worker VM of the test and what makes it.
 type guest struct {
 	name     string
@@ -47,11 +42,8 @@ type guest struct {
 	memory   int
 	cpus     int
 
-	wgKey *ecdh.PrivateKey
-	// nodeYAML is the node config as delivered.
-	nodeYAML []byte
-	cfg      qemu.Config
-	vm       *qemu.VM
+	cfg qemu.Config
+	vm  *qemu.VM
 	// firstboot and login watch the current VM's console for the
 	// first-boot program's line and the login prompt.
 	firstboot, login *sighting
@@ -93,15 +85,6 @@ func (s *sighting) seen() (qemu.Match, bool) {
 func (g *guest) wgIP() string       { ip, _, _ := strings.Cut(g.wgAddr, "/"); return ip }
 func (g *guest) underlayIP() string { ip, _, _ := strings.Cut(g.underlay, "/"); return ip }
 
-func newWGKey(t *testing.T) *ecdh.PrivateKey {
-	t.Helper()
-	k, err := ecdh.X25519().GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 // underlayMAC is the MAC address the qemu package gives NIC n (1 for the
@@ -125,104 +108,60 @@ IPv6AcceptRA=no
 `, mac, addr)
 }
 
-// assembleNodeConfig writes the cluster CA's output for one node under the
-// seed's file names and assembles its node config from them, as an
-// operator would with the nodebake CLI. certFor names whose node
-// certificate to use (normally the node's own).
-func assembleNodeConfig(t *testing.T, dir string, cp *controlPlane, g *guest, certFor string, peers []*guest) *nodeconfig.NodeConfig {
+// prepare fills in g.cfg (without Disk), with a forward to cp's API
+// server, to deliver the node config
+// nodeFile by g's path: the file itself as a systemd credential over
+// fw_cfg, the config drive image drive, or the file's content as an SMBIOS
+// credential. The underlay's .network, when g has one, goes into dir.
+func (g *guest) prepare(t *testing.T, cp *controlPlane, dir, nodeFile, drive string, netdevs []string) {
 	t.Helper()
-	cdir := filepath.Join(dir, g.name+"-pki")
-	if err := os.MkdirAll(cdir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	write := func(name, content string) string {
-		p := filepath.Join(cdir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	write("ca-k8s-apiserver.pem", cp.ca.certPEM)
-	nc := cp.workers[certFor]
-	nodeCert, nodeKey := write("cert-"+certFor+".pem", nc.certPEM), write("cert-"+certFor+"-key.pem", nc.keyPEM)
-	write("cert-kube-proxy.pem", cp.proxy.certPEM)
-	write("cert-kube-proxy-key.pem", cp.proxy.keyPEM)
-	wgKey := write("wg.key", b64(g.wgKey.Bytes())+"\n")
-	var ps []string
-	for _, p := range peers {
-		ps = append(ps, fmt.Sprintf("publicKey=%s,endpoint=%s:%d,allowedIPs=%s/32,%s,persistentKeepalive=15",
-			b64(p.wgKey.PublicKey().Bytes()), p.underlayIP(), wgPort, p.wgIP(), p.podCIDR))
-	}
-	cfg, err := nodeconfig.Assemble(nodeconfig.AssembleOptions{
-		NodeName:         g.name,
-		CertDir:          cdir,
-		NodeCertFile:     nodeCert,
-		NodeKeyFile:      nodeKey,
-		APIServer:        "https://" + apiServerGuestIP + ":6443",
-		PodCIDR:          g.podCIDR,
-		WireGuardAddress: g.wgAddr,
-		WireGuardKeyFile: wgKey,
-		ListenPort:       wgPort,
-		Peers:            ps,
-	})
-	if err != nil {
-		t.Fatalf("assembling the node config of %s: %v", g.name, err)
-	}
-	return cfg
-}
-
-// prepare writes g's node config and underlay files into dir and fills in
-// g.cfg (without Disk) for its delivery path.
-func (g *guest) prepare(t *testing.T, dir string, cfg *nodeconfig.NodeConfig, netdevs []string) {
-	t.Helper()
-	y, err := nodeconfig.Marshal(cfg)
-	if err != nil {
-		t.Fatalf("writing the node config of %s: %v", g.name, err)
-	}
-	g.nodeYAML = y
 	g.cfg = qemu.Config{
 		UUID:    g.uuid,
 		Memory:  g.memory,
 		CPUs:    g.cpus,
 		FwCfg:   map[string]string{},
-		UserNet: []string{harness.GuestForward(t, apiServerGuestIP, 6443, apiServerHostAddr)},
+		UserNet: []string{cp.guestForward(t)},
 		NetDevs: netdevs,
 		Dir:     dir,
 	}
-	file := func(name string, b []byte) string {
-		p := filepath.Join(dir, g.name+"-"+name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	credential := "type=11,value=io.systemd.credential.binary:" + firstboot.CredentialName + "="
 	switch g.via {
 	case viaCredential:
-		g.cfg.FwCfg["opt/io.systemd.credentials/nodebake.node"] = file("node.yaml", y)
+		g.cfg.FwCfg["opt/io.systemd.credentials/"+firstboot.CredentialName] = nodeFile
 	case viaConfigDrive:
-		drive := filepath.Join(dir, g.name+"-config-drive.img")
-		if err := configdrive.Write(drive, y); err != nil {
-			t.Fatal(err)
+		if drive == "" {
+			t.Fatalf("%s: no config drive", g.name)
 		}
 		g.cfg.ExtraDisks = []string{drive}
 	case viaSMBIOS:
-		g.cfg.SMBIOS = []string{"type=11,value=io.systemd.credential.binary:nodebake.node=" + b64(y)}
+		y, err := os.ReadFile(nodeFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.cfg.SMBIOS = []string{credential + b64(y)}
 	default:
 		t.Fatalf("unknown delivery %q", g.via)
 	}
 	if g.underlay != "" {
-		g.cfg.FwCfg[underlayCredential] = file("40-underlay.network", []byte(underlayNetwork(underlayMAC(g.uuid, 1), g.underlay)))
+		p := filepath.Join(dir, g.name+"-40-underlay.network")
+		if err := os.WriteFile(p, []byte(underlayNetwork(underlayMAC(g.uuid, 1), g.underlay)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		g.cfg.FwCfg[underlayCredential] = p
 	}
 }
 
 // waitListening waits until something listens on 127.0.0.1:port, without
-// connecting (a QEMU socket netdev accepts one peer only): it reads
-// /proc/net/tcp.
+// connecting (a QEMU socket netdev accepts one peer only): it reads the
+// calling thread's /proc/thread-self/net/tcp. Not /proc/net/tcp, which is
+// the network namespace of the process's main thread: a network lab
+// (TestClock's) may have left that thread in the lab's namespace, where
+// QEMU's socket is not.
 func waitListening(port int, timeout time.Duration) error {
 	want := fmt.Sprintf("0100007F:%04X", port)
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		f, err := os.Open("/proc/net/tcp")
+		f, err := os.Open("/proc/thread-self/net/tcp")
 		if err != nil {
 			return err
 		}
@@ -238,4 +177,100 @@ func waitListening(port int, timeout time.Duration) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("nothing listens on 127.0.0.1:%d after %s", port, timeout)
+}
+
+// plan is the cluster's workers: two that join, one whose node config is
+// bad.
+type plan struct {
+	w1, w2, bad *guest
+}
+
+func (p plan) all() []*guest { return []*guest{p.w1, p.w2, p.bad} }
+
+func (p plan) names() []string {
+	var out []string
+	for _, g := range p.all() {
+		out = append(out, g.name)
+	}
+	return out
+}
+
+// clusterPlan is the test's network plan: each worker's wg0 address, pod
+// CIDR, underlay address and how its node config reaches it. worker01 and
+// worker02 are joined by a loopback socket link (the underlay WireGuard
+// runs over); worker03, the bad node, has no underlay link. The inventory
+// the test imports is written from it (writeInventory).
+func clusterPlan() plan {
+	return plan{
+		w1: &guest{name: "worker01", uuid: "6e6f6465-6261-6b65-2d65-326500000001", wgAddr: "10.8.0.203/24", podCIDR: "10.200.0.0/24",
+			underlay: "192.168.100.1/24", via: viaCredential, memory: 2048, cpus: 2},
+		w2: &guest{name: "worker02", uuid: "6e6f6465-6261-6b65-2d65-326500000002", wgAddr: "10.8.0.204/24", podCIDR: "10.200.1.0/24",
+			underlay: "192.168.100.2/24", via: viaConfigDrive, memory: 2048, cpus: 2},
+		bad: &guest{name: "worker03", uuid: "6e6f6465-6261-6b65-2d65-326500000003", wgAddr: "10.8.0.205/24", podCIDR: "10.200.2.0/24",
+			via: viaSMBIOS, memory: 1024, cpus: 1},
+	}
+}
+
+// loadNodeConfig reads and validates a node config file against the
+// image's facts, as first boot does.
+func loadNodeConfig(path string, facts nodeconfig.ImageFacts) (*nodeconfig.NodeConfig, error) {
+	b, err := nodeconfig.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return nodeconfig.Load(b, facts, time.Now())
+}
+
+// writeBadNodeConfig writes the node config at src with the node
+// certificate and key of other into dst, and checks that it no longer
+// validates.
+func writeBadNodeConfig(src, dst string, other pair, facts nodeconfig.ImageFacts) error {
+	if _, err := loadNodeConfig(src, facts); err != nil {
+		return fmt.Errorf("the imported node config %s: %w", src, err)
+	}
+	b, err := nodeconfig.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	cfg, err := nodeconfig.Parse(b)
+	if err != nil {
+		return err
+	}
+	cfg.Kubernetes.NodeCert, cfg.Kubernetes.NodeKey = other.certPEM, other.keyPEM
+	if err := nodeconfig.Validate(cfg, facts, time.Now()); err == nil {
+		return fmt.Errorf("the bad node config made from %s validates", src)
+	}
+	y, err := nodeconfig.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, y, 0o600)
+}
+
+// reportSummary returns the import report's summary and what the spec
+// changes, from "Summary" up to the list of variables.
+func reportSummary(report string) string {
+	i := strings.Index(report, "\nSummary\n")
+	j := strings.Index(report, "\nVariables")
+	if i < 0 || j < i {
+		return lastLines(report, 20)
+	}
+	return report[i:j]
+}
+
+// TestWaitListening: waitListening sees a listening socket of this
+// process, and not a port where nothing listens.
+func TestWaitListening(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := waitListening(port, 10*time.Second); err != nil {
+		t.Errorf("a listening socket: %v", err)
+	}
+	l.Close()
+	if err := waitListening(port, 300*time.Millisecond); err == nil {
+		t.Error("a closed port: no error")
+	}
 }

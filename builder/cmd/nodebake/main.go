@@ -8,6 +8,7 @@
 //	nodebake mirror build SPEC.yaml -d DIR  build the spec's components from source into a release mirror
 //	nodebake image import TAR LAYOUT        turn a filesystem tar into an OCI image layout (base OS, preloaded images)
 //	nodebake node config|check|drive        assemble, check or deliver a node config
+//	nodebake import ansible [flags]         a spec and a node config per worker from an Ansible tree
 //	nodebake push IMAGE REGISTRY/REPO:TAG   push an image (disk, manifest, SBOM) as an OCI artifact
 //	nodebake pull REGISTRY/REPO [-o DIR]    fetch a pushed image, verified by digest
 //	nodebake cache verify|prune             check the cache against its digests, or remove what builds no longer use
@@ -165,6 +166,7 @@ func newRootCmd(e *env) *cobra.Command {
 		newMirrorCmd(e),
 		newImageCmd(e),
 		newNodeCmd(e),
+		newImportCmd(e),
 		newPushCmd(e),
 		newPullCmd(e),
 		newCacheCmd(e),

@@ -10,13 +10,29 @@ import (
 // DefaultListenPort is WireGuard's usual port.
 const DefaultListenPort = 51820
 
+// The file names of a cluster CA's output as the seed's CA role writes them
+// (into k8s_ca_conf_directory), which AssembleOptions.CertDir holds, and
+// which the image keeps in its certificate directory.
+const (
+	CACertFileName        = "ca-k8s-apiserver.pem"
+	KubeProxyCertFileName = "cert-kube-proxy.pem"
+	KubeProxyKeyFileName  = "cert-kube-proxy-key.pem"
+)
+
+// NodeCertFileName is the certificate file of a host (the seed names it
+// after the inventory host; the image after the node).
+func NodeCertFileName(host string) string { return "cert-" + host + ".pem" }
+
+// NodeKeyFileName is the private key file of a host.
+func NodeKeyFileName(host string) string { return "cert-" + host + "-key.pem" }
+
 // AssembleOptions says where the parts of a node config come from.
 type AssembleOptions struct {
 	NodeName string
-	// CertDir holds a cluster CA's output under the seed's names:
-	// ca-k8s-apiserver.pem, cert-<node>.pem, cert-<node>-key.pem and, for
-	// kube-proxy, cert-kube-proxy.pem and cert-kube-proxy-key.pem. Files
-	// named below take precedence.
+	// CertDir holds a cluster CA's output under the seed's names
+	// (CACertFileName, NodeCertFileName and NodeKeyFileName of NodeName,
+	// and for kube-proxy KubeProxyCertFileName and KubeProxyKeyFileName).
+	// Files named below take precedence.
 	CertDir                 string
 	CACertFile              string
 	NodeCertFile            string
@@ -69,13 +85,13 @@ func Assemble(opts AssembleOptions) (*NodeConfig, error) {
 		return nil
 	}
 	k := &cfg.Kubernetes
-	if err := read(&k.CACert, "CA certificate", inDir(opts.CACertFile, "ca-k8s-apiserver.pem")); err != nil {
+	if err := read(&k.CACert, "CA certificate", inDir(opts.CACertFile, CACertFileName)); err != nil {
 		return nil, err
 	}
-	if err := read(&k.NodeCert, "node certificate", inDir(opts.NodeCertFile, "cert-"+opts.NodeName+".pem")); err != nil {
+	if err := read(&k.NodeCert, "node certificate", inDir(opts.NodeCertFile, NodeCertFileName(opts.NodeName))); err != nil {
 		return nil, err
 	}
-	if err := read(&k.NodeKey, "node key", inDir(opts.NodeKeyFile, "cert-"+opts.NodeName+"-key.pem")); err != nil {
+	if err := read(&k.NodeKey, "node key", inDir(opts.NodeKeyFile, NodeKeyFileName(opts.NodeName))); err != nil {
 		return nil, err
 	}
 	switch {
@@ -84,10 +100,10 @@ func Assemble(opts AssembleOptions) (*NodeConfig, error) {
 			return nil, err
 		}
 	default:
-		if err := read(&k.KubeProxy.Cert, "kube-proxy certificate", inDir(opts.KubeProxyCertFile, "cert-kube-proxy.pem")); err != nil {
+		if err := read(&k.KubeProxy.Cert, "kube-proxy certificate", inDir(opts.KubeProxyCertFile, KubeProxyCertFileName)); err != nil {
 			return nil, err
 		}
-		if err := read(&k.KubeProxy.Key, "kube-proxy key", inDir(opts.KubeProxyKeyFile, "cert-kube-proxy-key.pem")); err != nil {
+		if err := read(&k.KubeProxy.Key, "kube-proxy key", inDir(opts.KubeProxyKeyFile, KubeProxyKeyFileName)); err != nil {
 			return nil, err
 		}
 	}

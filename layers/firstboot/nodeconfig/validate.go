@@ -95,6 +95,21 @@ func (v *validator) required(field, s string) bool {
 	return true
 }
 
+// MaxNodeName is the longest node name: the node's hostname.
+const MaxNodeName = 64
+
+// CheckNodeName checks a node name: a DNS-1123 subdomain of at most
+// MaxNodeName characters. First boot names files after it.
+func CheckNodeName(name string) error {
+	switch {
+	case len(name) > MaxNodeName:
+		return fmt.Errorf("%d characters long; a hostname has at most %d", len(name), MaxNodeName)
+	case !dns1123Subdomain.MatchString(name):
+		return fmt.Errorf("%q is not a DNS-1123 subdomain (lower-case letters, digits, '-' and '.')", name)
+	}
+	return nil
+}
+
 func (v *validator) config(cfg *NodeConfig, facts ImageFacts) {
 	v.probs.ordered = v.lines != nil
 	if v.required("apiVersion", cfg.APIVersion) && cfg.APIVersion != APIVersion {
@@ -104,11 +119,8 @@ func (v *validator) config(cfg *NodeConfig, facts ImageFacts) {
 		v.add("kind", "must be %q, not %q", Kind, cfg.Kind)
 	}
 	if v.required("nodeName", cfg.NodeName) {
-		switch {
-		case len(cfg.NodeName) > 64:
-			v.add("nodeName", "%d characters long; a hostname has at most 64", len(cfg.NodeName))
-		case !dns1123Subdomain.MatchString(cfg.NodeName):
-			v.add("nodeName", "%q is not a DNS-1123 subdomain (lower-case letters, digits, '-' and '.')", cfg.NodeName)
+		if err := CheckNodeName(cfg.NodeName); err != nil {
+			v.add("nodeName", "%v", err)
 		}
 	}
 

@@ -1,16 +1,18 @@
 // Command web is the container image the end-to-end test runs on its
 // workers. It is static (CGO_ENABLED=0) and has no other file in its image.
 //
-//	web serve [ADDR]        answer GET / with "hello from <hostname>" (ADDR :80)
-//	web fetch URL           GET URL, retrying for about 60 s; exit 0 on HTTP 200
-//	web write FILE TEXT     write TEXT to FILE (creating its directory), synced
-//	web check FILE TEXT     exit 0 when FILE holds exactly TEXT
-//	web report FILE         print FILE
+//	web serve [ADDR]         answer GET / with "hello from <hostname>" (ADDR :80)
+//	web STEP [-- STEP]...    run the steps in order, stopping at the first
+//	                         that fails:
+//	  fetch URL              GET URL, retrying for about 4 minutes, until HTTP 200
+//	  write FILE TEXT        write TEXT to FILE (creating its directory), synced
+//	  check FILE TEXT        FILE holds exactly TEXT
+//	  report FILE            the content of FILE
 //
-// Every mode but serve also writes what it found to the container's
-// termination message (/dev/termination-log), so the result can be read
-// from the pod's status through the API server, without reaching the
-// kubelet.
+// The steps' outcomes go to the container's termination message
+// (/dev/termination-log) as package probe writes them, so that the test
+// reads them from the pod's status through the API server, without
+// reaching the kubelet.
 package main
 
 import (
@@ -22,50 +24,86 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/nodebake/nodebake/test/e2e/internal/probe"
 )
 
 // terminationLog is where Kubernetes reads a container's termination
 // message from by default.
 const terminationLog = "/dev/termination-log"
 
-// fetchFor is how long fetch keeps trying.
-const fetchFor = 60 * time.Second
+// fetchFor is how long fetch keeps trying: the pod that runs it may start
+// before the server it fetches from is ready.
+const fetchFor = 4 * time.Minute
 
 func main() {
 	if len(os.Args) < 2 {
-		fail("usage: web serve [ADDR] | fetch URL | write FILE TEXT | check FILE TEXT | report FILE")
+		fail("usage: web serve [ADDR] | STEP [-- STEP]... (fetch URL, write FILE TEXT, check FILE TEXT, report FILE)")
 	}
-	args := os.Args[2:]
-	var err error
-	switch mode := os.Args[1]; {
-	case mode == "serve" && len(args) <= 1:
+	if os.Args[1] == "serve" {
 		addr := ":80"
-		if len(args) == 1 {
-			addr = args[0]
+		switch len(os.Args) {
+		case 2:
+		case 3:
+			addr = os.Args[2]
+		default:
+			fail(fmt.Sprintf("bad arguments %q", os.Args[1:]))
 		}
-		err = serve(addr)
-	case mode == "fetch" && len(args) == 1:
-		err = fetch(args[0])
-	case mode == "write" && len(args) == 2:
-		err = write(args[0], args[1])
-	case mode == "check" && len(args) == 2:
-		err = check(args[0], args[1])
-	case mode == "report" && len(args) == 1:
-		err = report(args[0])
-	default:
-		err = fmt.Errorf("bad arguments %q", os.Args[1:])
+		if err := serve(addr); err != nil {
+			fail(err.Error())
+		}
+		return
 	}
+	var steps []probe.Step
+	ok := true
+	for _, args := range probe.Split(os.Args[1:]) {
+		st := probe.Step{Step: strings.Join(args, " ")}
+		start := time.Now()
+		res, attempts, err := run(args)
+		st.Millis, st.Attempts = time.Since(start).Milliseconds(), attempts
+		if err != nil {
+			st.Error, ok = err.Error(), false
+		} else {
+			st.OK, st.Result = true, res
+		}
+		steps = append(steps, st)
+		fmt.Printf("%s: ok=%v %s%s\n", st.Step, st.OK, st.Result, st.Error)
+		if !ok {
+			break
+		}
+	}
+	b, err := probe.Message(steps)
 	if err != nil {
 		fail(err.Error())
 	}
+	_ = os.WriteFile(terminationLog, b, 0o644)
+	if !ok {
+		os.Exit(1)
+	}
 }
 
-// result prints msg and records it as the termination message.
-func result(msg string) {
-	fmt.Println(msg)
-	_ = os.WriteFile(terminationLog, []byte(msg), 0o644)
+// run runs one step; attempts counts a fetch's tries (0 for the others).
+func run(args []string) (result string, attempts int, err error) {
+	if len(args) == 0 {
+		return "", 0, errors.New("an empty step")
+	}
+	mode, rest := args[0], args[1:]
+	switch {
+	case mode == "fetch" && len(rest) == 1:
+		return fetch(rest[0])
+	case mode == "write" && len(rest) == 2:
+		result, err = write(rest[0], rest[1])
+	case mode == "check" && len(rest) == 2:
+		result, err = check(rest[0], rest[1])
+	case mode == "report" && len(rest) == 1:
+		result, err = report(rest[0])
+	default:
+		err = fmt.Errorf("bad step %q", args)
+	}
+	return result, 0, err
 }
 
 func fail(msg string) {
@@ -99,20 +137,19 @@ func serve(addr string) error {
 	return nil
 }
 
-func fetch(url string) error {
+func fetch(url string) (string, int, error) {
 	client := &http.Client{Timeout: 5 * time.Second}
 	deadline := time.Now().Add(fetchFor)
 	var last error
 	for attempt := 1; ; attempt++ {
 		body, err := get(client, url)
 		if err == nil {
-			result(body)
-			return nil
+			return body, attempt, nil
 		}
 		last = fmt.Errorf("attempt %d: %w", attempt, err)
 		fmt.Fprintln(os.Stderr, "web: "+last.Error())
 		if time.Now().After(deadline) {
-			return fmt.Errorf("fetching %s for %s: %w", url, fetchFor, last)
+			return "", attempt, fmt.Errorf("fetching %s for %s: %w", url, fetchFor, last)
 		}
 		time.Sleep(2 * time.Second)
 	}
@@ -134,46 +171,51 @@ func get(client *http.Client, url string) (string, error) {
 	return string(b), nil
 }
 
-func write(file, text string) error {
+func write(file, text string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return err
+		return "", err
 	}
 	f, err := os.Create(file)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if _, err := f.WriteString(text); err != nil {
 		f.Close()
-		return err
+		return "", err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return err
+		return "", err
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return "", err
 	}
-	result("wrote " + file)
-	return nil
+	return "wrote " + file, nil
 }
 
-func check(file, want string) error {
+func check(file, want string) (string, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if string(b) != want {
-		return fmt.Errorf("%s holds %q, want %q", file, b, want)
+		return "", fmt.Errorf("%s holds %q, want %q", file, b, want)
 	}
-	result(string(b))
-	return nil
+	return string(b), nil
 }
 
-func report(file string) error {
-	b, err := os.ReadFile(file)
+func report(file string) (string, error) {
+	f, err := os.Open(file)
 	if err != nil {
-		return err
+		return "", err
 	}
-	result(string(b))
-	return nil
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, probe.MaxMessage+1))
+	if err != nil {
+		return "", err
+	}
+	if len(b) > probe.MaxMessage {
+		return "", fmt.Errorf("%s: more than %d bytes", file, probe.MaxMessage)
+	}
+	return string(b), nil
 }
