@@ -499,35 +499,31 @@ func TestSources(t *testing.T) {
 	}
 }
 
-func TestCmdlineParam(t *testing.T) {
-	tests := []struct {
-		in, want string
-		ok       bool
-	}{
-		{"ro nodebake.config=/a quiet", "/a", true},
-		{`"nodebake.config=/a b" x`, "/a b", true},
-		{"nodebake.config=/a nodebake.config=/b", "/b", true},
-		{"ro -- nodebake.config=/a", "", false},
-		{"nodebake.configs=/a", "", false},
-		{"", "", false},
-	}
-	for _, tt := range tests {
-		got, ok := cmdlineParam(tt.in, "nodebake.config")
-		if got != tt.want || ok != tt.ok {
-			t.Errorf("cmdlineParam(%q) = %q, %v", tt.in, got, ok)
-		}
-	}
-}
-
 func TestUnits(t *testing.T) {
 	b, err := fs.ReadFile(Units(), "nodebake-firstboot.service")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"Type=oneshot", "RemainAfterExit=yes", "ExecStart=" + ProgramPath, "DefaultDependencies=no",
-		"ImportCredential=" + CredentialName, "Before=network-pre.target systemd-networkd.service containerd.service kubelet.service kube-proxy.service"} {
+		"ImportCredential=" + CredentialName,
+		// Platform sources need the underlay that networkd brings up ...
+		"After=local-fs.target systemd-tmpfiles-setup.service systemd-networkd.service",
+		// ... which then has to read wg0's files.
+		"ExecStartPost=/usr/bin/systemctl reload systemd-networkd.service",
+		"Before=containerd.service kubelet.service kube-proxy.service",
+		// Retries to the journal, the outcome to the console as well.
+		"StandardOutput=journal", "StandardError=journal+console",
+		"WantedBy=multi-user.target"} {
 		if !bytes.Contains(b, []byte(want+"\n")) {
 			t.Errorf("unit lacks %q", want)
+		}
+	}
+	// Ordered before networkd it could not reach the metadata services
+	// (an ordering cycle with After=); before sysinit.target it would hold
+	// up the whole boot for the platform's time limit.
+	for _, bad := range []string{"network-pre.target", "Before=systemd-networkd", "sysinit.target"} {
+		if bytes.Contains(b, []byte(bad)) {
+			t.Errorf("unit mentions %q", bad)
 		}
 	}
 }

@@ -1,9 +1,14 @@
 // Command nodebake-firstboot fills in a node's per-node data on every boot:
 // it finds the node config (kernel command line nodebake.config=, the
-// systemd credential nodebake.node, or a config drive labelled NODEBAKE),
-// validates it and writes wg0, the certificates, kubeconfigs and per-node
-// kubelet and kube-proxy configs, then exits. On failure it prints one line
-// to stderr, writes /run/nodebake/status.json and exits 1.
+// systemd credential nodebake.node, a config drive labelled NODEBAKE,
+// or the platform the node runs on: a metadata service, a config-2 or
+// cidata drive, nodebake.url=), validates it and writes wg0, the
+// certificates, kubeconfigs and per-node kubelet and kube-proxy configs,
+// then exits. It ends with one line on stderr saying how it went (the unit
+// shows it on the console): on failure that line names the first problem,
+// /run/nodebake/status.json lists them all, and the exit status is 1.
+// Progress lines (the platform found, retries) go to stdout (the unit
+// sends them to the journal only); none holds node config content.
 //
 // "nodebake-firstboot netroot --url U --sha256 H --out FILE" is the other
 // use: inside the initrd of a network-booted node it downloads the root
@@ -42,6 +47,7 @@ func main() {
 		CredentialsDir: os.Getenv("CREDENTIALS_DIRECTORY"),
 		DriveWait:      3 * time.Second,
 		Chown:          os.Geteuid() == 0,
+		Log:            os.Stdout,
 	}
 	if filepath.Clean(*root) == "/" {
 		opts.SetHostname = func(name string) error { return syscall.Sethostname([]byte(name)) }
@@ -55,7 +61,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "nodebake-firstboot: %s\n", line)
 		os.Exit(1)
 	}
-	fmt.Printf("nodebake-firstboot: %s in %s\n", st.Summary(), time.Since(start).Round(time.Microsecond))
+	fmt.Fprintf(os.Stderr, "nodebake-firstboot: %s in %s\n", st.Summary(), time.Since(start).Round(time.Microsecond))
 }
 
 // netrootMain runs the netroot subcommand and returns the exit code.
