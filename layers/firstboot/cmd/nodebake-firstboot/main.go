@@ -10,13 +10,19 @@
 // Progress lines (the platform found, retries) go to stdout (the unit
 // sends them to the journal only); none holds node config content.
 //
-// "nodebake-firstboot netroot --url U --sha256 H --out FILE" is the other
+// "nodebake-firstboot netroot --url U --sha256 H --out FILE" is another
 // use: inside the initrd of a network-booted node it downloads the root
 // filesystem image and verifies it (see package netroot).
+//
+// "nodebake-firstboot grow-var" grows the /var partition to the end of the
+// boot disk before /var is mounted (nodebake-grow-var.service; see package
+// growvar): systemd-repart's output goes to stdout, the one line saying
+// what happened to stderr.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -25,6 +31,7 @@ import (
 	"time"
 
 	"github.com/nodebake/nodebake/layers/firstboot"
+	"github.com/nodebake/nodebake/layers/firstboot/growvar"
 	"github.com/nodebake/nodebake/layers/firstboot/netroot"
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
 )
@@ -33,11 +40,14 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "netroot" {
 		os.Exit(netrootMain(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "grow-var" {
+		os.Exit(growVarMain(os.Args[2:]))
+	}
 	start := time.Now()
 	root := flag.String("root", "/", "prefix of every path read and written")
 	flag.Parse()
 	if flag.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "nodebake-firstboot: usage: nodebake-firstboot [--root DIR] | netroot --url URL --sha256 HEX --out FILE\n")
+		fmt.Fprintf(os.Stderr, "nodebake-firstboot: usage: nodebake-firstboot [--root DIR] | netroot --url URL --sha256 HEX --out FILE | grow-var\n")
 		os.Exit(2)
 	}
 	opts := firstboot.Options{
@@ -87,5 +97,25 @@ func netrootMain(args []string) int {
 		return 1
 	}
 	fmt.Printf("nodebake-firstboot netroot: %s\n", res.Describe(o.Out))
+	return 0
+}
+
+// growVarMain runs the grow-var subcommand and returns the exit code. A
+// node without a /var partition (network boot) has nothing to grow.
+func growVarMain(args []string) int {
+	if len(args) > 0 {
+		fmt.Fprintf(os.Stderr, "nodebake-firstboot grow-var: unexpected argument %q\n", args[0])
+		return 2
+	}
+	res, err := growvar.Grow(context.Background(), growvar.Options{Log: os.Stdout})
+	if errors.Is(err, growvar.ErrNoPartition) {
+		fmt.Fprintf(os.Stderr, "nodebake-firstboot grow-var: %v: nothing to grow\n", err)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "nodebake-firstboot grow-var: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "nodebake-firstboot grow-var: %s\n", res)
 	return 0
 }
