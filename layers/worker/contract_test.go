@@ -14,8 +14,8 @@ import (
 	"github.com/nodebake/nodebake/layers/entry"
 	"github.com/nodebake/nodebake/layers/firstboot"
 	"github.com/nodebake/nodebake/layers/firstboot/growvar"
-	"github.com/nodebake/nodebake/layers/firstboot/platform"
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
+	"github.com/nodebake/nodebake/layers/firstboot/platform"
 )
 
 func readEntry(t *testing.T, e entry.Entry) string {
