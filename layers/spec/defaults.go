@@ -183,7 +183,7 @@ func (s *Spec) Default() {
 	if o.ESPSize == 0 {
 		o.ESPSize = DefaultESPSize
 	}
-	if o.VarSize == 0 {
+	if o.VarSize == 0 && o.DiskSize == 0 {
 		o.VarSize = DefaultVarSize
 	}
 	if o.RootCompressionLevel == 0 {

@@ -209,6 +209,11 @@ func TestValidateErrors(t *testing.T) {
 			want: []string{"files[0].uid~out of range", "files[0].gid~out of range"}},
 		{name: "bad output", extra: "output:\n  formats: [raw, qcow3, raw]\n  espSize: 64MiB\n  varSize: 1000000\n  rootCompressionLevel: 23\n",
 			want: []string{"output.formats[1]~unknown format", "output.formats[2]~listed twice", "output.espSize~smaller than the minimum 100MiB", "output.varSize~not a multiple of 1MiB", "output.rootCompressionLevel~out of range"}},
+		{name: "disk and var size", extra: "output:\n  diskSize: 4GiB\n  varSize: 1GiB\n",
+			want: []string{"output.diskSize~set either diskSize (the image's size, /var takes the rest) or varSize, not both"}},
+		{name: "disk size too small", extra: "output:\n  diskSize: 512MiB\n", want: []string{"output.diskSize~smaller than the minimum 1GiB"}},
+		{name: "disk size too large", extra: "output:\n  diskSize: 4TiB\n", want: []string{"output.diskSize~larger than the maximum 2040GiB"}},
+		{name: "disk size not MiB", extra: "output:\n  diskSize: 2097153KiB\n", want: []string{"output.diskSize~not a multiple of 1MiB"}},
 		{name: "many problems at once", extra: "name: Bad\nkubelet:\n  config:\n    cgroupDriver: cgroupfs\n    authentication: {anonymous: {enabeld: true}}\nfiles:\n  - {path: rel, content: x}\n  - {path: rel, content: x}\n",
 			mutate: func(s *Spec) {
 				setComponent(s, "containerd", func(c *Component) { c.Version = "v1.7.0" })

@@ -21,6 +21,11 @@ const (
 	MaxRetries        = 10
 	MinESPSize        = 100 * MiB
 	MinVarSize        = 64 * MiB
+	// MinDiskSize and MaxDiskSize bound output.diskSize: the smallest
+	// disk the clouds offer, and what a fixed VHD can hold. A bigger
+	// disk is the platform's: /var grows into it at first boot.
+	MinDiskSize = 1 * GiB
+	MaxDiskSize = 2040 * GiB
 	MinCompressionLvl = 1
 	MaxCompressionLvl = 22
 	// MaxVersionSkew is how many minor versions a component whose version
@@ -520,7 +525,17 @@ func (s *Spec) validateOutput(errs *errorList) {
 		seen[f] = true
 	}
 	checkSize(errs, "output.espSize", o.ESPSize, MinESPSize)
-	checkSize(errs, "output.varSize", o.VarSize, MinVarSize)
+	switch {
+	case o.DiskSize != 0 && o.VarSize != 0:
+		errs.add("output.diskSize", "set either diskSize (the image's size, /var takes the rest) or varSize, not both")
+	case o.DiskSize != 0:
+		checkSize(errs, "output.diskSize", o.DiskSize, MinDiskSize)
+		if o.DiskSize > MaxDiskSize {
+			errs.add("output.diskSize", "%s is larger than the maximum %s (the platform's disk may be larger: /var grows into it at first boot)", o.DiskSize, MaxDiskSize)
+		}
+	default:
+		checkSize(errs, "output.varSize", o.VarSize, MinVarSize)
+	}
 	if l := o.RootCompressionLevel; l < MinCompressionLvl || l > MaxCompressionLvl {
 		errs.add("output.rootCompressionLevel", "%d is out of range %d..%d", l, MinCompressionLvl, MaxCompressionLvl)
 	}
