@@ -18,14 +18,14 @@ import (
 
 // Limits checked by Validate.
 const (
-	MaxRetries        = 10
-	MinESPSize        = 100 * MiB
-	MinVarSize        = 64 * MiB
+	MaxRetries = 10
+	MinESPSize = 100 * MiB
+	MinVarSize = 64 * MiB
 	// MinDiskSize and MaxDiskSize bound output.diskSize: the smallest
 	// disk the clouds offer, and what a fixed VHD can hold. A bigger
 	// disk is the platform's: /var grows into it at first boot.
-	MinDiskSize = 1 * GiB
-	MaxDiskSize = 2040 * GiB
+	MinDiskSize       = 1 * GiB
+	MaxDiskSize       = 2040 * GiB
 	MinCompressionLvl = 1
 	MaxCompressionLvl = 22
 	// MaxVersionSkew is how many minor versions a component whose version
