@@ -45,7 +45,7 @@ type pki struct {
 	proxyCert, proxyKey string
 }
 
-func newPKI(t *testing.T) *pki {
+func newPKI(t testing.TB) *pki {
 	t.Helper()
 	ca, err := testpki.NewCA("kubernetes", 1)
 	if err != nil {
@@ -61,7 +61,7 @@ func newPKI(t *testing.T) *pki {
 	return p
 }
 
-func issue(t *testing.T, ca *testpki.CA, l testpki.Leaf) (string, string) {
+func issue(t testing.TB, ca *testpki.CA, l testpki.Leaf) (string, string) {
 	t.Helper()
 	c, k, err := ca.Issue(l)
 	if err != nil {
@@ -101,7 +101,7 @@ func (p *pki) config() *nodeconfig.NodeConfig {
 	}
 }
 
-func marshal(t *testing.T, cfg *nodeconfig.NodeConfig) []byte {
+func marshal(t testing.TB, cfg *nodeconfig.NodeConfig) []byte {
 	t.Helper()
 	b, err := nodeconfig.Marshal(cfg)
 	if err != nil {
@@ -110,7 +110,7 @@ func marshal(t *testing.T, cfg *nodeconfig.NodeConfig) []byte {
 	return b
 }
 
-func writeFile(t *testing.T, root, path string, data []byte) {
+func writeFile(t testing.TB, root, path string, data []byte) {
 	t.Helper()
 	p := filepath.Join(root, path)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -123,13 +123,13 @@ func writeFile(t *testing.T, root, path string, data []byte) {
 
 // newRoot lays out an image's inputs under a temporary root; node (if not
 // nil) is delivered as the system credential.
-func newRoot(t *testing.T, node []byte) string {
+func newRoot(t testing.TB, node []byte) string {
 	t.Helper()
 	return newRootIn(t, t.TempDir(), node)
 }
 
 // newRootIn lays out the image's inputs under root.
-func newRootIn(t *testing.T, root string, node []byte) string {
+func newRootIn(t testing.TB, root string, node []byte) string {
 	t.Helper()
 	writeFile(t, root, FactsPath, []byte(factsJSON))
 	writeFile(t, root, "/usr/lib/nodebake/kubelet-config.json", []byte(kubeletTemplate))

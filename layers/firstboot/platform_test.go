@@ -73,7 +73,7 @@ func (f *fakeCloud) seen() ([]string, []string) {
 
 // cloudMachine makes a root whose firmware reports dmi, served by a fake
 // cloud at its metadata addresses, and the options that reach it.
-func cloudMachine(t *testing.T, dmi map[string]string, node []byte) (string, *fakeCloud, Options, *bytes.Buffer) {
+func cloudMachine(t testing.TB, dmi map[string]string, node []byte) (string, *fakeCloud, Options, *bytes.Buffer) {
 	t.Helper()
 	root := newRoot(t, nil)
 	for k, v := range dmi {
@@ -349,4 +349,34 @@ func ExampleStatus() {
 	fmt.Println(string(b))
 	// Output:
 	// {"ok":true,"source":"ec2-imds user-data","nodeName":"worker01","platform":"ec2","platformReason":"dmi sys_vendor \"Amazon EC2\"","detectMicros":210,"durationMicros":5400}
+}
+
+// BenchmarkRunFrom is a whole first boot (find, check, write all files)
+// natively, per kind of source: the figures the test/platform boots give
+// under TCG. Each iteration is a first boot on a fresh root.
+func BenchmarkRunFrom(b *testing.B) {
+	p := newPKI(b)
+	node := marshal(b, p.config())
+	for _, src := range []string{"credential", "ec2", "azure"} {
+		b.Run(src, func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				dmi := map[string]string{"sys_vendor": "QEMU"}
+				switch src {
+				case "ec2":
+					dmi = ec2DMI
+				case "azure":
+					dmi = azureDMI
+				}
+				root, _, opts, _ := cloudMachine(b, dmi, node)
+				if src == "credential" {
+					writeFile(b, root, SystemCredentialsDir+"/"+CredentialName, node)
+				}
+				b.StartTimer()
+				if _, err := Run(context.Background(), opts); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
