@@ -129,7 +129,9 @@ type Status struct {
 // On failure the files of the previous config are left as they were (or
 // none, at the first boot), only the status file says what went wrong, and
 // the error is nodeconfig.Problems, whose first entry is the line to show.
-// Every path in a message is as the image sees it (without Root).
+// Every path in a message is as the image sees it (without Root). On a
+// platform that wants to know (Azure), the outcome is reported last, and
+// recorded in the status (Status.Report).
 func Run(ctx context.Context, opts Options) (Status, error) {
 	if opts.Root == "" {
 		opts.Root = "/"
