@@ -104,12 +104,12 @@ p guard.v6=$(ip6tables -S NODEBAKE-METADATA | b64)
 # tcp HOST PORT [NETNS]: connects, sends a GET /probe and reports the
 # exit status (124: no answer within 8 s) and the first line back.
 tcp() {
-	local out rc
-	out=$(timeout 8 ${3:+ip netns exec "$3"} bash -c 'exec 3<>"/dev/tcp/$0/$1" || exit 1
+	local rc
+	timeout 8 ${3:+ip netns exec "$3"} bash -c 'exec 3<>"/dev/tcp/$0/$1" || exit 1
 		printf "GET /probe HTTP/1.0\r\nHost: %s\r\n\r\n" "$0" >&3
-		head -n 1 <&3' "$1" "$2" 2>&1 | tr -d '\r' | head -n 1)
-	rc=${PIPESTATUS[0]}
-	printf 'rc=%s %s' "$rc" "$out"
+		head -n 1 <&3' "$1" "$2" >/run/nodebake-platform-probe.tcp 2>&1
+	rc=$?
+	printf 'rc=%s %s' "$rc" "$(tr -d '\r' < /run/nodebake-platform-probe.tcp | head -n 1)"
 }
 
 if [ -e /run/credentials/@system/` + podCheckCredential + ` ] && [ -e /run/nodebake/node-ready ]; then

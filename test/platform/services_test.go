@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -198,6 +199,14 @@ func serveLine(t *testing.T, lab *netlab.Lab, addr, line string) {
 				return
 			}
 			c.SetDeadline(time.Now().Add(10 * time.Second))
+			// The request first (up to its blank line), then the answer.
+			br := bufio.NewReader(io.LimitReader(c, 4096))
+			for {
+				l, err := br.ReadString('\n')
+				if err != nil || strings.TrimSpace(l) == "" {
+					break
+				}
+			}
 			io.WriteString(c, line+"\r\n")
 			c.Close()
 		}
