@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
@@ -448,10 +449,16 @@ func (s *suite) bootEC2Corrupt(t *testing.T) {
 	}
 	n := s.ca.nodeConfig(t, "worker-ec2", "10.8.0.11", podCIDR, "10.77.0.1:51820")
 	lab := netlab.New(t)
-	startEC2Mock(t, lab, s.mock, n.yaml[:len(n.yaml)*2/3])
+	i := bytes.Index(n.yaml, []byte("nodeCert: |"))
+	if i < 0 {
+		t.Fatalf("no nodeCert in the node config:\n%s", n.yaml)
+	}
+	startEC2Mock(t, lab, s.mock, n.yaml[:i+200]) // cut short inside the node's certificate
 	r, console := s.boot(t, lab, guest{name: "ec2-corrupt", identity: qemu.EC2Identity("i-0123456789abcdef0"), disk: s.grown, direct: true}, nil)
 	st := s.failedClosed(t, "ec2-corrupt-user-data", r, console, n, "ec2", "ec2-imds user-data")
-	t.Logf("first problem: %s: %s", st.Field, st.Error)
+	if st.Field != "kubernetes.nodeCert" || !strings.Contains(st.Error, "is truncated") {
+		t.Errorf("first problem %s: %s; want kubernetes.nodeCert truncated", st.Field, st.Error)
+	}
 	if r["marker"] == "" {
 		t.Errorf("the marker written to /var on the first boot is gone")
 	}
