@@ -56,6 +56,7 @@ type suite struct {
 	ca       *testCA
 	mock     string // amazon-ec2-metadata-mock
 	grown    string // the 20 GiB disk of the EC2 boots
+	ec2Files string // the sums of the files the first EC2 boot wrote to /var
 	dir      string // kept for all the boots
 	nodes    int
 	statuses map[string]firstboot.Status
@@ -347,6 +348,7 @@ func (s *suite) bootEC2(t *testing.T) {
 		}
 	})
 	s.configured(t, "ec2", r, console, n, "ec2", "ec2-imds user-data")
+	s.ec2Files = r.decoded("var.files")
 	s.checkGrown(t, r, true)
 	if !strings.Contains(r.decoded("journal.nodebake-firstboot"), "platform ec2 (dmi sys_vendor \"Amazon EC2\"): asking ec2-imds user-data within 1m0s") {
 		t.Errorf("first boot's journal:\n%s", r.decoded("journal.nodebake-firstboot"))
@@ -461,6 +463,10 @@ func (s *suite) bootEC2Corrupt(t *testing.T) {
 	}
 	if r["marker"] == "" {
 		t.Errorf("the marker written to /var on the first boot is gone")
+	}
+	// All or nothing: the first boot's files stay as they were.
+	if got := r.decoded("var.files"); got != s.ec2Files || strings.Count(got, "\n") < 6 {
+		t.Errorf("the node's files on /var changed on the failed boot:\n%s\nwere:\n%s", got, s.ec2Files)
 	}
 	s.checkGrown(t, r, false)
 }

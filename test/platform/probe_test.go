@@ -89,6 +89,7 @@ if part=$(readlink -f /dev/disk/by-partlabel/var) && [ -b "$part" ]; then
 	p disk=$disk
 	p disk.bytes=$(( $(cat "/sys/class/block/$disk/size") * 512 ))
 fi
+p var.files=$(cd /var/lib && sha256sum kubelet/kubeconfig kubelet/kubelet-config.yaml kubernetes/* kube-proxy/* 2>&1 | b64)
 if [ -f ` + markerPath + ` ]; then p marker=$(cat ` + markerPath + `); fi
 if mountpoint -q /var && [ ! -f ` + markerPath + ` ]; then
 	mkdir -p "$(dirname ` + markerPath + `)"
