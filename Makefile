@@ -67,6 +67,8 @@ fuzz-short:
 # The real-world tier: the pinned set built from source (cached by version
 # in build/cache), QEMU boots (disk, qcow2, netboot over HTTP and iPXE),
 # the platform readers against real services (amazon-ec2-metadata-mock),
+# one image booted once per platform in a network lab (test/platform:
+# nine TCG boots, about 11 minutes),
 # every output format, reproducibility, the Packer acceptance test.
 # The cluster end to end (a control plane on loopback and three TCG guests,
 # 18-32 minutes) is `make test-e2e`. It is not part of `make test` yet: it
