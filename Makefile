@@ -50,13 +50,14 @@ test-fast: vet plugin-check-generated plugin-test plugin-check
 	$(MAKE) fuzz-short
 
 # The first-boot parsers' fuzz targets (hostile nesting, long inputs, key,
-# certificate and kubeconfig variants), each for FUZZTIME. `go test` alone
-# runs their seed corpora.
+# certificate and kubeconfig variants) and the spec's path checks, each for
+# FUZZTIME. `go test` alone runs their seed corpora.
 FUZZTIME ?= 10s
 FUZZ_TARGETS := layers/firstboot/strictyaml:FuzzParse layers/firstboot/strictyaml:FuzzParseNested \
 	layers/firstboot/nodeconfig:FuzzParse layers/firstboot/nodeconfig:FuzzLoad \
 	layers/firstboot/nodeconfig:FuzzWireGuardKey layers/firstboot/nodeconfig:FuzzCertificate \
-	layers/firstboot/nodeconfig:FuzzKubeconfig
+	layers/firstboot/nodeconfig:FuzzKubeconfig \
+	layers/spec:FuzzPathProblem layers/spec:FuzzResolveSource
 
 fuzz-short:
 	@set -e -o pipefail; for t in $(FUZZ_TARGETS); do \
@@ -80,7 +81,7 @@ SLOW_FILTER := grep -E '^(=== RUN|--- |PASS|FAIL|ok|FIGURE|\s+\S+_test.go)'
 
 test-slow: base
 	mkdir -p build
-	$(SLOW_ENV) $(GO) test -count=1 -timeout 45m -v ./test/boot ./test/clouds ./test/harness ./test/platform ./test/qemu ./test/netlab ./test/secureboot ./builder/uki ./builder/authenticode ./builder/internal/pecoff 2>&1 | tee build/test-slow.log | $(SLOW_FILTER); exit $${PIPESTATUS[0]}
+	$(SLOW_ENV) $(GO) test -count=1 -timeout 45m -v ./test/boot ./test/cis ./test/clouds ./test/harness ./test/platform ./test/qemu ./test/netlab ./test/secureboot ./builder/uki ./builder/authenticode ./builder/internal/pecoff 2>&1 | tee build/test-slow.log | $(SLOW_FILTER); exit $${PIPESTATUS[0]}
 	$(MAKE) plugin-acc
 
 test-e2e: base

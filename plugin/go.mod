@@ -7,7 +7,10 @@ require (
 	github.com/nodebake/nodebake v0.0.0-00010101000000-000000000000
 )
 
-require github.com/klauspost/pgzip v1.2.5 // indirect
+require (
+	github.com/klauspost/pgzip v1.2.5 // indirect
+	k8s.io/component-helpers v0.35.4 // indirect
+)
 
 require (
 	github.com/Masterminds/goutils v1.1.1 // indirect

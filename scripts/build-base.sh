@@ -8,9 +8,10 @@
 #   scripts/build-base.sh [--suite trixie|bookworm] [--arch amd64] [--out DIR]
 #                         [--no-import] [--force]
 #
-# Recipe: this script, images/base/packages-<suite>.txt, images/base/dpkg.cfg
-# and images/base/hooks/*. A run whose recipe hash matches the stamp next to
-# an existing tar does nothing (--force rebuilds).
+# Recipe: this script, images/base/packages-<suite>.txt, images/base/dpkg.cfg,
+# images/base/hooks/* and the initramfs-tools files a hook installs
+# (images/base/initramfs-tools/). A run whose recipe hash matches the stamp
+# next to an existing tar does nothing (--force rebuilds).
 #
 # Outputs in DIR (default build/base, relative to the current directory):
 #   <suite>-<arch>.tar       the root filesystem
@@ -127,9 +128,9 @@ recipe_hash() {
 		(
 			cd "$repo"
 			find scripts/build-base.sh "images/base/packages-$suite.txt" images/base/dpkg.cfg \
-				images/base/hooks -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+				images/base/hooks images/base/initramfs-tools -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
 			# The hooks only run when executable.
-			find images/base/hooks -type f -perm -u+x -print | LC_ALL=C sort
+			find images/base/hooks images/base/initramfs-tools -type f -perm -u+x -print | LC_ALL=C sort
 		)
 	} | sha256sum | cut -d' ' -f1
 }
@@ -140,51 +141,9 @@ package_list() {
 	sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$packages_file" | paste -sd, -
 }
 
-# apt_entries prints "URI SUITE" for every enabled binary ("deb") suite in the
-# host's apt sources, deb822 files first, then the one-line format.
-apt_entries() {
-	local f
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -f "$f" ] || continue
-		awk '
-			function flush(  n, i, s, u) {
-				if (types ~ /(^| )deb( |$)/ && enabled !~ /^[Nn][Oo]$/ && uris != "") {
-					split(uris, u, " ")
-					n = split(suites, s, " ")
-					for (i = 1; i <= n; i++) print u[1], s[i]
-				}
-				types = uris = suites = enabled = ""; field = ""
-			}
-			/^[[:space:]]*#/ { next }
-			/^[[:space:]]*$/ { flush(); next }
-			/^[[:space:]]/ { if (field == "uris") uris = uris " " $0; else if (field == "suites") suites = suites " " $0; next }
-			{
-				key = tolower($0); sub(/:.*/, "", key)
-				val = $0; sub(/^[^:]*:[[:space:]]*/, "", val)
-				field = key
-				if (key == "types") types = val
-				else if (key == "uris") uris = val
-				else if (key == "suites") suites = val
-				else if (key == "enabled") enabled = val
-			}
-			END { flush() }
-		' "$f"
-	done
-	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-		[ -f "$f" ] || continue
-		sed -e 's/#.*//' -e 's/\[[^]]*\]//' "$f" | awk '$1 == "deb" && NF >= 3 { print $2, $3 }'
-	done
-}
-
-# host_suite prints the codename of the build host's Debian release.
-host_suite() {
-	local codename=""
-	if [ -r /etc/os-release ]; then
-		# shellcheck disable=SC1091 # the host's file
-		codename="$(. /etc/os-release && printf '%s' "${VERSION_CODENAME:-}")"
-	fi
-	printf '%s' "$codename"
-}
+# apt_entries and host_suite: the host's apt sources.
+# shellcheck source=lib/apt-sources.sh
+. "$repo/scripts/lib/apt-sources.sh"
 
 # reachable URL succeeds when URL can be downloaded.
 reachable() {

@@ -22,31 +22,61 @@ import (
 	"github.com/nodebake/nodebake/layers/spec"
 )
 
-// normalizedBase returns the base image's filesystem as a canonical tar,
-// cached by the image digest and the epoch: it is normalized once per
-// base.
-func normalizedBase(ctx context.Context, c *cache.Cache, img v1.Image, epoch int64, say func(string, ...any)) (*rootfs.Base, error) {
+// baseTar is the file of the normalized base's cache entry.
+const baseTar = "base.tar"
+
+// normalizedBase returns the cache entry of the base image's filesystem as
+// a canonical tar, cached by the image digest and the epoch: it is
+// normalized once per base.
+func normalizedBase(ctx context.Context, c *cache.Cache, img v1.Image, epoch int64, say func(string, ...any)) (*cache.Entry, error) {
 	d, err := img.Digest()
 	if err != nil {
 		return nil, fmt.Errorf("base.image: %w", err)
 	}
 	key := fmt.Sprintf("normalized-base/v1/%s/%d", d, epoch)
-	dir, ok, err := c.Keyed(key)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
+	e, err := c.PutEntry(key, func(tmp string) error {
 		say("normalizing base image %s (once per base)", d)
-		dir, err = c.PutKeyed(key, func(tmp string) error {
-			rc := oci.Flatten(img)
-			defer rc.Close()
-			return rootfs.Normalize(ctx, rc, filepath.Join(tmp, "base.tar"), epoch)
-		})
-		if err != nil {
-			return nil, fmt.Errorf("base.image: normalizing: %w", err)
-		}
+		rc := oci.Flatten(img)
+		defer rc.Close()
+		return rootfs.Normalize(ctx, rc, filepath.Join(tmp, baseTar), epoch)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("base.image: normalizing: %w", err)
 	}
-	return rootfs.OpenBase(filepath.Join(dir, "base.tar"))
+	if e.Adopted {
+		say("adopted the normalized base an older nodebake cached (its digests are recorded from now on)")
+	}
+	if _, ok := e.File(baseTar); !ok {
+		return nil, fmt.Errorf("base.image: cache entry %q has no %s", key, baseTar)
+	}
+	return e, nil
+}
+
+// backgroundCheck verifies a file of a cache entry while the build goes
+// on: the normalized base is read in pieces, wherever its files are, so
+// it is hashed whole beside the build, on another core, and the build
+// waits for the verdict before it publishes anything.
+type backgroundCheck struct {
+	done chan struct{}
+	err  error
+}
+
+func verifyInBackground(e *cache.Entry, name string) *backgroundCheck {
+	c := &backgroundCheck{done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		c.err = e.VerifyFile(name)
+	}()
+	return c
+}
+
+// wait returns the verdict; nil for no check.
+func (c *backgroundCheck) wait() error {
+	if c == nil {
+		return nil
+	}
+	<-c.done
+	return c.err
 }
 
 type bootSet struct {

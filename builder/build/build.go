@@ -68,7 +68,8 @@ type Options struct {
 	Transport http.RoundTripper
 	// Offline forbids any download: everything must be in the cache.
 	Offline bool
-	// Go builds components whose source is "go".
+	// Go builds components whose source is "go". When its Progress is
+	// nil, a build from source reports through Progress (StageFetch).
 	Go gosource.Builder
 	// Progress receives progress events; may be nil.
 	Progress func(Event)
@@ -111,7 +112,41 @@ func (o *Options) say(stage Stage, format string, args ...any) {
 // Build builds the image described by s, which must be defaulted and
 // validated. Outputs are written under temporary names and renamed at the
 // end: a failed or cancelled build leaves nothing that looks like an image.
+//
+// Everything read from the cache is verified against the digests recorded
+// when it was stored, while it is read. When a cached blob or entry turns
+// out corrupt, at whatever stage, it is evicted and the stages run again
+// (what is intact is still cached), once for each: if it is corrupt again,
+// the build fails with its *cache.CorruptError, a source failure.
 func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
+	evicted := map[string]bool{}
+	for {
+		res, err := buildOnce(ctx, s, opts)
+		var ce *cache.CorruptError
+		if err == nil || ctx.Err() != nil || !errors.As(err, &ce) || opts.Cache == nil {
+			return res, err
+		}
+		id := string(ce.Item) + " " + ce.Key
+		if evicted[id] {
+			return nil, fmt.Errorf("%w (it was evicted and made again once already)", err)
+		}
+		if len(evicted) == maxEvictions {
+			return nil, fmt.Errorf("%w (%d corrupt cache entries evicted already)", err, len(evicted))
+		}
+		opts.say(StageResolve, "%v; evicting it and building again", ce)
+		if eerr := opts.Cache.EvictCorrupt(ce); eerr != nil {
+			return nil, fmt.Errorf("evicting a corrupt cache entry: %w (after %w)", eerr, err)
+		}
+		evicted[id] = true
+	}
+}
+
+// maxEvictions bounds the corrupt cache entries one build evicts and makes
+// again.
+const maxEvictions = 16
+
+// buildOnce runs the stages once.
+func buildOnce(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 	b, err := newBuild(s, opts)
 	if err != nil {
 		return nil, err
@@ -123,36 +158,32 @@ func Build(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
 		b.preloadImages,     // bake the preloaded container images
 		b.renderConfig,      // the worker configuration, the first-boot program, image.json
 		b.writeDisk,         // compose the root filesystem into the GPT disk image
+		b.checkBase,         // the verdict on the base, verified beside the stages above
 		b.publish,           // convert the image into the other formats
 		b.describe,          // the manifest, the SBOM and the sums
 		b.install,           // rename everything into place
 	} {
 		if err := stage(ctx); err != nil {
-			return nil, err
+			return nil, b.firstCause(err)
 		}
 	}
 	return b.result, nil
 }
 
-// writeRoot streams the composed root tar into the squashfs writer.
+// writeRoot streams the composed root tar into the squashfs writer. A
+// failure on either side stops both, and the error is the first cause.
 func writeRoot(ctx context.Context, w io.WriterAt, base *rootfs.Base, overlay []entry.Entry, s *spec.Spec, workers int) (int64, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := rootfs.Compose(ctx, pw, base, overlay, rootfs.Options{ModTime: s.SourceDateEpoch, Remove: removedFromRoot})
-		pw.CloseWithError(err)
-		done <- err
-	}()
-	n, err := squashfs.Write(ctx, w, pr, squashfs.Options{Level: s.Output.RootCompressionLevel, Workers: workers, ModTime: s.SourceDateEpoch})
-	pr.CloseWithError(errors.New("squashfs writer stopped"))
-	cerr := <-done
-	if cerr != nil && !errors.Is(cerr, io.ErrClosedPipe) {
-		return 0, fmt.Errorf("composing the root filesystem: %w", cerr)
-	}
+	var n int64
+	err := pipeStream(ctx,
+		streamStage[io.Writer]{"composing the root filesystem", func(ctx context.Context, pw io.Writer) error {
+			return rootfs.Compose(ctx, pw, base, overlay, rootfs.Options{ModTime: s.SourceDateEpoch, Remove: removedFromRoot})
+		}},
+		streamStage[io.Reader]{"writing squashfs", func(ctx context.Context, pr io.Reader) (err error) {
+			n, err = squashfs.Write(ctx, w, pr, squashfs.Options{Level: s.Output.RootCompressionLevel, Workers: workers, ModTime: s.SourceDateEpoch})
+			return err
+		}})
 	if err != nil {
-		return 0, fmt.Errorf("writing the root filesystem: %w", err)
+		return 0, err
 	}
 	return n, nil
 }

@@ -14,9 +14,11 @@ import (
 	"github.com/nodebake/nodebake/builder/publish"
 	"github.com/nodebake/nodebake/builder/rootfs"
 	"github.com/nodebake/nodebake/builder/sbom"
+	"github.com/nodebake/nodebake/layers/cache"
 	"github.com/nodebake/nodebake/layers/entry"
 	"github.com/nodebake/nodebake/layers/failure"
 	"github.com/nodebake/nodebake/layers/fetch"
+	"github.com/nodebake/nodebake/layers/gosource"
 	"github.com/nodebake/nodebake/layers/resolve"
 	"github.com/nodebake/nodebake/layers/spec"
 )
@@ -31,14 +33,15 @@ type run struct {
 	layers   *resolve.Resolver
 	tmpImage string
 
-	base     *rootfs.Base
-	baseInfo resolve.BaseInfo
-	debs     []sbom.Package
-	distro   string
-	boot     bootSet
-	comps    []resolve.ComponentInfo
-	preloads []resolve.PreloadInfo
-	overlay  []entry.Entry
+	base      *rootfs.Base
+	baseCheck *backgroundCheck
+	baseInfo  resolve.BaseInfo
+	debs      []sbom.Package
+	distro    string
+	boot      bootSet
+	comps     []resolve.ComponentInfo
+	preloads  []resolve.PreloadInfo
+	overlay   []entry.Entry
 
 	disk     disk.Result
 	rootSize int64
@@ -72,9 +75,13 @@ func newBuild(s *spec.Spec, opts Options) (*run, error) {
 		return nil, fmt.Errorf("creating the output directory: %w", err)
 	}
 	b := &run{spec: s, opts: opts, plan: plan, specHash: specHash, tmpImage: partial(plan.Image)}
+	goBuilder := opts.Go
+	if goBuilder.Progress == nil && opts.Progress != nil {
+		goBuilder.Progress = func(p gosource.Progress) { opts.say(StageFetch, "%s", p) }
+	}
 	ro := []resolve.Option{
 		resolve.WithOffline(opts.Offline),
-		resolve.WithGo(opts.Go),
+		resolve.WithGo(goBuilder),
 		resolve.WithLog(func(msg string) { opts.say(StageFetch, "%s", msg) }),
 	}
 	if opts.HTTPClient != nil {
@@ -94,6 +101,7 @@ func newBuild(s *spec.Spec, opts Options) (*run, error) {
 
 // cleanup removes what a build left under temporary names.
 func (b *run) cleanup() {
+	b.baseCheck.wait()
 	if b.base != nil {
 		b.base.Close()
 	}
@@ -114,14 +122,37 @@ func (b *run) resolveBase(ctx context.Context) error {
 		return err
 	}
 	say := func(format string, args ...any) { b.opts.say(StageResolve, format, args...) }
-	if b.base, err = normalizedBase(ctx, b.opts.Cache, img, b.spec.SourceDateEpoch, say); err != nil {
+	e, err := normalizedBase(ctx, b.opts.Cache, img, b.spec.SourceDateEpoch, say)
+	if err != nil {
 		return err
+	}
+	b.baseCheck = verifyInBackground(e, baseTar)
+	if b.base, err = rootfs.OpenBase(e.Path(baseTar)); err != nil {
+		return fmt.Errorf("base.image: %w", err)
 	}
 	if b.debs, b.distro, err = basePackages(b.base); err != nil {
 		return err
 	}
 	b.baseInfo.Packages = len(b.debs)
 	b.boot, err = bootFiles(b.base, b.spec.Arch)
+	return err
+}
+
+// checkBase waits for the verdict on the normalized base the image was
+// composed from.
+func (b *run) checkBase(context.Context) error {
+	if err := b.baseCheck.wait(); err != nil {
+		return fmt.Errorf("base.image: %w", err)
+	}
+	return nil
+}
+
+// firstCause returns the error a build that failed with err reports: a
+// corrupt normalized base explains whatever went wrong after it was read.
+func (b *run) firstCause(err error) error {
+	if berr := b.baseCheck.wait(); errors.Is(berr, cache.ErrCorrupt) {
+		return fmt.Errorf("base.image: %w", berr)
+	}
 	return err
 }
 
@@ -218,6 +249,10 @@ func (b *run) publish(ctx context.Context) error {
 
 // describe writes the manifest, the SBOM and the sums (in memory).
 func (b *run) describe(context.Context) error {
+	// The SHA1s of the components' files, taken as they were composed.
+	if err := b.layers.CompleteDigests(b.comps); err != nil {
+		return err
+	}
 	s, p, d := b.spec, b.plan, b.disk
 	m := Manifest{
 		Name:          s.Name,

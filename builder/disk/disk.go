@@ -3,9 +3,15 @@
 // a read-only root partition holding the root filesystem, and an empty /var
 // partition that the image formats on first boot.
 //
+// With Image.Verified the disk is instead verified and A/B-updatable: a
+// dm-verity root in slot A with its hash tree in a root-verity partition,
+// an empty slot B, and an ESP holding systemd-boot and a Unified Kernel
+// Image whose command line carries the root hash (see Verified). ReadParts
+// reads the parts of a default-layout disk back, to make a verified one.
+//
 // Every identifier that would otherwise be random (disk GUID, partition
-// GUIDs, FAT volume id) derives from Image.Seed, and every FAT timestamp is
-// Image.ModTime, so the same inputs give the same bytes.
+// GUIDs, FAT volume id, the verity salt) derives from Image.Seed, and every
+// FAT timestamp is Image.ModTime, so the same inputs give the same bytes.
 package disk
 
 import (
@@ -78,6 +84,11 @@ type Image struct {
 	// size in bytes. w is a window on the image file starting at the root
 	// partition; WriteRoot must not write past the size it returns.
 	WriteRoot func(ctx context.Context, w io.WriterAt) (int64, error)
+	// Verified, when not nil, makes a verified, A/B-updatable disk (a
+	// dm-verity root, two root slots, a UKI on the ESP) instead of the
+	// default layout; see Verified. Kernel, Initrd and Cmdline then go
+	// into the UKI, and Title is not used.
+	Verified *Verified
 }
 
 // Partition is one entry of the written partition table.
@@ -102,6 +113,8 @@ type Result struct {
 	ESPVolumeID  string // FAT volume serial as blkid shows it ("ABCD-1234")
 	Cmdline      string // the full kernel command line of the loader entry
 	Partitions   []Partition
+	// Verified is set for an Image.Verified disk.
+	Verified *VerifiedResult
 }
 
 // Write writes the disk image to path. It first writes the root
@@ -166,6 +179,9 @@ func Write(ctx context.Context, path string, img Image) (res Result, err error) 
 
 // write fills f (empty, positioned anywhere) with the image.
 func write(ctx context.Context, f *os.File, img Image) (Result, error) {
+	if img.Verified != nil {
+		return writeVerified(ctx, f, img)
+	}
 	ids := deriveIDs(img.Seed)
 	rootOffset := partitionAlign + img.ESPSize
 

@@ -85,8 +85,12 @@ func espContents(img Image, id ids) []espFile {
 	for i, f := range img.ExtraESP {
 		files = append(files, espFile{fmt.Sprintf("ExtraESP[%d]", i), f})
 	}
-	sort.SliceStable(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	sortESP(files)
 	return files
+}
+
+func sortESP(files []espFile) {
+	sort.SliceStable(files, func(i, j int) bool { return files[i].Path < files[j].Path })
 }
 
 // parentDirs lists the directories above p, outermost first ("/a/b/c" →
@@ -101,13 +105,18 @@ func parentDirs(p string) []string {
 
 // writeESP makes the FAT32 filesystem of partition 1 and fills it.
 func writeESP(ctx context.Context, f *os.File, img Image, l layout, id ids) error {
+	return fillESP(ctx, f, img, l, id, espContents(img, id))
+}
+
+// fillESP makes the FAT32 filesystem of partition 1 with files, which are
+// sorted by path.
+func fillESP(ctx context.Context, f *os.File, img Image, l layout, id ids, files []espFile) error {
 	start := l.offset(1)
 	fs, err := fat32.Create(file.New(f, false), img.ESPSize, start, sectorSize, espLabel, true)
 	if err != nil {
 		return fmt.Errorf("creating ESP filesystem: %w", err)
 	}
 
-	files := espContents(img, id)
 	var dirs []string
 	seen := map[string]bool{}
 	buf := make([]byte, copyChunk)

@@ -104,6 +104,9 @@ func (img Image) Validate() error {
 	if img.WriteRoot == nil {
 		p.add("WriteRoot", "missing")
 	}
+	if img.Verified != nil {
+		checkVerified(&p, img)
+	}
 	if _, ok := arches[img.Arch]; ok {
 		checkESPTree(&p, img, espOK)
 	}
@@ -154,6 +157,14 @@ func checkESPPath(p string) error {
 // case-insensitively) and, when the ESP size is usable, that they fit.
 func checkESPTree(p *problems, img Image, checkFit bool) {
 	files := espContents(img, ids{})
+	var reserve int64 // room kept free, in bytes
+	if v := img.Verified; v != nil {
+		est := ukiEstimate(img)
+		files = verifiedESPContents(img, img.Bootloader, File{Open: img.Kernel.Open, Size: est})
+		// systemd-sysupdate writes the next version's UKI beside this one:
+		// keep room for one half again as large.
+		reserve = est + est/2
+	}
 	owner := map[string]string{} // lower-case path → field of the file there
 	children := map[string][]string{"/": nil}
 	for _, f := range files {
@@ -205,6 +216,9 @@ func checkESPTree(p *problems, img Image, checkFit bool) {
 	if need > clusters {
 		p.add("ESPSize", "%d MiB holds %d KiB of files and directories, the ESP contents need %d KiB",
 			img.ESPSize/MiB, clusters*clusterBytes>>10, need*clusterBytes>>10)
+	} else if reserve > 0 && need+ceilDiv(reserve, clusterBytes) > clusters {
+		p.add("ESPSize", "%d MiB holds %d KiB, the ESP contents need %d KiB and the next version's UKI about %d KiB more",
+			img.ESPSize/MiB, clusters*clusterBytes>>10, need*clusterBytes>>10, reserve>>10)
 	}
 }
 

@@ -117,6 +117,9 @@ func ingest(ctx context.Context, src io.Reader, p *pipeline, opts Options) (*nod
 			if errors.As(err, &ee) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 				return nil, err
 			}
+			if werr := p.failed(); werr != nil && errors.Is(err, werr) {
+				return nil, werr // the output failed (a full disk), not this entry
+			}
 			return nil, &EntryError{Entry: hdr.Name, Err: err}
 		}
 	}

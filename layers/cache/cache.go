@@ -1,22 +1,31 @@
 // Package cache is a content-addressed store on disk for everything a build
 // fetches or derives.
 //
-// Blobs live under DIR/blobs/<algorithm>/<hex>, the same shape as the blob
-// directory of an OCI image layout. Derived artifacts (for example binaries
-// built from source) live under DIR/keyed/<sha256(key)>. Every entry is
-// written to a temporary name in its final directory and renamed into place
-// only when complete, so concurrent writers, even in different processes,
-// never see or leave a partial entry.
+// Blobs (downloads, OCI image blobs) live under DIR/blobs/<algorithm>/<hex>,
+// the same shape as the blob directory of an OCI image layout: a blob's name
+// is its digest. Derived artifacts (binaries built from source, the
+// normalized base, preloaded image archives) are keyed entries under
+// DIR/entries/<sha256(key)>, each with a record of its files' sizes and
+// sha256 digests taken when it was written (see Entry).
+//
+// Every entry is written to a temporary name in its final directory and
+// renamed into place only when complete, so concurrent writers, even in
+// different processes, never see or leave a partial entry. Every read can
+// be verified against the digests: while streaming (OpenBlob, Entry.Open,
+// Entry.FS), which costs a hash of what is read anyway, or up front
+// (Verify, Entry.Verify). A mismatch is a *CorruptError naming the blob's
+// digest or the entry's key, a source failure (package failure); the
+// caller evicts it (EvictCorrupt) and fetches or makes it again.
 package cache
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // Cache is a content-addressed store rooted at a directory.
@@ -48,7 +57,7 @@ func Open(dir string) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening cache %s: %w", dir, err)
 	}
-	for _, sub := range []string{"blobs/sha256", "blobs/sha512", "keyed"} {
+	for _, sub := range []string{"blobs/sha256", "blobs/sha512", entriesDir} {
 		if err := os.MkdirAll(filepath.Join(abs, sub), 0o755); err != nil {
 			return nil, fmt.Errorf("opening cache %s: %w", dir, err)
 		}
@@ -81,26 +90,60 @@ func (c *Cache) Has(d Digest) (bool, error) {
 	return fi.Mode().IsRegular() && fi.Size() > 0, nil
 }
 
-// Verify re-hashes the stored blob with digest d. A blob whose content does
-// not match gives a *ChecksumError; a missing one an error wrapping
-// fs.ErrNotExist.
+// Verify re-hashes the stored blob with digest d and marks it used (for
+// Prune). A blob whose content does not match gives a *CorruptError (which
+// wraps a *ChecksumError); a missing one an error wrapping fs.ErrNotExist.
 func (c *Cache) Verify(d Digest) error {
-	if err := d.Validate(); err != nil {
-		return fmt.Errorf("verifying %s in the cache: %w", d, err)
-	}
-	f, err := os.Open(c.Path(d))
+	return c.verifyBlob(d, true)
+}
+
+func (c *Cache) verifyBlob(d Digest, touch bool) error {
+	rc, err := c.openBlob(d, touch)
 	if err != nil {
+		return err
+	}
+	_, err = io.CopyBuffer(io.Discard, onlyReader{rc}, make([]byte, 1<<20))
+	if cerr := rc.Close(); err == nil {
+		err = cerr
+	}
+	var ce *CorruptError
+	if err != nil && !errors.As(err, &ce) {
 		return fmt.Errorf("verifying %s in the cache: %w", d, err)
 	}
-	defer f.Close()
-	h := newHash(d.Algorithm)
-	if _, err := io.Copy(h, f); err != nil {
-		return fmt.Errorf("verifying %s in the cache: %w", d, err)
+	return err
+}
+
+// OpenBlob opens the stored blob with digest d for reading, marks it used
+// (for Prune), and verifies it while it is read: at the end of the blob the
+// reader returns a *CorruptError instead of io.EOF if the content does not
+// match d. Close repeats that verdict. A missing blob gives an error
+// wrapping fs.ErrNotExist.
+func (c *Cache) OpenBlob(d Digest) (io.ReadCloser, error) {
+	return c.openBlob(d, true)
+}
+
+func (c *Cache) openBlob(d Digest, touch bool) (io.ReadCloser, error) {
+	if err := d.Validate(); err != nil {
+		return nil, fmt.Errorf("reading %s from the cache: %w", d, err)
 	}
-	if got := sum(d.Algorithm, h); got != d {
-		return &ChecksumError{Artifact: c.Path(d), Expected: d, Actual: got}
+	p := c.Path(d)
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s from the cache: %w", d, err)
 	}
-	return nil
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("reading %s from the cache: %w", d, err)
+	}
+	if touch {
+		now := time.Now()
+		_ = os.Chtimes(p, now, now) // last use, for Prune; a read-only cache is fine
+	}
+	// The size is the file's: a blob records none, and one that changed
+	// size fails the digest anyway. Knowing it, the verdict comes with the
+	// last byte, even to a reader that never asks for more.
+	return newVerifyingReader(f, d, fi.Size(), KindBlob, d.String(), ""), nil
 }
 
 // Remove deletes the blob with digest d; a missing blob is not an error.
@@ -178,85 +221,4 @@ func (c *Cache) commit(tmp string, d Digest) (string, error) {
 		return "", fmt.Errorf("storing %s in the cache: %w", d, err)
 	}
 	return p, nil
-}
-
-// keyedDir returns the directory for key.
-func (c *Cache) keyedDir(key string) string {
-	return filepath.Join(c.dir, "keyed", fmt.Sprintf("%x", sha256.Sum256([]byte(key))))
-}
-
-// Keyed returns the directory of the derived artifact stored under key
-// (DIR/keyed/<sha256(key)>) and whether it is complete. A keyed directory
-// only ever appears by an atomic rename of a filled one, so its presence
-// means it is complete.
-func (c *Cache) Keyed(key string) (dir string, ok bool, err error) {
-	if key == "" {
-		return "", false, errors.New("looking up a keyed cache entry: empty key")
-	}
-	dir = c.keyedDir(key)
-	fi, err := os.Stat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return dir, false, nil
-	}
-	if err != nil {
-		return dir, false, fmt.Errorf("looking up cache entry %q: %w", key, err)
-	}
-	return dir, fi.IsDir(), nil
-}
-
-// PutKeyed stores a derived artifact under key and returns its directory.
-// fill writes the artifact into an empty temporary directory, which is then
-// renamed into place; a file DIR/keyed/<sha256(key)>.key records the key for
-// people reading the cache. If the entry already exists, fill is not called.
-// When two writers race, the first rename wins and the other's work is
-// discarded.
-func (c *Cache) PutKeyed(key string, fill func(tmpDir string) error) (string, error) {
-	dir, ok, err := c.Keyed(key)
-	if err != nil || ok {
-		return dir, err
-	}
-	parent := filepath.Dir(dir)
-	tmp, err := os.MkdirTemp(parent, ".tmp-*")
-	if err != nil {
-		return "", fmt.Errorf("storing cache entry %q: %w", key, err)
-	}
-	defer os.RemoveAll(tmp) // a no-op once renamed
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return "", fmt.Errorf("storing cache entry %q: %w", key, err)
-	}
-	if err := fill(tmp); err != nil {
-		return "", fmt.Errorf("filling cache entry %q: %w", key, err)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		if _, ok, kerr := c.Keyed(key); kerr == nil && ok {
-			return dir, nil // another writer got there first
-		}
-		return "", fmt.Errorf("storing cache entry %q: %w", key, err)
-	}
-	if err := writeFileAtomic(dir+".key", []byte(key+"\n")); err != nil {
-		return "", fmt.Errorf("storing cache entry %q: %w", key, err)
-	}
-	return dir, nil
-}
-
-// writeFileAtomic writes data to path through a temporary file and a rename.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
 }

@@ -216,58 +216,60 @@ func TestConcurrentPutSameBlob(t *testing.T) {
 	}
 }
 
-func TestKeyed(t *testing.T) {
+func TestPutEntry(t *testing.T) {
 	c := openTemp(t)
 	key := "kubelet/v1.35.4/go1.26.8/amd64"
-	dir, ok, err := c.Keyed(key)
-	if err != nil || ok {
-		t.Fatalf("Keyed before Put = %s, %v, %v", dir, ok, err)
+	if _, err := c.Entry(key); !errors.Is(err, ErrNotCached) {
+		t.Fatalf("Entry before PutEntry = %v, want ErrNotCached", err)
 	}
 	calls := 0
 	fill := func(tmp string) error {
 		calls++
 		return os.WriteFile(filepath.Join(tmp, "kubelet"), []byte("binary"), 0o755)
 	}
-	got, err := c.PutKeyed(key, fill)
+	e, err := c.PutEntry(key, fill)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != dir {
-		t.Errorf("PutKeyed dir = %s, Keyed dir = %s", got, dir)
+	if want := filepath.Join(c.Dir(), "entries", hexSHA256([]byte(key)), "files"); e.Dir != want {
+		t.Errorf("entry dir = %s, want %s", e.Dir, want)
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "kubelet")); err != nil || string(b) != "binary" {
+	if b, err := os.ReadFile(e.Path("kubelet")); err != nil || string(b) != "binary" {
 		t.Errorf("artifact = %q, %v", b, err)
 	}
-	if b, err := os.ReadFile(dir + ".key"); err != nil || string(b) != key+"\n" {
-		t.Errorf("key file = %q, %v", b, err)
-	}
-	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o755 {
+	if fi, _ := os.Stat(filepath.Dir(e.Dir)); fi.Mode().Perm() != 0o755 {
 		t.Errorf("dir mode = %v", fi.Mode())
 	}
-	if _, ok, _ := c.Keyed(key); !ok {
-		t.Error("Keyed after PutKeyed not ok")
+	if got, err := c.Entry(key); err != nil || got.Dir != e.Dir || got.Adopted {
+		t.Errorf("Entry after PutEntry = %+v, %v", got, err)
 	}
-	if _, err := c.PutKeyed(key, fill); err != nil || calls != 1 {
-		t.Errorf("second PutKeyed: err %v, fill called %d times, want 1", err, calls)
+	if _, err := c.PutEntry(key, fill); err != nil || calls != 1 {
+		t.Errorf("second PutEntry: err %v, fill called %d times, want 1", err, calls)
+	}
+	// A flipped byte is caught when the file is read, and named.
+	os.WriteFile(e.Path("kubelet"), []byte("BINARY"), 0o755)
+	var ce *CorruptError
+	if err := c.VerifyEntry(key); !errors.As(err, &ce) || ce.Key != key || ce.Problem != ProblemContent || ce.Item != KindEntry {
+		t.Fatalf("VerifyEntry of a corrupt entry = %v; want a *CorruptError for %q", err, key)
 	}
 }
 
-func TestPutKeyedFillErrorLeavesNothing(t *testing.T) {
+func TestPutEntryFillErrorLeavesNothing(t *testing.T) {
 	c := openTemp(t)
 	boom := errors.New("boom")
-	_, err := c.PutKeyed("k", func(tmp string) error {
+	_, err := c.PutEntry("k", func(tmp string) error {
 		os.WriteFile(filepath.Join(tmp, "half"), nil, 0o644)
 		return boom
 	})
 	if !errors.Is(err, boom) || !strings.Contains(err.Error(), `filling cache entry "k"`) {
-		t.Fatalf("PutKeyed = %v", err)
+		t.Fatalf("PutEntry = %v", err)
 	}
-	if names := entries(t, filepath.Join(c.Dir(), "keyed")); len(names) != 0 {
-		t.Errorf("keyed dir not empty: %v", names)
+	if names := entries(t, filepath.Join(c.Dir(), "entries")); len(names) != 0 {
+		t.Errorf("entries dir not empty: %v", names)
 	}
 }
 
-func TestPutKeyedRace(t *testing.T) {
+func TestPutEntryRace(t *testing.T) {
 	c := openTemp(t)
 	var wg sync.WaitGroup
 	errs := make([]error, 6)
@@ -275,9 +277,14 @@ func TestPutKeyedRace(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = c.PutKeyed("same", func(tmp string) error {
-				return os.WriteFile(filepath.Join(tmp, "f"), []byte("data"), 0o644)
-			})
+			// A second Cache value stands in for another process.
+			c2, err := Open(c.Dir())
+			if err == nil {
+				_, err = c2.PutEntry("same", func(tmp string) error {
+					return os.WriteFile(filepath.Join(tmp, "f"), []byte("data"), 0o644)
+				})
+			}
+			errs[i] = err
 		}()
 	}
 	wg.Wait()
@@ -286,9 +293,11 @@ func TestPutKeyedRace(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	names := entries(t, filepath.Join(c.Dir(), "keyed"))
-	if len(names) != 2 { // the directory and its .key file
-		t.Errorf("keyed dir = %v", names)
+	if names := entries(t, filepath.Join(c.Dir(), "entries")); len(names) != 1 {
+		t.Errorf("entries dir = %v, want the one entry", names)
+	}
+	if err := c.VerifyEntry("same"); err != nil {
+		t.Error(err)
 	}
 }
 

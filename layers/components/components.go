@@ -6,9 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
 	"path"
-	"path/filepath"
 	"strings"
 
 	"github.com/nodebake/nodebake/layers/entry"
@@ -23,17 +22,16 @@ func exe(to string, size int64, open func() (io.ReadCloser, error)) entry.Entry 
 }
 
 // FromRelease returns the image entries of the component from its
-// verified release artifact at artifactPath.
-func (c Component) FromRelease(artifactPath string) ([]entry.Entry, error) {
+// release artifact, of size bytes, which open reads (a verifying cache
+// read: an error it returns at the end or from Close is the cause). A
+// binary is read when the image is composed; a tarball's members are read
+// now, and the whole artifact with them.
+func (c Component) FromRelease(open func() (io.ReadCloser, error), size int64) ([]entry.Entry, error) {
 	switch c.Artifact {
 	case Binary:
-		fi, err := os.Stat(artifactPath)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", c.Name, err)
-		}
-		return []entry.Entry{exe(c.Files[0].To, fi.Size(), func() (io.ReadCloser, error) { return os.Open(artifactPath) })}, nil
+		return []entry.Entry{exe(c.Files[0].To, size, open)}, nil
 	case TarGz:
-		members, err := readTarGz(artifactPath, c.members())
+		members, err := readTarGz(open, c.members())
 		if err != nil {
 			return nil, fmt.Errorf("%s: reading release artifact: %w", c.Name, err)
 		}
@@ -50,17 +48,21 @@ func (c Component) FromRelease(artifactPath string) ([]entry.Entry, error) {
 	return nil, fmt.Errorf("%s: unknown artifact kind", c.Name)
 }
 
-// FromBuild returns the image entries of the component from a directory
-// of binaries built from source.
-func (c Component) FromBuild(dir string) ([]entry.Entry, error) {
+// FromBuild returns the image entries of the component from its binaries
+// built from source, by name in fsys (a cache entry's files, which verify
+// while they are read).
+func (c Component) FromBuild(fsys fs.FS) ([]entry.Entry, error) {
 	var out []entry.Entry
 	for _, f := range c.Files {
-		p := filepath.Join(dir, f.Name)
-		fi, err := os.Stat(p)
+		fi, err := fs.Stat(fsys, f.Name)
 		if err != nil {
 			return nil, fmt.Errorf("%s: built binary %s: %w", c.Name, f.Name, err)
 		}
-		out = append(out, exe(f.To, fi.Size(), func() (io.ReadCloser, error) { return os.Open(p) }))
+		if !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("%s: built binary %s is not a regular file", c.Name, f.Name)
+		}
+		name := f.Name
+		out = append(out, exe(f.To, fi.Size(), func() (io.ReadCloser, error) { return fsys.Open(name) }))
 	}
 	return out, nil
 }
@@ -100,18 +102,50 @@ func cleanMember(name string) string {
 	return strings.TrimPrefix(path.Clean("/"+name), "/")
 }
 
-func readTarGz(p string, want map[string]bool) (map[string][]byte, error) {
-	f, err := os.Open(p)
+// readTarGz reads the wanted members of the gzip'd tar open reads, then
+// the rest of it, so that a verifying reader reaches its verdict. A read
+// error of the artifact itself (a corrupt cache entry) is the cause, and
+// comes before the gzip or tar error it leads to.
+func readTarGz(open func() (io.ReadCloser, error), want map[string]bool) (map[string][]byte, error) {
+	rc, err := open()
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		return nil, err
+	src := &errReader{r: rc}
+	var members map[string][]byte
+	zr, err := gzip.NewReader(src)
+	if err == nil {
+		members, err = readMembers(tar.NewReader(zr), want)
 	}
-	return readMembers(tar.NewReader(zr), want)
+	if src.err == nil {
+		_, src.err = io.Copy(io.Discard, onlyReader{src})
+	}
+	if cerr := rc.Close(); src.err == nil {
+		src.err = cerr
+	}
+	if src.err != nil {
+		return nil, src.err
+	}
+	return members, err
 }
+
+// errReader remembers the first error of the reader it wraps other than
+// io.EOF.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// onlyReader hides every method but Read.
+type onlyReader struct{ io.Reader }
 
 // readMembers reads the regular files of a tar stream whose cleaned names
 // are wanted, each at most MaxBinarySize.

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"io"
 	"os"
 	"path"
@@ -153,11 +154,11 @@ func TestPackReleaseRoundTrip(t *testing.T) {
 		t.Run(c.Name, func(t *testing.T) {
 			bins := fakeBins(t, c)
 			out := filepath.Join(t.TempDir(), "artifact")
-			if err := c.PackRelease(bins, out); err != nil {
+			if err := c.PackRelease(os.DirFS(bins), out); err != nil {
 				t.Fatal(err)
 			}
 			again := out + "2"
-			if err := c.PackRelease(bins, again); err != nil {
+			if err := c.PackRelease(os.DirFS(bins), again); err != nil {
 				t.Fatal(err)
 			}
 			a, _ := os.ReadFile(out)
@@ -165,7 +166,7 @@ func TestPackReleaseRoundTrip(t *testing.T) {
 			if !bytes.Equal(a, b) {
 				t.Error("two packs of the same binaries differ")
 			}
-			ents, err := c.FromRelease(out)
+			ents, err := c.FromRelease(fileOpener(t, out))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -183,12 +184,23 @@ func TestPackReleaseRoundTrip(t *testing.T) {
 					t.Errorf("%s content = %q", e.Path, data)
 				}
 			}
-			built, err := c.FromBuild(bins)
+			built, err := c.FromBuild(os.DirFS(bins))
 			if err != nil || len(built) != len(ents) {
 				t.Fatalf("FromBuild: %v, %d entries", err, len(built))
 			}
 		})
 	}
+}
+
+// fileOpener returns an opener of the file p and its size, the arguments
+// of FromRelease.
+func fileOpener(t *testing.T, p string) (func() (io.ReadCloser, error), int64) {
+	t.Helper()
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() (io.ReadCloser, error) { return os.Open(p) }, fi.Size()
 }
 
 // tarGz writes a gzip'd tar of the given members (name -> content; a name
@@ -220,7 +232,7 @@ func tarGz(t *testing.T, members [][2]string) string {
 func TestFromReleaseLayouts(t *testing.T) {
 	containerd, _ := Lookup("containerd")
 	p := tarGz(t, [][2]string{{"bin/", ""}, {"bin/containerd", "c"}, {"bin/containerd-shim-runc-v2", "s"}, {"bin/ctr", "r"}, {"bin/containerd-stress", "x"}})
-	ents, err := containerd.FromRelease(p)
+	ents, err := containerd.FromRelease(fileOpener(t, p))
 	if err != nil || len(ents) != 3 || ents[2].Path != "/usr/local/bin/ctr" {
 		t.Fatalf("containerd from a release tarball: %v, %+v", err, ents)
 	}
@@ -229,18 +241,18 @@ func TestFromReleaseLayouts(t *testing.T) {
 	for _, f := range cni.Files {
 		members = append(members, [2]string{"./" + f.Name, f.Name})
 	}
-	if ents, err := cni.FromRelease(tarGz(t, members)); err != nil || len(ents) != len(cni.Files) {
+	if ents, err := cni.FromRelease(fileOpener(t, tarGz(t, members))); err != nil || len(ents) != len(cni.Files) {
 		t.Fatalf("CNI plugins: %v, %d entries", err, len(ents))
 	}
-	if _, err := cni.FromRelease(tarGz(t, members[1:])); err == nil || !strings.Contains(err.Error(), "has no ./"+cni.Files[0].Name) {
+	if _, err := cni.FromRelease(fileOpener(t, tarGz(t, members[1:]))); err == nil || !strings.Contains(err.Error(), "has no ./"+cni.Files[0].Name) {
 		t.Errorf("a release without %s: %v", cni.Files[0].Name, err)
 	}
-	if _, err := containerd.FromRelease(filepath.Join(t.TempDir(), "none")); err == nil {
+	if _, err := containerd.FromRelease(func() (io.ReadCloser, error) { return os.Open(filepath.Join(t.TempDir(), "none")) }, 0); err == nil {
 		t.Error("a missing artifact is accepted")
 	}
 	notGz := filepath.Join(t.TempDir(), "x.tar.gz")
 	os.WriteFile(notGz, []byte("not gzip"), 0o644)
-	if _, err := containerd.FromRelease(notGz); err == nil {
+	if _, err := containerd.FromRelease(fileOpener(t, notGz)); err == nil {
 		t.Error("a corrupt artifact is accepted")
 	}
 }
@@ -322,7 +334,7 @@ func TestCrictl(t *testing.T) {
 		t.Errorf("crictl must be optional with an explicit version: %+v", c)
 	}
 	// Upstream's tarball: crictl at the root, nothing else.
-	ents, err := c.FromRelease(tarGz(t, [][2]string{{"crictl", "#!crictl"}}))
+	ents, err := c.FromRelease(fileOpener(t, tarGz(t, [][2]string{{"crictl", "#!crictl"}})))
 	if err != nil || len(ents) != 1 || ents[0].Path != "/usr/local/bin/crictl" || ents[0].Mode != 0o755 {
 		t.Fatalf("crictl from its release: %+v, %v", ents, err)
 	}
@@ -332,7 +344,7 @@ func TestCrictl(t *testing.T) {
 	if string(b) != "#!crictl" {
 		t.Errorf("content %q", b)
 	}
-	if _, err := c.FromRelease(tarGz(t, [][2]string{{"bin/crictl", "x"}})); err == nil {
+	if _, err := c.FromRelease(fileOpener(t, tarGz(t, [][2]string{{"bin/crictl", "x"}}))); err == nil {
 		t.Error("a tarball with crictl elsewhere is accepted")
 	}
 	r := c.Recipe
@@ -344,5 +356,59 @@ func TestCrictl(t *testing.T) {
 	}
 	if typ, name := c.Package("go"); typ != "golang" || name != "sigs.k8s.io/cri-tools" {
 		t.Errorf("package URL of a build from source: %s %s", typ, name)
+	}
+}
+
+// verdictReader returns data, then err instead of io.EOF, as a verifying
+// cache read of damaged content does.
+type verdictReader struct {
+	r   io.Reader
+	err error
+}
+
+func (v *verdictReader) Read(p []byte) (int, error) {
+	n, err := v.r.Read(p)
+	if err == io.EOF {
+		return n, v.err
+	}
+	return n, err
+}
+
+func (v *verdictReader) Close() error { return v.err }
+
+// TestFromReleaseReportsTheReadError: when the artifact's reader fails (a
+// damaged cache entry), that is the error, not the gzip or tar error the
+// damage leads to, and a tarball is read to its end so the reader can
+// decide.
+func TestFromReleaseReportsTheReadError(t *testing.T) {
+	containerd, _ := Lookup("containerd")
+	good, err := os.ReadFile(tarGz(t, [][2]string{{"bin/containerd", "c"}, {"bin/containerd-shim-runc-v2", "s"}, {"bin/ctr", "r"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := bytes.Clone(good)
+	damaged[len(damaged)/2] ^= 0xff
+	corrupt := errors.New("cache entry is corrupt")
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"intact bytes", good},
+		{"damaged bytes", damaged},
+		{"truncated", good[:len(good)/2]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			open := func() (io.ReadCloser, error) {
+				return &verdictReader{r: bytes.NewReader(tc.data), err: corrupt}, nil
+			}
+			if _, err := containerd.FromRelease(open, int64(len(tc.data))); !errors.Is(err, corrupt) {
+				t.Errorf("FromRelease = %v, want the reader's error", err)
+			}
+		})
+	}
+	// Intact and verified: no error.
+	open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(good)), nil }
+	if _, err := containerd.FromRelease(open, int64(len(good))); err != nil {
+		t.Errorf("FromRelease of an intact artifact = %v", err)
 	}
 }

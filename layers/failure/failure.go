@@ -14,6 +14,7 @@ package failure
 import (
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 // Kind says what kind of failure an error is.
@@ -70,12 +71,27 @@ func Errorf(k Kind, format string, args ...any) error {
 	return &Error{Kind: k, Err: fmt.Errorf(format, args...)}
 }
 
-// KindOf returns the kind of the outermost *Error in err's chain, or
-// Internal when there is none.
+// FailureKind returns the error's kind.
+func (e *Error) FailureKind() Kind { return e.Kind }
+
+// Kinded is an error that knows its kind: *Error, and error types of other
+// packages whose kind is always the same (a corrupt cache entry is a
+// source failure, wherever it surfaces).
+type Kinded interface {
+	error
+	FailureKind() Kind
+}
+
+// KindOf returns the kind of the outermost Kinded error in err's chain, or
+// Internal when there is none. A full disk is Internal whatever wraps it:
+// the cause, not the stage that met it, decides.
 func KindOf(err error) Kind {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Kind
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return Internal
+	}
+	var k Kinded
+	if errors.As(err, &k) {
+		return k.FailureKind()
 	}
 	return Internal
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"syscall"
 	"testing"
 )
 
@@ -22,12 +23,22 @@ func TestKindOf(t *testing.T) {
 		{"outermost wins", New(Invalid, fmt.Errorf("base.image: %w", New(Source, base))), Invalid},
 		{"errorf", Errorf(Source, "fetching %s: %w", "kubelet", fs.ErrNotExist), Source},
 		{"nil", nil, Internal},
+		{"kinded", fmt.Errorf("reading: %w", kinded{}), Source},
+		{"outer *Error over kinded", New(Invalid, kinded{}), Invalid},
+		{"full disk under a source failure", Errorf(Source, "pulling: %w", &fs.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}), Internal},
+		{"quota under a source failure", New(Source, fmt.Errorf("caching: %w", syscall.EDQUOT)), Internal},
 	} {
 		if got := KindOf(tc.err); got != tc.want {
 			t.Errorf("%s: KindOf = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
+
+// kinded is an error type that knows its kind.
+type kinded struct{}
+
+func (kinded) Error() string     { return "kinded" }
+func (kinded) FailureKind() Kind { return Source }
 
 func TestErrorKeepsMessageAndChain(t *testing.T) {
 	err := Errorf(Invalid, "reading %s: %w", "spec.yaml", fs.ErrNotExist)

@@ -242,6 +242,47 @@ func TestFetchCorruptCacheRefetches(t *testing.T) {
 	}
 }
 
+// TestFetchVerifyOnRead: a cached artifact is returned unhashed; reading
+// it through the cache finds damage, and once it is evicted Fetch gets it
+// again.
+func TestFetchVerifyOnRead(t *testing.T) {
+	c := newCache(t)
+	s := newServer(t, serve(content))
+	a := Artifact{Name: name, URL: s.URL, Digest: digestOf(content)}
+	f := New(c, WithVerifyOnRead(true))
+	p, err := f.Fetch(context.Background(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := bytes.Clone([]byte(content))
+	damaged[3] ^= 1
+	if err := os.WriteFile(p, damaged, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Fetch(context.Background(), a); err != nil || s.count() != 1 {
+		t.Fatalf("Fetch of a damaged cached copy = %v after %d requests; want it returned without a request", err, s.count())
+	}
+	rc, err := c.OpenBlob(a.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(rc)
+	rc.Close()
+	var ce *cache.CorruptError
+	if !errors.As(err, &ce) || ce.Key != a.Digest.String() {
+		t.Fatalf("reading the damaged copy = %v, want a *cache.CorruptError naming %s", err, a.Digest)
+	}
+	if err := c.EvictCorrupt(ce); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Fetch(context.Background(), a); err != nil || s.count() != 2 {
+		t.Fatalf("Fetch after eviction = %v after %d requests, want a second download", err, s.count())
+	}
+	if err := c.Verify(a.Digest); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestFetchOfflineMiss(t *testing.T) {
 	s := newServer(t, serve(content))
 	_, err := New(newCache(t), WithOffline(true)).Fetch(context.Background(), Artifact{Name: name, URL: s.URL, Digest: digestOf(content)})

@@ -80,13 +80,27 @@ type Options struct {
 	DriveWait time.Duration
 	// SetHostname, if set, sets the hostname to the node name.
 	SetHostname func(name string) error
+	// Systemctl, if set, runs systemctl with args: first boot asks
+	// systemd to reload its units after writing their drop-ins.
+	Systemctl func(ctx context.Context, args ...string) error
 	// Chown makes written files owned by root (and the .netdev's group
 	// NetworkGroup from /etc/group); it needs privileges.
 	Chown bool
+	// Clock, if set, is the system clock first boot waits for when the
+	// node config's only problems are certificates not valid at Now (see
+	// clock.go); nil never waits.
+	Clock Clock
+	// OnClockWait, if set, is called when first boot starts waiting for
+	// the clock.
+	OnClockWait func(ClockWait)
 	// Platform configures the platform sources (their endpoints and time
 	// limits; package platform's defaults when zero). Root, Log, Cmdline
 	// and Devices are filled in by Run.
 	Platform platform.Options
+	// OnPlatformWait, if set, is called before first boot asks the
+	// platform's service (or sends it the report), with the longest that
+	// may take.
+	OnPlatformWait func(limit time.Duration, what string)
 	// Log receives progress lines: the platform found, retries, the
 	// platform's report. They name sources, statuses and sizes, never the
 	// content of a node config. May be nil.
@@ -122,6 +136,9 @@ type Status struct {
 	Problems       []nodeconfig.Problem `json:"problems,omitempty"`
 	Files          []string             `json:"files,omitempty"`
 	DurationMicros int64                `json:"durationMicros"`
+	// Clock says how first boot dealt with certificates not valid at the
+	// system time; absent when they were valid.
+	Clock *ClockStatus `json:"clock,omitempty"`
 }
 
 // Run does the first boot's work. node-ready is removed before anything
@@ -195,6 +212,9 @@ func report(ctx context.Context, opts Options, w *writer, st *Status, det platfo
 	if failure != nil {
 		state = "NotReady"
 	}
+	if opts.OnPlatformWait != nil {
+		opts.OnPlatformWait(det.Timeout, "reporting "+state+" to "+string(det.Platform))
+	}
 	if err := det.Report(ctx, failure); err != nil {
 		st.Report = fmt.Sprintf("%s not sent: %v", state, err)
 	} else {
@@ -240,7 +260,9 @@ func run(ctx context.Context, opts Options, w *writer, st *Status, det *platform
 	st.Source = source
 	cfg, err := nodeconfig.Load(data, facts, opts.Now)
 	if err != nil {
-		return err
+		if cfg, err = waitForClock(ctx, opts, st, data, facts, err); err != nil {
+			return err
+		}
 	}
 	st.NodeName = cfg.NodeName
 	kubeletTmpl, err := readImageFile(opts.Root, facts.KubeletConfigTemplate)
@@ -270,6 +292,9 @@ func run(ctx context.Context, opts Options, w *writer, st *Status, det *platform
 		if err := opts.SetHostname(cfg.NodeName); err != nil {
 			return fail("nodeName", errors.Join(fmt.Errorf("setting the hostname: %w", err), c.rollback()))
 		}
+	}
+	if err := reloadUnits(ctx, opts, c); err != nil {
+		return fail("systemd", errors.Join(err, c.rollback()))
 	}
 	if err := c.finish(); err != nil {
 		return fail("write", err)

@@ -505,27 +505,67 @@ func TestUnits(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"Type=oneshot", "RemainAfterExit=yes", "ExecStart=" + ProgramPath, "DefaultDependencies=no",
-		"ImportCredential=" + CredentialName,
-		// Platform sources need the underlay that networkd brings up ...
-		"After=local-fs.target systemd-tmpfiles-setup.service systemd-networkd.service",
-		// ... which then has to read wg0's files.
-		"ExecStartPost=/usr/bin/systemctl reload systemd-networkd.service",
-		"Before=containerd.service kubelet.service kube-proxy.service",
-		// Retries to the journal, the outcome to the console as well.
-		"StandardOutput=journal", "StandardError=journal+console",
+		"ImportCredential=" + CredentialName, "NotifyAccess=main", "ExecStartPost=-/usr/bin/systemctl reload systemd-networkd.service",
+		// The line saying how it went on the console; progress lines go
+		// to the journal through its socket.
+		"StandardOutput=journal+console", "StandardError=journal+console",
 		"WantedBy=multi-user.target"} {
 		if !bytes.Contains(b, []byte(want+"\n")) {
 			t.Errorf("unit lacks %q", want)
 		}
 	}
-	// Ordered before networkd it could not reach the metadata services
-	// (an ordering cycle with After=); before sysinit.target it would hold
-	// up the whole boot for the platform's time limit.
-	for _, bad := range []string{"network-pre.target", "Before=systemd-networkd", "sysinit.target"} {
-		if bytes.Contains(b, []byte(bad)) {
-			t.Errorf("unit mentions %q", bad)
+
+	// The ordering the clock wait needs, and none that could deadlock it.
+	deps := unitDeps(string(b))
+	for _, u := range []string{"local-fs.target", "systemd-networkd.service", "systemd-timesyncd.service"} {
+		if !deps["After"][u] {
+			t.Errorf("not After=%s", u)
 		}
 	}
+	for _, u := range []string{"containerd.service", "kubelet.service", "kube-proxy.service"} {
+		if !deps["Before"][u] {
+			t.Errorf("not Before=%s", u)
+		}
+	}
+	// Not before sysinit.target (nor wanted by it): a platform's lookup
+	// or the clock wait would hold up the rest of the boot.
+	if deps["Before"]["sysinit.target"] || deps["WantedBy"]["sysinit.target"] {
+		t.Errorf("ordered before or wanted by sysinit.target")
+	}
+	// systemd-networkd is After=network-pre.target: first boot before
+	// either would wait for itself. time-sync.target is held back,
+	// without bound, by systemd-time-wait-sync.
+	for _, key := range []string{"Before", "Wants", "Requires", "After"} {
+		for _, u := range []string{"network-pre.target", "time-sync.target", "systemd-time-wait-sync.service"} {
+			if deps[key][u] {
+				t.Errorf("%s=%s", key, u)
+			}
+		}
+	}
+	for _, u := range []string{"systemd-networkd.service", "systemd-timesyncd.service", "network.target", "network-online.target"} {
+		if deps["Before"][u] {
+			t.Errorf("Before=%s", u)
+		}
+	}
+}
+
+// unitDeps returns a unit file's dependency lists by key (After, Before,
+// Wants, ...), each as a set of unit names.
+func unitDeps(unit string) map[string]map[string]bool {
+	deps := map[string]map[string]bool{}
+	for _, line := range strings.Split(unit, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok || strings.HasPrefix(k, "#") {
+			continue
+		}
+		if deps[k] == nil {
+			deps[k] = map[string]bool{}
+		}
+		for _, u := range strings.Fields(v) {
+			deps[k][u] = true
+		}
+	}
+	return deps
 }
 
 func golden(t *testing.T, name string, got []byte) {

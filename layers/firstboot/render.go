@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -35,19 +34,11 @@ func Render(cfg *nodeconfig.NodeConfig, facts nodeconfig.ImageFacts, kubeletTemp
 	k := cfg.Kubernetes
 	node := cfg.NodeName
 
-	kubelet, err := patchJSON(kubeletTemplate, map[string]any{
-		"address":            ip,
-		"healthzBindAddress": ip,
-		"tlsCertFile":        NodeCertPath(node),
-		"tlsPrivateKeyFile":  NodeKeyPath(node),
-	})
+	kubelet, err := patchJSON(kubeletTemplate, kubeletNodeFields(ip, node))
 	if err != nil {
 		return nil, fmt.Errorf("rendering the kubelet config from its template: %w", err)
 	}
-	proxy, err := patchJSON(kubeProxyTemplate, map[string]any{
-		"bindAddress":        ip,
-		"healthzBindAddress": net.JoinHostPort(ip, "10256"),
-	})
+	proxy, err := patchJSON(kubeProxyTemplate, kubeProxyNodeFields(ip))
 	if err != nil {
 		return nil, fmt.Errorf("rendering the kube-proxy config from its template: %w", err)
 	}
@@ -82,8 +73,13 @@ func Render(cfg *nodeconfig.NodeConfig, facts nodeconfig.ImageFacts, kubeletTemp
 		{Path: KubeletConfigPath, Mode: 0o600, Data: kubelet},
 		{Path: KubeProxyKubeconfigPath, Mode: 0o600, Data: proxyKC},
 		{Path: KubeProxyConfigPath, Mode: 0o600, Data: proxy},
-		{Path: KubeletEnvPath, Mode: 0o644, Data: []byte("KUBELET_NODE_ARGS=--node-ip=" + ip + "\n")},
+		{Path: KubeletEnvPath, Mode: 0o644, Data: kubeletEnv(ip)},
 	}
+	access, err := ipAccessFiles(cfg, facts)
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, access...)
 	if facts.PodNetwork == nodeconfig.PodNetworkBridge {
 		cni, err := bridgeConflist(k.PodCIDR)
 		if err != nil {

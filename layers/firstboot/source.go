@@ -94,6 +94,9 @@ func findConfig(ctx context.Context, opts Options, st *Status, det *platform.Det
 	st.Platform, st.PlatformReason = string(d.Platform), d.Reason
 	if d.Platform != platform.None {
 		logf(opts, "platform %s (%s): asking %s within %s", d.Platform, d.Reason, strings.Join(d.Sources(), ", then "), d.Timeout)
+		if opts.OnPlatformWait != nil {
+			opts.OnPlatformWait(d.Timeout, "asking "+d.Sources()[0])
+		}
 		c, err := d.Read(ctx)
 		if err != nil {
 			var perr *platform.Error

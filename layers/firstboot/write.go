@@ -10,7 +10,6 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"strings"
 	"syscall"
 
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
@@ -458,7 +457,7 @@ func (w *writer) recover() error {
 		return fmt.Errorf("reading the commit journal %s: %w", CommitJournalPath, err)
 	}
 	for _, e := range j.Files {
-		if !managed(e.Path) {
+		if !committed(e.Path) {
 			return fmt.Errorf("the commit journal %s names %q, which first boot does not write", CommitJournalPath, e.Path)
 		}
 	}
@@ -473,9 +472,8 @@ func (w *writer) recover() error {
 // it stopped before writing its journal or after removing it: without a
 // journal they belong to no commit.
 func (w *writer) removeLeftovers() {
-	dirs := []string{path.Dir(CommitJournalPath), CertDir}
-	for _, p := range []string{NetdevPath, NetworkPath, KubeletKubeconfigPath, KubeletConfigPath,
-		KubeProxyKubeconfigPath, KubeProxyConfigPath, KubeletEnvPath, CNIConfigPath, StatusPath} {
+	dirs := OwnedDirs()
+	for _, p := range OwnedFiles() {
 		if d := path.Dir(p); !slices.Contains(dirs, d) {
 			dirs = append(dirs, d)
 		}
@@ -488,18 +486,6 @@ func (w *writer) removeLeftovers() {
 			}
 		}
 	}
-}
-
-// managed reports whether first boot writes the file at p, so that a
-// journal can only ever touch those.
-func managed(p string) bool {
-	switch p {
-	case NetdevPath, NetworkPath, CACertPath, KubeletKubeconfigPath, KubeletConfigPath,
-		KubeProxyKubeconfigPath, KubeProxyConfigPath, KubeletEnvPath, CNIConfigPath:
-		return true
-	}
-	base := path.Base(p)
-	return path.Dir(p) == CertDir && path.Clean(p) == p && strings.HasPrefix(base, "cert-") && strings.HasSuffix(base, ".pem")
 }
 
 func (w *writer) writeStatus(st Status) error {
@@ -524,5 +510,9 @@ func (w *writer) writeReady() error {
 
 // Summary is a one-line description of a successful run.
 func (st Status) Summary() string {
-	return fmt.Sprintf("node %s configured from %s (%d files)", st.NodeName, st.Source, len(st.Files))
+	s := fmt.Sprintf("node %s configured from %s (%d files)", st.NodeName, st.Source, len(st.Files))
+	if st.Clock != nil {
+		s += " after it " + st.Clock.Message
+	}
+	return s
 }

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
+	"time"
 
 	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/module"
@@ -21,9 +23,19 @@ import (
 type Builder struct {
 	// Go is the go command; "go" when empty.
 	Go string
-	// Log receives the toolchain's output; discarded when nil.
+	// Log receives the toolchain's output (module downloads, warnings,
+	// errors), without the names of the packages it compiles; discarded
+	// when nil.
 	Log io.Writer
+	// Progress, when set, receives a report on a build under way every
+	// ProgressInterval, and one when it has finished.
+	Progress func(Progress)
+	// ProgressInterval is how often Progress is called; 10s when zero.
+	ProgressInterval time.Duration
 }
+
+// DefaultProgressInterval is how often a build reports its progress.
+const DefaultProgressInterval = 10 * time.Second
 
 func (b Builder) goCmd() string {
 	if b.Go != "" {
@@ -61,6 +73,8 @@ func (b Builder) Build(ctx context.Context, r Recipe, version, arch, outDir stri
 	}
 	defer os.RemoveAll(work)
 
+	rep := b.startReporter(r.Component, version)
+	defer rep.stop()
 	gomod, err := b.wrapperModule(ctx, work, r, version)
 	if err != nil {
 		return fmt.Errorf("building %s %s: %w", r.Component, version, err)
@@ -92,51 +106,116 @@ func (b Builder) Build(ctx context.Context, r Recipe, version, arch, outDir stri
 	if r.CGO {
 		ldflags = append(ldflags, "-linkmode=external", "-extldflags=-static")
 	}
+	if rep != nil {
+		// The packages the binaries are built from, for the reports: `go
+		// list` resolves the modules `go build` needs anyway.
+		deps := map[string]bool{}
+		for _, g := range groups {
+			args := []string{"list", "-mod=mod", "-deps", "-f", "{{.ImportPath}}"}
+			if len(g.tags) > 0 {
+				args = append(args, "-tags", strings.Join(g.tags, ","))
+			}
+			for _, bin := range g.bins {
+				args = append(args, bin.Package)
+			}
+			out, err := b.output(ctx, work, r, arch, args...)
+			if err != nil {
+				return fmt.Errorf("building %s %s: %w", r.Component, version, err)
+			}
+			for _, p := range strings.Fields(string(out)) {
+				deps[p] = true
+			}
+		}
+		rep.setTotal(len(deps))
+	}
 	for _, g := range groups {
 		for _, bin := range g.bins {
-			args := []string{"build", "-mod=mod", "-trimpath", "-buildvcs=false",
+			args := []string{"build", "-mod=mod", "-trimpath", "-buildvcs=false", "-v",
 				"-o", filepath.Join(outDir, bin.Name),
 				"-ldflags", strings.Join(ldflags, " ")}
 			if len(g.tags) > 0 {
 				args = append(args, "-tags", strings.Join(g.tags, ","))
 			}
 			args = append(args, bin.Package)
-			if err := b.run(ctx, work, r, arch, args...); err != nil {
+			if err := b.run(ctx, work, r, arch, rep, args...); err != nil {
 				return fmt.Errorf("building %s %s (%s): %w", r.Component, version, bin.Name, err)
 			}
 		}
 	}
+	rep.finish()
 	return nil
 }
 
-func (b Builder) run(ctx context.Context, dir string, r Recipe, arch string, args ...string) error {
+// command returns the go command for args, run in dir for linux/arch.
+func (b Builder) command(ctx context.Context, dir string, r Recipe, arch string, args ...string) (*exec.Cmd, error) {
 	cmd := exec.CommandContext(ctx, b.goCmd(), args...)
 	cmd.Dir = dir
 	cgo := "0"
 	if r.CGO {
 		cgo = "1"
 		if arch != runtime.GOARCH {
-			return fmt.Errorf("%s needs cgo and cannot be cross-built for %s on %s", r.Component, arch, runtime.GOARCH)
+			return nil, fmt.Errorf("%s needs cgo and cannot be cross-built for %s on %s", r.Component, arch, runtime.GOARCH)
 		}
 	}
 	cmd.Env = append(os.Environ(),
 		"GOOS=linux", "GOARCH="+arch, "CGO_ENABLED="+cgo,
 		"GOFLAGS=", "GOWORK=off", "GO111MODULE=on", "GOTOOLCHAIN=local",
 	)
-	var stderr bytes.Buffer
-	cmd.Stdout = b.log()
-	cmd.Stderr = io.MultiWriter(b.log(), &stderr)
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		msg := strings.TrimSpace(stderr.String())
-		if len(msg) > 2000 {
-			msg = "…" + msg[len(msg)-2000:]
-		}
-		return fmt.Errorf("go %s: %w: %s", args[0], err, msg)
+	stopGroup(cmd)
+	return cmd, nil
+}
+
+// stopGroup runs cmd in a process group of its own and, when the context
+// ends, kills the group: the go command and the compilers and linkers it
+// started, which would otherwise run on, holding its output open.
+func stopGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+}
+
+// run runs the go command; the names of the packages `go build -v`
+// compiles go to rep, the rest of its output to the log.
+func (b Builder) run(ctx context.Context, dir string, r Recipe, arch string, rep *reporter, args ...string) error {
+	cmd, err := b.command(ctx, dir, r, arch, args...)
+	if err != nil {
+		return err
 	}
-	return nil
+	var stderr bytes.Buffer
+	lines := &packageFilter{rep: rep, rest: io.MultiWriter(b.log(), &stderr)}
+	cmd.Stdout = b.log()
+	cmd.Stderr = lines
+	err = cmd.Run()
+	lines.flush()
+	return b.cmdError(ctx, args[0], err, stderr.String())
+}
+
+// output runs the go command and returns its standard output.
+func (b Builder) output(ctx context.Context, dir string, r Recipe, arch string, args ...string) ([]byte, error) {
+	cmd, err := b.command(ctx, dir, r, arch, args...)
+	if err != nil {
+		return nil, err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = io.MultiWriter(b.log(), &stderr)
+	out, err := cmd.Output()
+	return out, b.cmdError(ctx, args[0], err, stderr.String())
+}
+
+// cmdError describes a go command that failed: the context's error when it
+// was stopped, else the tail of what it said.
+func (b Builder) cmdError(ctx context.Context, verb string, err error, stderr string) error {
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	msg := strings.TrimSpace(stderr)
+	if len(msg) > 2000 {
+		msg = "…" + msg[len(msg)-2000:]
+	}
+	return fmt.Errorf("go %s: %w: %s", verb, err, msg)
 }
 
 // wrapperModule writes a go.mod that requires the recipe's module at version
@@ -148,6 +227,7 @@ func (b Builder) wrapperModule(ctx context.Context, work string, r Recipe, versi
 	cmd := exec.CommandContext(ctx, b.goCmd(), "mod", "download", "-json", r.Module+"@"+version)
 	cmd.Dir = work
 	cmd.Env = append(os.Environ(), "GOFLAGS=", "GOWORK=off")
+	stopGroup(cmd)
 	out, err := cmd.Output()
 	var info struct {
 		GoMod string

@@ -15,15 +15,18 @@ import (
 	"context"
 	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -84,7 +87,76 @@ type Resolver struct {
 	goBuilder gosource.Builder
 	log       func(string)
 	downloads func(fetch.Progress)
+
+	// late holds the files whose SHA1 is taken while the image is
+	// composed (see CompleteDigests).
+	late lateDigests
 }
+
+// lateDigests are the SHA1s of component files read through the cache,
+// taken as the image is composed, by image path, and the files to read
+// for any that were not.
+type lateDigests struct {
+	mu      sync.Mutex
+	sha1    map[string]string
+	entries map[string]entry.Entry
+}
+
+func (l *lateDigests) set(p, sum string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sha1 == nil {
+		l.sha1 = map[string]string{}
+	}
+	l.sha1[p] = sum
+}
+
+func (l *lateDigests) get(p string) (string, entry.Entry, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.entries[p]
+	return l.sha1[p], e, ok
+}
+
+// defer makes e a file whose SHA1 is taken when it is read: e's reader
+// verifies the content's sha256 while it streams, and the SHA1 counts only
+// when it has read all of it (io.EOF, which a verifying reader gives only
+// when the content matched).
+func (l *lateDigests) deferSHA1(e entry.Entry) entry.Entry {
+	l.mu.Lock()
+	if l.entries == nil {
+		l.entries = map[string]entry.Entry{}
+	}
+	l.entries[e.Path] = e
+	l.mu.Unlock()
+	open := e.Open
+	e.Open = func() (io.ReadCloser, error) {
+		rc, err := open()
+		if err != nil {
+			return nil, err
+		}
+		return &sha1Tee{rc: rc, h: sha1.New(), done: func(sum string) { l.set(e.Path, sum) }}, nil
+	}
+	return e
+}
+
+// sha1Tee hashes what is read through it and reports the SHA1 at io.EOF.
+type sha1Tee struct {
+	rc   io.ReadCloser
+	h    hash.Hash
+	done func(string)
+}
+
+func (t *sha1Tee) Read(p []byte) (int, error) {
+	n, err := t.rc.Read(p)
+	t.h.Write(p[:n])
+	if err == io.EOF {
+		t.done(hex.EncodeToString(t.h.Sum(nil)))
+	}
+	return n, err
+}
+
+func (t *sha1Tee) Close() error { return t.rc.Close() }
 
 // Option configures a Resolver.
 type Option func(*Resolver)
@@ -201,31 +273,52 @@ func (r *Resolver) component(ctx context.Context, nc spec.NamedComponent) (Compo
 	field := "components." + string(nc.Key)
 	info := ComponentInfo{Name: name, Version: c.Version, From: string(c.From)}
 	var ents []entry.Entry
+	// The sha256 of files read through the cache, which verifies them
+	// against it, by image path.
+	verified := map[string]string{}
 	switch c.From {
 	case spec.FromRelease:
 		algo, sum, _ := c.Checksum(s.Arch)
 		url := s.ArtifactURL(nc.Key)
 		r.say("%s %s from %s", name, c.Version, url)
+		d := cache.Digest{Algorithm: algo, Hex: strings.ToLower(sum)}
 		p, err := r.fetcher().Fetch(ctx, fetch.Artifact{
 			Name:   fmt.Sprintf("%s %s linux/%s", name, c.Version, s.Arch),
 			URL:    url,
-			Digest: cache.Digest{Algorithm: algo, Hex: strings.ToLower(sum)},
+			Digest: d,
 		})
 		if err != nil {
 			return info, nil, fmt.Errorf("%s: %w", field, err)
 		}
-		info.Source, info.Checksum = url, algo+":"+strings.ToLower(sum)
-		if ents, err = layout.FromRelease(p); err != nil {
+		fi, err := os.Stat(p)
+		if err != nil {
 			return info, nil, fmt.Errorf("%s: %w", field, err)
 		}
+		info.Source, info.Checksum = url, d.String()
+		// Read through the cache, verified while it streams.
+		open := func() (io.ReadCloser, error) { return r.cache.OpenBlob(d) }
+		if ents, err = layout.FromRelease(open, fi.Size()); err != nil {
+			return info, nil, fmt.Errorf("%s: %w", field, err)
+		}
+		if layout.Artifact == components.Binary && d.Algorithm == "sha256" {
+			verified[layout.Files[0].To] = d.Hex
+		}
 	case spec.FromGo:
-		dir, src, err := r.buildFromSource(ctx, name, c.Version)
+		e, src, err := r.buildFromSource(ctx, name, c.Version)
 		if err != nil {
 			return info, nil, fmt.Errorf("%s: %w", field, err)
 		}
 		info.Source = src
-		if ents, err = layout.FromBuild(dir); err != nil {
+		if info.Checksum, err = r.checkPin(nc, e, src); err != nil {
+			return info, nil, err
+		}
+		if ents, err = layout.FromBuild(e.FS()); err != nil {
 			return info, nil, fmt.Errorf("%s: %w", field, err)
+		}
+		for _, f := range layout.Files {
+			if rec, ok := e.File(f.Name); ok {
+				verified[f.To] = rec.SHA256
+			}
 		}
 	case spec.FromOCI:
 		img, err := r.Image(ctx, c.Image, "")
@@ -246,7 +339,14 @@ func (r *Resolver) component(ctx context.Context, nc spec.NamedComponent) (Compo
 	default:
 		return info, nil, failure.Errorf(failure.Invalid, "%s.from: unknown source %q", field, c.From)
 	}
-	for _, e := range ents {
+	for i, e := range ents {
+		if sum, ok := verified[e.Path]; ok {
+			// Read when the image is composed, verified as it streams;
+			// its SHA1 for the SBOM is taken then (CompleteDigests).
+			ents[i] = r.late.deferSHA1(e)
+			info.Files = append(info.Files, FileInfo{Path: e.Path, SHA256: sum, Size: e.Size})
+			continue
+		}
 		sum, sum1, err := digests(e)
 		if err != nil {
 			return info, nil, fmt.Errorf("%s: %w", field, err)
@@ -260,41 +360,87 @@ func (r *Resolver) component(ctx context.Context, nc spec.NamedComponent) (Compo
 // or a control plane program of the catalogue) at version from source
 // through the Go module proxy, for the spec's architecture, and returns
 // the directory of its binaries. Builds are cached by name, version, Go
-// version and architecture. A failed build is a source failure.
+// version and architecture. The caller reads the files as it likes, so a
+// cached build is verified here, all of it: a corrupt one is evicted and
+// built again, once. A failed build is a source failure.
 func (r *Resolver) BuildFromSource(ctx context.Context, name, version string) (string, error) {
-	dir, _, err := r.buildFromSource(ctx, name, version)
-	return dir, err
+	for attempt := 0; ; attempt++ {
+		e, _, err := r.buildFromSource(ctx, name, version)
+		if err == nil {
+			err = e.Verify()
+		}
+		if err == nil {
+			return e.Dir, nil
+		}
+		var ce *cache.CorruptError
+		if attempt > 0 || !errors.As(err, &ce) {
+			return "", err
+		}
+		r.say("%v; building it again", ce)
+		if err := r.cache.EvictCorrupt(ce); err != nil {
+			return "", err
+		}
+	}
 }
 
-// buildFromSource is BuildFromSource, also returning where the binaries
-// came from: "go:MODULE@VERSION (GOVERSION)".
-func (r *Resolver) buildFromSource(ctx context.Context, name, version string) (dir, source string, err error) {
+// buildFromSource returns the cache entry of name at version built from
+// source, building it first when it is not cached, and where the binaries
+// came from: "go:MODULE@VERSION (GOVERSION)". The entry's files verify
+// while they are read (Entry.FS).
+func (r *Resolver) buildFromSource(ctx context.Context, name, version string) (*cache.Entry, string, error) {
 	recipe, err := components.Recipe(name)
 	if err != nil {
-		return "", "", err
+		return nil, "", err
 	}
 	gover, err := r.goBuilder.GoVersion(ctx)
 	if err != nil {
-		return "", "", err
+		return nil, "", err
 	}
-	source = fmt.Sprintf("go:%s@%s (%s)", recipe.Module, version, gover)
+	source := fmt.Sprintf("go:%s@%s (%s)", recipe.Module, version, gover)
 	key := fmt.Sprintf("gosource/v1/%s/%s/%s/%s", name, version, gover, r.spec.Arch)
-	dir, ok, err := r.cache.Keyed(key)
-	if err != nil {
-		return "", "", err
-	}
-	if ok {
-		return dir, source, nil
-	}
-	r.say("building %s %s from source (%s)", name, version, gover)
-	dir, err = r.cache.PutKeyed(key, func(tmp string) error {
+	e, err := r.cache.PutEntry(key, func(tmp string) error {
+		r.say("building %s %s from source (%s)", name, version, gover)
 		return r.goBuilder.Build(ctx, recipe, version, string(r.spec.Arch), tmp)
 	})
 	if err != nil {
-		return "", "", failure.New(failure.Source, err)
+		return nil, "", failure.New(failure.Source, err)
 	}
-	return dir, source, nil
+	if e.Adopted {
+		r.say("%s %s: adopted the build an older nodebake cached (its digests are recorded from now on)", name, version)
+	}
+	return e, source, nil
 }
+
+// checkPin refuses a component built from source whose release artifact
+// (what `nodebake mirror build` packs from the same build: the binary
+// itself, or a deterministic tar.gz) does not have the checksum the spec
+// pins for the architecture. It returns the pin ("sha256:HEX"), or "" when
+// there is none.
+func (r *Resolver) checkPin(nc spec.NamedComponent, e *cache.Entry, source string) (string, error) {
+	arch := r.spec.Arch
+	algo, want, ok := nc.Component.Checksum(arch)
+	if !ok {
+		return "", nil
+	}
+	field := fmt.Sprintf("components.%s.%s.%s", nc.Key, algo, arch)
+	h := sha256.New()
+	if algo == "sha512" {
+		h = sha512.New()
+	}
+	if err := nc.Catalogue.WriteRelease(h, e.FS()); err != nil {
+		return "", fmt.Errorf("%s: checking the build from source against the pin: %w", field, err)
+	}
+	got := hex.EncodeToString(h.Sum(nil))
+	if got != want {
+		return "", failure.Errorf(failure.Source,
+			"%s: %s %s built from source (%s) for linux/%s is %s:%s, but the spec pins %s:%s: refusing it (another Go toolchain or other sources give other bytes)",
+			field, nc.Name, nc.Component.Version, source, arch, algo, got, algo, want)
+	}
+	return algo + ":" + want, nil
+}
+
+// preloadArchive is the file of a preloaded image's cache entry.
+const preloadArchive = "image.tar"
 
 // Preloads turns the spec's images into image archives baked under
 // worker.PreloadDir; the image's preload unit imports them into
@@ -314,27 +460,24 @@ func (r *Resolver) Preloads(ctx context.Context) ([]PreloadInfo, []entry.Entry, 
 			return nil, nil, fmt.Errorf("%s.image: %w", field, err)
 		}
 		key := fmt.Sprintf("preload/v1/%s/%s", d, im.Ref)
-		dir, ok, err := r.cache.Keyed(key)
-		if err != nil {
-			return nil, nil, err
-		}
-		if !ok {
+		e, err := r.cache.PutEntry(key, func(tmp string) error {
 			r.say("preparing preloaded image %s", im.Ref)
-			dir, err = r.cache.PutKeyed(key, func(tmp string) error {
-				return oci.WriteTarball(filepath.Join(tmp, "image.tar"), im.Ref, img)
-			})
-			if err != nil {
-				return nil, nil, fmt.Errorf("%s: %w", field, err)
-			}
-		}
-		p := filepath.Join(dir, "image.tar")
-		fi, err := os.Stat(p)
+			return oci.WriteTarball(filepath.Join(tmp, preloadArchive), im.Ref, img)
+		})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("%s: %w", field, err)
 		}
+		if e.Adopted {
+			r.say("%s: adopted the archive an older nodebake cached (its digests are recorded from now on)", im.Ref)
+		}
+		rec, ok := e.File(preloadArchive)
+		if !ok {
+			return nil, nil, fmt.Errorf("%s: cache entry %q has no %s", field, key, preloadArchive)
+		}
+		// Read when the image is composed, verified while it streams.
 		out = append(out, entry.Entry{
-			Path: fmt.Sprintf("%s/%02d.tar", worker.PreloadDir(), i), Type: tar.TypeReg, Mode: 0o644, Size: fi.Size(),
-			Open: func() (io.ReadCloser, error) { return os.Open(p) },
+			Path: fmt.Sprintf("%s/%02d.tar", worker.PreloadDir(), i), Type: tar.TypeReg, Mode: 0o644, Size: rec.Size,
+			Open: func() (io.ReadCloser, error) { return e.Open(preloadArchive) },
 		})
 		infos = append(infos, PreloadInfo{Ref: im.Ref, Source: im.Image, Digest: d.String()})
 	}
@@ -347,7 +490,7 @@ func (r *Resolver) fetcher() *fetch.Fetcher {
 	if r.spec.Sources.Retries != nil {
 		retries = *r.spec.Sources.Retries
 	}
-	fo := []fetch.Option{fetch.WithRetries(retries), fetch.WithOffline(r.offline)}
+	fo := []fetch.Option{fetch.WithRetries(retries), fetch.WithOffline(r.offline), fetch.WithVerifyOnRead(true)}
 	if r.client != nil {
 		fo = append(fo, fetch.WithClient(r.client))
 	}
@@ -355,6 +498,36 @@ func (r *Resolver) fetcher() *fetch.Fetcher {
 		fo = append(fo, fetch.WithProgress(r.downloads))
 	}
 	return fetch.New(r.cache, fo...)
+}
+
+// CompleteDigests fills in the SHA1 (for the SBOM) of the files of comps
+// that Components left to be taken while the image is composed; a file
+// that was not read then is read now, verified as it streams.
+func (r *Resolver) CompleteDigests(comps []ComponentInfo) error {
+	for i := range comps {
+		for j := range comps[i].Files {
+			f := &comps[i].Files[j]
+			if f.SHA1 != "" {
+				continue
+			}
+			sum1, e, ok := r.late.get(f.Path)
+			if !ok {
+				return fmt.Errorf("components: %s: no digest of %s", comps[i].Name, f.Path)
+			}
+			if sum1 == "" {
+				sum256, s1, err := digests(e)
+				if err != nil {
+					return fmt.Errorf("components: %s: %w", comps[i].Name, err)
+				}
+				if sum256 != f.SHA256 {
+					return fmt.Errorf("components: %s: %s changed while it was read (sha256 %s, then %s)", comps[i].Name, f.Path, f.SHA256, sum256)
+				}
+				sum1 = s1
+			}
+			f.SHA1 = sum1
+		}
+	}
+	return nil
 }
 
 // digests returns the SHA256 and SHA1 of a file; the SBOM needs SHA1 for
@@ -367,6 +540,9 @@ func digests(e entry.Entry) (sha256Hex, sha1Hex string, err error) {
 	defer rc.Close()
 	h, h1 := sha256.New(), sha1.New()
 	if _, err := io.Copy(io.MultiWriter(h, h1), rc); err != nil {
+		return "", "", fmt.Errorf("hashing %s: %w", e.Path, err)
+	}
+	if err := rc.Close(); err != nil {
 		return "", "", fmt.Errorf("hashing %s: %w", e.Path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), hex.EncodeToString(h1.Sum(nil)), nil

@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha1"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -156,6 +158,26 @@ func TestComponentsFromRelease(t *testing.T) {
 	if len(infos) != len(s.NamedComponents()) {
 		t.Fatalf("%d records for %d components", len(infos), len(s.NamedComponents()))
 	}
+	// Compose the image, as far as the components go: read every file but
+	// the last; CompleteDigests reads that one.
+	content := map[string][]byte{}
+	for i, e := range ents {
+		rc, err := e.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		content[e.Path] = b
+		if i == len(ents)-2 {
+			if err := r.CompleteDigests(infos); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	files := 0
 	for i, nc := range s.NamedComponents() {
 		info := infos[i]
@@ -168,6 +190,9 @@ func TestComponentsFromRelease(t *testing.T) {
 		for j, f := range info.Files {
 			if f.Path != nc.Catalogue.Files[j].To || len(f.SHA256) != 64 || len(f.SHA1) != 40 {
 				t.Errorf("%s: file record %+v", nc.Key, f)
+			}
+			if c := content[f.Path]; f.SHA256 != fmt.Sprintf("%x", sha256.Sum256(c)) || f.SHA1 != fmt.Sprintf("%x", sha1.Sum(c)) {
+				t.Errorf("%s: the digests of %s are not those of its content", nc.Key, f.Path)
 			}
 		}
 		files += len(info.Files)
@@ -237,10 +262,11 @@ func TestBuildFromSourceCacheKey(t *testing.T) {
 		t.Skipf("no go command: %v", err)
 	}
 	key := fmt.Sprintf("gosource/v1/kube-proxy/v1.35.4/%s/amd64", gover)
-	want, err := c.PutKeyed(key, func(tmp string) error { return os.WriteFile(filepath.Join(tmp, "kube-proxy"), []byte("cached"), 0o755) })
+	e, err := c.PutEntry(key, func(tmp string) error { return os.WriteFile(filepath.Join(tmp, "kube-proxy"), []byte("cached"), 0o755) })
 	if err != nil {
 		t.Fatal(err)
 	}
+	want := e.Dir
 	var logged []string
 	r := New(s, c, WithLog(func(m string) { logged = append(logged, m) }))
 	dir, err := r.BuildFromSource(context.Background(), "kube-proxy", "v1.35.4")
@@ -254,6 +280,102 @@ func TestBuildFromSourceCacheKey(t *testing.T) {
 	}
 	if _, err := r.BuildFromSource(context.Background(), "etcdd", "v3.6.6"); err == nil || !strings.Contains(err.Error(), "no source recipe") {
 		t.Errorf("an unknown program: %v", err)
+	}
+}
+
+// cachedBuild stores fake binaries of component name as the cache entry a
+// build from source at version makes, and returns them.
+func cachedBuild(t *testing.T, c *cache.Cache, name, version string) map[string][]byte {
+	t.Helper()
+	gover, err := gosource.Builder{}.GoVersion(context.Background())
+	if err != nil {
+		t.Skipf("no go command: %v", err)
+	}
+	comp, ok := components.Find(name)
+	if !ok {
+		t.Fatalf("no component %s", name)
+	}
+	bins := map[string][]byte{}
+	for _, f := range comp.Files {
+		bins[f.Name] = []byte("#!reviewed " + f.Name + " " + version)
+	}
+	key := fmt.Sprintf("gosource/v1/%s/%s/%s/amd64", name, version, gover)
+	if _, err := c.PutEntry(key, func(tmp string) error {
+		for n, b := range bins {
+			if err := os.WriteFile(filepath.Join(tmp, n), b, 0o755); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return bins
+}
+
+// TestPinnedBuildFromSource: a component built from source with a pin is
+// refused unless its release artifact, as the mirror packs it, has the
+// pinned checksum; the pins `mirror build` writes are the ones a build
+// from source accepts, for a single binary and for a tarball.
+func TestPinnedBuildFromSource(t *testing.T) {
+	c := newCache(t)
+	s := specOf(t, "base: {image: \"oci:base\"}\n"+allFromGo)
+	kubelet := cachedBuild(t, c, "kubelet", "v1.35.4")
+	cachedBuild(t, c, "containerd", "v2.2.0")
+	// The pins of the same binaries, as the mirror writes them.
+	root := t.TempDir()
+	arts, err := mirror.Write(context.Background(), s, root, func(ctx context.Context, name, version string) (string, error) {
+		if name == "kubelet" || name == "containerd" {
+			return New(s, c).BuildFromSource(ctx, name, version)
+		}
+		comp, _ := components.Find(name)
+		dir := t.TempDir()
+		for _, f := range comp.Files {
+			os.WriteFile(filepath.Join(dir, f.Name), []byte("#!fake"), 0o755)
+		}
+		return dir, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pins := map[spec.ComponentName]string{}
+	for _, a := range arts {
+		pins[a.Component] = a.SHA256
+	}
+	if want := fmt.Sprintf("%x", sha256.Sum256(kubelet["kubelet"])); pins["kubelet"] != want {
+		t.Fatalf("the mirror's kubelet pin %s is not the binary's sha256 %s", pins["kubelet"], want)
+	}
+	for _, key := range []spec.ComponentName{"kubelet", "containerd"} {
+		t.Run(string(key), func(t *testing.T) {
+			pinned := func(sum string) *spec.Spec {
+				p := s.Clone()
+				comp := p.Components[key]
+				comp.SHA256 = map[spec.Arch]string{"amd64": sum}
+				p.SetComponent(key, comp)
+				if err := p.Validate(); err != nil {
+					t.Fatalf("a pinned from: go component does not validate: %v", err)
+				}
+				return p
+			}
+			good := pinned(pins[key])
+			nc, _ := good.Component(string(key))
+			info, ents, err := New(good, c).component(context.Background(), nc)
+			if err != nil || info.Checksum != "sha256:"+pins[key] || len(ents) != len(nc.Catalogue.Files) {
+				t.Fatalf("with the right pin: %+v, %d entries, %v", info, len(ents), err)
+			}
+			wrong := strings.Repeat("ab", 32)
+			bad := pinned(wrong)
+			nc, _ = bad.Component(string(key))
+			_, _, err = New(bad, c).component(context.Background(), nc)
+			if err == nil || failure.KindOf(err) != failure.Source {
+				t.Fatalf("with a wrong pin: %v (kind %v), want a source failure", err, failure.KindOf(err))
+			}
+			for _, want := range []string{"components." + string(key) + ".sha256.amd64", nc.Name, "sha256:" + pins[key], "sha256:" + wrong} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("the error %q does not name %s", err, want)
+				}
+			}
+		})
 	}
 }
 

@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"path"
+	"strings"
 
 	"github.com/nodebake/nodebake/layers/components"
 	"github.com/nodebake/nodebake/layers/firstboot"
@@ -43,10 +44,17 @@ func DefaultKubeletSettings() map[string]*string {
 	}
 }
 
-// DefaultKubeletConfig returns the default KubeletConfiguration fields. The
-// per-node fields (address, healthzBindAddress, tlsCertFile,
-// tlsPrivateKeyFile) are filled in at first boot.
+// DefaultKubeletConfig returns the default KubeletConfiguration fields:
+// the seed's, hardened (strong TLS cipher suites, a pod PID limit, the
+// kernel defaults protected: the image sets the kernel settings the kubelet
+// wants, see KubeletKernelSettings). The per-node fields (address,
+// healthzBindAddress, tlsCertFile, tlsPrivateKeyFile) are filled in at
+// first boot.
 func DefaultKubeletConfig() map[string]any {
+	ciphers := make([]any, 0, len(StrongTLSCipherSuites()))
+	for _, c := range StrongTLSCipherSuites() {
+		ciphers = append(ciphers, c)
+	}
 	return map[string]any{
 		"kind":       KubeletConfigKind,
 		"apiVersion": KubeletConfigAPIVersion,
@@ -65,6 +73,10 @@ func DefaultKubeletConfig() map[string]any {
 		"cgroupDriver":          "systemd",
 		"readOnlyPort":          0,
 		"seccompDefault":        true,
+		"tlsMinVersion":         "VersionTLS12",
+		"tlsCipherSuites":       ciphers,
+		"podPidsLimit":          DefaultPodPidsLimit,
+		"protectKernelDefaults": true,
 	}
 }
 
@@ -102,19 +114,47 @@ func (s *Spec) ManagedPaths() []string {
 	for _, c := range s.NamedComponents() {
 		out = append(out, c.Catalogue.InstalledPaths()...)
 	}
-	return append(out,
+	out = append(out,
 		"/etc/cni/net.d",
 		"/etc/containerd/config.toml",
-		"/etc/systemd/system/containerd.service",
-		"/etc/systemd/system/kubelet.service",
-		"/etc/systemd/system/kube-proxy.service",
-		"/etc/systemd/system/nodebake-firstboot.service",
 		"/etc/crictl.yaml",
 		"/etc/fstab",
+		"/etc/hostname",
+		"/etc/machine-id",
+		"/etc/modules-load.d/nodebake.conf",
+		"/etc/sysctl.d/90-nodebake.conf",
+		"/etc/tmpfiles.d/nodebake.conf",
+		"/etc/systemd/network/80-nodebake-dhcp.network",
+		"/etc/systemd/timesyncd.conf.d/50-nodebake.conf",
 		path.Dir(firstboot.ProgramPath), // what the image bakes for nodebake
 		firstboot.KubeletConfigPath,
 		firstboot.KubeProxyConfigPath,
 	)
+	// The image's units and where it enables them.
+	for _, u := range []struct{ name, target string }{
+		{"containerd.service", "multi-user.target"},
+		{firstboot.KubeletUnit, "multi-user.target"},
+		{firstboot.KubeProxyUnit, "multi-user.target"},
+		{"nodebake-preload.service", "multi-user.target"},
+		{firstboot.MetadataGuardUnit, "multi-user.target"},
+		{"systemd-networkd.service", "multi-user.target"},
+		{"systemd-networkd.socket", "sockets.target"},
+		{"systemd-network-generator.service", "sysinit.target"},
+	} {
+		if strings.HasPrefix(u.name, "systemd-") {
+			out = append(out, "/etc/systemd/system/"+u.target+".wants/"+u.name)
+			continue
+		}
+		out = append(out, "/etc/systemd/system/"+u.name, "/etc/systemd/system/"+u.target+".wants/"+u.name)
+	}
+	// First boot's own units, enabled where their [Install] says.
+	for _, u := range firstboot.UnitFiles() {
+		out = append(out, "/etc/systemd/system/"+u.Name)
+		for _, target := range u.WantedBy {
+			out = append(out, "/etc/systemd/system/"+target+".wants/"+u.Name)
+		}
+	}
+	return out
 }
 
 // Default fills in every default in place. It is idempotent.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/nodebake/nodebake/layers/components"
 	"github.com/nodebake/nodebake/layers/failure"
+	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
 	"gopkg.in/yaml.v3"
 )
 
@@ -26,10 +26,24 @@ func Load(path string) (*Spec, error) {
 	return s, failure.New(failure.Invalid, err)
 }
 
-func load(path string) (*Spec, error) {
-	data, err := os.ReadFile(path)
+// MaxSize is the largest spec file read: a spec is a page of settings; a
+// large file belongs in files[].source.
+const MaxSize = 4 << 20
+
+// readSpec reads a spec file: a regular file (not a pipe, which would
+// block, nor a device) of at most MaxSize bytes.
+func readSpec(path string) ([]byte, error) {
+	data, err := nodeconfig.ReadRegularFile(path, MaxSize)
 	if err != nil {
-		return nil, fmt.Errorf("reading spec: %w", err)
+		return nil, fmt.Errorf("reading spec: %s: %w", path, err)
+	}
+	return data, nil
+}
+
+func load(path string) (*Spec, error) {
+	data, err := readSpec(path)
+	if err != nil {
+		return nil, err
 	}
 	s, err := Parse(data)
 	if err != nil {
@@ -60,9 +74,9 @@ func LoadAndValidate(path string) (*Spec, error) {
 }
 
 func loadAndValidate(path string) (*Spec, error) {
-	data, err := os.ReadFile(path)
+	data, err := readSpec(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading spec: %w", err)
+		return nil, err
 	}
 	s, perr := parse(data)
 	if s == nil {
@@ -115,6 +129,9 @@ func Parse(data []byte) (*Spec, error) {
 // parse is Parse, but on structural errors (unknown fields, wrong types) it
 // also returns a leniently decoded spec when one can be had.
 func parse(data []byte) (*Spec, error) {
+	if len(data) > MaxSize {
+		return nil, &ValidationError{Errors: []FieldError{{Msg: fmt.Sprintf("spec is %d bytes; the limit is %d", len(data), MaxSize)}}}
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -137,6 +154,9 @@ func parse(data []byte) (*Spec, error) {
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
+	}
+	if n := expandedSize(root, maxNodes); n > maxNodes {
+		return nil, &ValidationError{Errors: []FieldError{{Msg: fmt.Sprintf("spec expands to more than %d YAML nodes (through aliases); the limit is %d", maxNodes, maxNodes)}}}
 	}
 	checkNode(&errs, "", root, reflect.TypeFor[Spec](), 0)
 	if len(errs) > 0 {
@@ -178,6 +198,28 @@ var (
 
 // maxDepth bounds the walk through aliases.
 const maxDepth = 64
+
+// maxNodes bounds the nodes of a spec with its aliases expanded: every
+// walk of the document visits each alias's target again.
+const maxNodes = 1 << 20
+
+// expandedSize counts the nodes of n with aliases expanded, up to just
+// past limit, without recursion.
+func expandedSize(n *yaml.Node, limit int) int {
+	count := 0
+	stack := []*yaml.Node{n}
+	for len(stack) > 0 && count <= limit {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		count++
+		if n.Kind == yaml.AliasNode && n.Alias != nil {
+			stack = append(stack, n.Alias)
+			continue
+		}
+		stack = append(stack, n.Content...)
+	}
+	return count
+}
 
 // checkNode checks a YAML node against the Go type it will decode into:
 // unknown fields, duplicate keys, and scalars that do not fit.

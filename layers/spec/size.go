@@ -70,7 +70,8 @@ func (s Size) String() string {
 	return strconv.FormatInt(int64(s), 10)
 }
 
-// UnmarshalYAML accepts a size string or a plain integer.
+// UnmarshalYAML accepts a size string or a plain integer, other than 0:
+// a field left out gets its default, a size of 0 is a mistake.
 func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
 		return fmt.Errorf("expected a size like \"256MiB\"")
@@ -78,6 +79,9 @@ func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 	v, err := ParseSize(n.Value)
 	if err != nil {
 		return err
+	}
+	if v == 0 {
+		return fmt.Errorf("a size of 0 is not a size: leave the field out for the default")
 	}
 	*s = Size(v)
 	return nil

@@ -19,8 +19,19 @@ import (
 // Limits checked by Validate.
 const (
 	MaxRetries = 10
-	MinESPSize = 100 * MiB
+	// MaxSourceDateEpoch is the latest time every output stores: the
+	// squashfs root and the gzip header of the gce format keep seconds in 32
+	// bits (2106-02-07). The FAT of the ESP and the VHD footer clamp earlier
+	// times to their origins (1980, 2000).
+	MaxSourceDateEpoch = 1<<32 - 1
+	MinESPSize         = 100 * MiB
+	// MaxESPSize is the largest ESP: a FAT32 of a few hundred MiB holds a
+	// kernel and initrd many times over.
+	MaxESPSize = 4 * GiB
 	MinVarSize = 64 * MiB
+	// MaxVarSize is the largest /var the image itself carries; /var grows
+	// to the disk it is written to at first boot, so the image needs little.
+	MaxVarSize = 1 * TiB
 	// MinDiskSize and MaxDiskSize bound output.diskSize: the smallest
 	// disk the clouds offer, and what a fixed VHD can hold. A bigger
 	// disk is the platform's: /var grows into it at first boot.
@@ -28,6 +39,10 @@ const (
 	MaxDiskSize       = 2040 * GiB
 	MinCompressionLvl = 1
 	MaxCompressionLvl = 22
+	// MaxKernelArgsLength bounds the extra kernel arguments, joined by
+	// spaces: the kernel keeps 2048 bytes of command line on amd64 and
+	// arm64, and nodebake's own arguments need their share.
+	MaxKernelArgsLength = 1024
 	// MaxVersionSkew is how many minor versions a component whose version
 	// follows kubernetes.version (kubelet, kube-proxy, kubectl) may lag
 	// behind it.
@@ -35,14 +50,14 @@ const (
 	maxID          = 1<<32 - 2
 )
 
-const perNode = "set per node at first boot"
-
 var (
 	nameRE    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	versionRE = regexp.MustCompile(`^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$`)
 	flagRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 	modeRE    = regexp.MustCompile(`^[0-7]{3,4}$`)
 	hexRE     = regexp.MustCompile(`^[0-9a-fA-F]+$`)
+	// dnsDomainRE is a DNS-1123 subdomain (its length is checked apart).
+	dnsDomainRE = regexp.MustCompile(`^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
 )
 
 // ParseMode parses an octal file mode such as "0644" or "4755"; setuid,
@@ -97,8 +112,8 @@ func (s *Spec) validateTop(errs *errorList) {
 	if !slices.Contains(Arches(), s.Arch) {
 		errs.add("arch", "unsupported architecture %q: want amd64 or arm64", s.Arch)
 	}
-	if s.SourceDateEpoch < 0 {
-		errs.add("sourceDateEpoch", "must not be negative")
+	if e := s.SourceDateEpoch; e < 0 || e > MaxSourceDateEpoch {
+		errs.add("sourceDateEpoch", "%d is out of range 0..%d (the squashfs root stores 32-bit seconds)", e, int64(MaxSourceDateEpoch))
 	}
 }
 
@@ -183,7 +198,7 @@ func (s *Spec) validateComponents(errs *errorList) {
 		switch c.From {
 		case FromRelease:
 			if c.Image != "" {
-				errs.add(p+".image", "only used with from: oci")
+				errs.add(p+".image", "not used with from: release (only with from: oci)")
 			}
 			if c.URL != "" {
 				checkURL(errs, p+".url", c.ArtifactURL(nc.Key, s.Arch, ""))
@@ -198,9 +213,20 @@ func (s *Spec) validateComponents(errs *errorList) {
 			if c.Image != "" {
 				errs.add(p+".image", "not used with from: go")
 			}
+			if len(c.SHA512) > 0 {
+				errs.add(p+".sha512", "not used with from: go (a build from source is verified by the Go checksum database)")
+			}
 		case FromOCI:
 			if c.URL != "" {
 				errs.add(p+".url", "not used with from: oci")
+			}
+			for _, sums := range []struct {
+				name string
+				m    map[Arch]string
+			}{{"sha256", c.SHA256}, {"sha512", c.SHA512}} {
+				if len(sums.m) > 0 {
+					errs.add(p+"."+sums.name, "not used with from: oci (pin the image by its digest in image)")
+				}
 			}
 			if c.Image == "" {
 				errs.add(p+".image", "required for from: oci")
@@ -271,28 +297,37 @@ func (s *Spec) validateSources(errs *errorList) {
 	}
 }
 
-// checkSettings checks flag names and refuses per-node and removed flags.
-func checkSettings(errs *errorList, p string, settings map[string]*string, perNodeFlags []string, removed map[string]string) {
+// maxFlagValue bounds a flag's value (the unit's command line holds it).
+const maxFlagValue = 4096
+
+// checkSettings checks flag names and values (no control characters: the
+// value goes into the unit's command line) and refuses per-node and
+// removed flags.
+func checkSettings(errs *errorList, p string, settings map[string]*string, perNodeFlags map[string]string, removed map[string]string) {
 	for _, k := range sortedKeys(settings) {
 		fp := field(p, k)
 		switch {
 		case !flagRE.MatchString(k):
 			errs.add(fp, "invalid flag name: want the name without leading dashes, like \"register-node\"")
-		case slices.Contains(perNodeFlags, k):
-			errs.add(fp, perNode)
+		case perNodeFlags[k] != "" && settings[k] != nil:
+			errs.add(fp, "%s", perNodeFlags[k])
 		case removed[k] != "":
 			errs.add(fp, "%s", removed[k])
+		case settings[k] != nil && hostileRune(*settings[k]) != "":
+			errs.add(fp, "%q contains %s", *settings[k], hostileRune(*settings[k]))
+		case settings[k] != nil && len(*settings[k]) > maxFlagValue:
+			errs.add(fp, "is %d bytes long; at most %d", len(*settings[k]), maxFlagValue)
 		case k == "config" && settings[k] != nil && !path.IsAbs(*settings[k]):
 			errs.add(fp, "must be an absolute path")
 		}
 	}
 }
 
-// checkPerNode refuses configuration fields the first-boot step fills in.
-func checkPerNode(errs *errorList, p string, config map[string]any, fields []string) {
-	for _, f := range fields {
+// checkPerNode refuses configuration fields that differ per node.
+func checkPerNode(errs *errorList, p string, config map[string]any, fields map[string]string) {
+	for _, f := range sortedKeys(fields) {
 		if v, ok := config[f]; ok && v != nil {
-			errs.add(field(p, f), perNode)
+			errs.add(field(p, f), "%s", fields[f])
 		}
 	}
 }
@@ -307,14 +342,20 @@ func checkTypeMeta(errs *errorList, p string, m map[string]any, kind, apiVersion
 }
 
 func (s *Spec) validateKubelet(errs *errorList) {
-	checkSettings(errs, "kubelet.settings", s.Kubelet.Settings, []string{"node-ip"}, map[string]string{
+	checkSettings(errs, "kubelet.settings", s.Kubelet.Settings, kubeletPerNode().flags, map[string]string{
 		"container-runtime": "removed from kubelet in Kubernetes 1.27; container-runtime-endpoint is enough",
 	})
 	const p = "kubelet.config"
 	cfg := effectiveConfig(s.Kubelet.Config)
-	checkPerNode(errs, p, cfg, []string{"address", "healthzBindAddress", "tlsCertFile", "tlsPrivateKeyFile"})
+	checkPerNode(errs, p, cfg, kubeletPerNode().fields)
 	checkTypeMeta(errs, p, cfg, KubeletConfigKind, KubeletConfigAPIVersion)
+	n := len(*errs)
 	checkKubeletConfig(errs, p, cfg)
+	if len(*errs) == n {
+		// The checks below read typed values.
+		s.checkKubeletHardening(errs, p, cfg)
+		s.checkKubeletHost(errs, p, cfg)
+	}
 
 	driver, _ := cfg["cgroupDriver"].(string)
 	if *s.Containerd.SystemdCgroup && driver != "systemd" {
@@ -323,6 +364,9 @@ func (s *Spec) validateKubelet(errs *errorList) {
 		errs.add(p+".cgroupDriver", "is systemd but containerd.systemdCgroup is false: set systemdCgroup to true (or cgroupDriver to cgroupfs)")
 	}
 
+	if d, ok := cfg["clusterDomain"].(string); ok && (len(d) > 253 || !dnsDomainRE.MatchString(d)) {
+		errs.add(p+".clusterDomain", "%q is not a DNS domain (lower-case labels of letters, digits and '-', at most 253 characters)", d)
+	}
 	svc, err := netip.ParsePrefix(s.Kubernetes.ServiceCIDR)
 	if dns, ok := cfg["clusterDNS"].([]any); ok {
 		for i, a := range dns {
@@ -336,18 +380,28 @@ func (s *Spec) validateKubelet(errs *errorList) {
 				errs.add(index(p+".clusterDNS", i), "invalid IP address %q", str)
 			case err == nil && !svc.Contains(ip):
 				errs.add(index(p+".clusterDNS", i), "%s is outside kubernetes.serviceCIDR %s", ip, svc)
+			case err == nil:
+				if why := reservedServiceIP(svc, ip); why != "" {
+					errs.add(index(p+".clusterDNS", i), "%s is %s, which no Service can have", ip, why)
+				} else if ip == svc.Masked().Addr().Next() {
+					errs.add(index(p+".clusterDNS", i), "%s is the kubernetes Service's address (the first of kubernetes.serviceCIDR %s)", ip, svc)
+				}
 			}
 		}
 	}
 }
 
 func (s *Spec) validateKubeProxy(errs *errorList) {
-	checkSettings(errs, "kubeProxy.settings", s.KubeProxy.Settings, []string{"bind-address", "healthz-bind-address"}, nil)
+	checkSettings(errs, "kubeProxy.settings", s.KubeProxy.Settings, kubeProxyPerNode().flags, nil)
 	const p = "kubeProxy.config"
 	cfg := effectiveConfig(s.KubeProxy.Config)
-	checkPerNode(errs, p, cfg, []string{"bindAddress", "healthzBindAddress"})
+	checkPerNode(errs, p, cfg, kubeProxyPerNode().fields)
 	checkTypeMeta(errs, p, cfg, KubeProxyConfigKind, KubeProxyConfigAPIVersion)
+	n := len(*errs)
 	checkKubeProxyConfig(errs, p, cfg)
+	if len(*errs) == n {
+		checkKubeProxyHardening(errs, p, cfg, s.KubeProxy.Settings)
+	}
 	if mode, ok := cfg["mode"].(string); ok && !slices.Contains([]string{"ipvs", "iptables", "nftables"}, mode) {
 		errs.add(p+".mode", "unsupported mode %q: want ipvs, iptables or nftables", mode)
 	}
@@ -423,6 +477,9 @@ func (s *Spec) validateFiles(errs *errorList) {
 		p := index("files", i)
 		pathOK := checkFilePath(errs, p+".path", f.Path)
 		if pathOK {
+			if why := firstbootProblem(f.Path, f.Directory); why != "" {
+				errs.add(p+".path", "%s", why)
+			}
 			if j, dup := seen[f.Path]; dup {
 				errs.add(p+".path", "%s is already set by files[%d]", f.Path, j)
 			} else {
@@ -461,11 +518,17 @@ func (s *Spec) validateFiles(errs *errorList) {
 			errs.add(p, "only one of content, source, link and directory may be set (got %s)", strings.Join(set, ", "))
 		}
 		if f.Source != "" {
-			src := s.ResolvePath(f.Source)
-			if fi, err := os.Stat(src); err != nil {
+			if src, err := s.resolveSource(f.Source); err != nil {
+				errs.add(p+".source", "%v", err)
+			} else if fi, err := os.Stat(src); err != nil {
 				errs.add(p+".source", "cannot read %s: %v", f.Source, err)
 			} else if !fi.Mode().IsRegular() {
 				errs.add(p+".source", "%s is not a regular file", f.Source)
+			}
+		}
+		if f.Link != "" {
+			if why := linkProblem(f.Link); why != "" {
+				errs.add(p+".link", "%s", why)
 			}
 		}
 		if m, err := ParseMode(f.Mode); err != nil {
@@ -480,35 +543,33 @@ func (s *Spec) validateFiles(errs *errorList) {
 			errs.add(p+".gid", "%d is out of range 0..%d", f.GID, maxID)
 		}
 	}
-	// A file or symlink cannot have entries below it.
+	// A file or symlink cannot have entries below it. Each entry's
+	// parents are looked up, so that many entries cost no more than their
+	// paths' length.
+	notDir := map[string]int{}
 	for i, f := range s.Files {
-		if f.Directory || seen[f.Path] != i {
+		if !f.Directory && seen[f.Path] == i {
+			notDir[f.Path] = i
+		}
+	}
+	for j, g := range s.Files {
+		if !path.IsAbs(g.Path) {
 			continue
 		}
-		for j, g := range s.Files {
-			if strings.HasPrefix(g.Path, f.Path+"/") {
-				errs.add(index("files", j)+".path", "%s is below files[%d] (%s), which is not a directory", g.Path, i, f.Path)
+		for d := path.Dir(g.Path); d != "/" && d != "."; d = path.Dir(d) {
+			if i, ok := notDir[d]; ok {
+				errs.add(index("files", j)+".path", "%s is below files[%d] (%s), which is not a directory", g.Path, i, d)
 			}
 		}
 	}
 }
 
 func checkFilePath(errs *errorList, p, fp string) bool {
-	switch {
-	case fp == "":
-		errs.add(p, "required")
-	case !path.IsAbs(fp):
-		errs.add(p, "%q is not an absolute path", fp)
-	case fp == "/":
-		errs.add(p, "must not be /")
-	case slices.Contains(strings.Split(fp, "/"), ".."):
-		errs.add(p, "%q must not contain ..", fp)
-	case path.Clean(fp) != fp:
-		errs.add(p, "%q is not clean (want %s)", fp, path.Clean(fp))
-	default:
-		return true
+	if why := pathProblem(fp); why != "" {
+		errs.add(p, "%s", why)
+		return false
 	}
-	return false
+	return true
 }
 
 func (s *Spec) validateOutput(errs *errorList) {
@@ -524,38 +585,28 @@ func (s *Spec) validateOutput(errs *errorList) {
 		}
 		seen[f] = true
 	}
-	checkSize(errs, "output.espSize", o.ESPSize, MinESPSize)
+	checkSize(errs, "output.espSize", o.ESPSize, MinESPSize, MaxESPSize)
 	switch {
 	case o.DiskSize != 0 && o.VarSize != 0:
 		errs.add("output.diskSize", "set either diskSize (the image's size, /var takes the rest) or varSize, not both")
 	case o.DiskSize != 0:
-		checkSize(errs, "output.diskSize", o.DiskSize, MinDiskSize)
-		if o.DiskSize > MaxDiskSize {
-			errs.add("output.diskSize", "%s is larger than the maximum %s (the platform's disk may be larger: /var grows into it at first boot)", o.DiskSize, MaxDiskSize)
-		}
+		checkSize(errs, "output.diskSize", o.DiskSize, MinDiskSize, MaxDiskSize)
 	default:
-		checkSize(errs, "output.varSize", o.VarSize, MinVarSize)
+		checkSize(errs, "output.varSize", o.VarSize, MinVarSize, MaxVarSize)
 	}
 	if l := o.RootCompressionLevel; l < MinCompressionLvl || l > MaxCompressionLvl {
 		errs.add("output.rootCompressionLevel", "%d is out of range %d..%d", l, MinCompressionLvl, MaxCompressionLvl)
 	}
-	for i, a := range o.KernelArgs {
-		p := index("output.kernelArgs", i)
-		key, _, _ := strings.Cut(a, "=")
-		switch {
-		case a == "" || strings.ContainsAny(a, " \t\n\"'"):
-			errs.add(p, "%q is not one kernel argument (no spaces or quotes)", a)
-		case key == "root" || key == "rootfstype" || key == "ro" || key == "rw":
-			errs.add(p, "%s is set by nodebake (the root is the read-only squashfs partition)", key)
-		}
-	}
+	checkKernelArgs(errs, "output.kernelArgs", o.KernelArgs)
 }
 
-func checkSize(errs *errorList, p string, sz, minSize Size) {
+func checkSize(errs *errorList, p string, sz, minSize, maxSize Size) {
 	switch {
 	case sz%MiB != 0:
 		errs.add(p, "%s is not a multiple of 1MiB", sz)
 	case sz < minSize:
 		errs.add(p, "%s is smaller than the minimum %s", sz, minSize)
+	case sz > maxSize:
+		errs.add(p, "%s is larger than the maximum %s", sz, maxSize)
 	}
 }

@@ -218,8 +218,94 @@ func TestWantedBy(t *testing.T) {
 		{"[Unit]\n[Install]\n  WantedBy=a.target  \n[X-Other]\nWantedBy=b.target\n", []string{"a.target"}},
 	}
 	for _, tt := range tests {
-		if got := wantedBy(tt.unit); strings.Join(got, ",") != strings.Join(tt.want, ",") {
-			t.Errorf("wantedBy(%q) = %q, want %q", tt.unit, got, tt.want)
+		if got := firstboot.WantedBy(tt.unit); strings.Join(got, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("WantedBy(%q) = %q, want %q", tt.unit, got, tt.want)
 		}
+	}
+}
+
+// TestManagedPathsCoverTheImage: every file, link and unit the image
+// renders is one of the spec's managed paths (or below one), so that
+// validation refuses a spec's file there rather than the build failing on
+// a path given twice.
+func TestManagedPathsCoverTheImage(t *testing.T) {
+	s := load(t, minimal)
+	ents, err := Render(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog := filepath.Join(t.TempDir(), "nodebake-firstboot")
+	if err := os.WriteFile(prog, []byte("#!program"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fb, err := Firstboot(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	specFiles := map[string]bool{}
+	for _, f := range s.Files {
+		specFiles[f.Path] = true
+	}
+	managed := s.ManagedPaths()
+	for _, e := range append(ents, fb...) {
+		// A spec's own resolv.conf replaces the image's (see Render).
+		if specFiles[e.Path] || e.Type == tar.TypeDir || e.Path == ResolvConf {
+			continue
+		}
+		covered := false
+		for _, m := range managed {
+			covered = covered || e.Path == m || strings.HasPrefix(e.Path, m+"/")
+		}
+		if !covered {
+			t.Errorf("the image renders %s, which spec.ManagedPaths does not cover", e.Path)
+		}
+	}
+}
+
+// TestUnitsDenyIP: the kubelet and kube-proxy units deny IP traffic but
+// loopback, the first-boot program's drop-ins (named by the same unit
+// names) allow the rest, and the units still wait for node-ready.
+func TestUnitsDenyIP(t *testing.T) {
+	ents, err := Render(load(t, minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{}
+	for _, e := range ents {
+		if e.Type == tar.TypeReg {
+			files[e.Path] = readEntry(t, e)
+		}
+	}
+	for _, u := range []string{firstboot.KubeletUnit, firstboot.KubeProxyUnit} {
+		text, ok := files[SystemdUnitDir+"/"+u]
+		if !ok {
+			t.Fatalf("no %s", u)
+		}
+		for _, want := range []string{"\nIPAddressDeny=any\n", "\nIPAddressAllow=localhost\n", "\nConditionPathExists=" + firstboot.ReadyPath + "\n", firstboot.IPAccessPath(u)} {
+			if !strings.Contains(text, want) {
+				t.Errorf("%s lacks %q", u, want)
+			}
+		}
+		if path.Dir(firstboot.IPAccessPath(u)) != firstboot.RuntimeUnitDir+"/"+u+".d" {
+			t.Errorf("the drop-in %s is not in %s's drop-in directory", firstboot.IPAccessPath(u), u)
+		}
+	}
+}
+
+// TestSpecResolvConf: a spec's own /etc/resolv.conf replaces the image's
+// placeholder, instead of being rendered twice.
+func TestSpecResolvConf(t *testing.T) {
+	ents, err := Render(load(t, minimal+"  - {path: /etc/resolv.conf, content: \"nameserver 192.0.2.53\\n\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range ents {
+		if e.Path == ResolvConf {
+			got = append(got, readEntry(t, e))
+		}
+	}
+	if len(got) != 1 || got[0] != "nameserver 192.0.2.53\n" {
+		t.Errorf("resolv.conf entries %q, want only the spec's", got)
 	}
 }

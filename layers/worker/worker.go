@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -59,6 +60,10 @@ const (
 	SystemdUnitDir   = "/etc/systemd/system"
 	ContainerdConfig = "/etc/containerd/config.toml"
 	CNIConfDir       = "/etc/cni/net.d"
+	SysctlPath       = "/etc/sysctl.d/90-nodebake.conf"
+	// ResolvConf is the image's placeholder, unless the spec's files
+	// give one.
+	ResolvConf = "/etc/resolv.conf"
 )
 
 // ImageFacts returns what an image built from s tells its first-boot
@@ -89,9 +94,9 @@ func Render(s *spec.Spec) ([]entry.Entry, error) {
 
 	// Units.
 	text(SystemdUnitDir+"/containerd.service", 0o644, containerdUnit)
-	text(SystemdUnitDir+"/kubelet.service", 0o600, kubeletUnit(s.KubeletFlags()))
-	text(SystemdUnitDir+"/kube-proxy.service", 0o600, kubeProxyUnit(s.KubeProxyFlags()))
-	for _, u := range []string{"containerd.service", "kubelet.service", "kube-proxy.service"} {
+	text(SystemdUnitDir+"/"+firstboot.KubeletUnit, 0o600, kubeletUnit(s.KubeletFlags()))
+	text(SystemdUnitDir+"/"+firstboot.KubeProxyUnit, 0o600, kubeProxyUnit(s.KubeProxyFlags()))
+	for _, u := range []string{"containerd.service", firstboot.KubeletUnit, firstboot.KubeProxyUnit} {
 		add(entry.Symlink(SystemdUnitDir+"/multi-user.target.wants/"+u, "../"+u))
 	}
 	// systemd-networkd configures the NICs (DHCP) and, from the first-boot
@@ -117,7 +122,7 @@ func Render(s *spec.Spec) ([]entry.Entry, error) {
 
 	// Kernel modules and sysctls.
 	text("/etc/modules-load.d/nodebake.conf", 0o644, modulesLoad)
-	text("/etc/sysctl.d/90-nodebake.conf", 0o644, sysctls)
+	text(SysctlPath, 0o644, sysctls())
 	// Time sources come from DHCP or the node's own configuration, never
 	// from the distribution's pool servers.
 	text("/etc/systemd/timesyncd.conf.d/50-nodebake.conf", 0o644, timesyncd)
@@ -132,7 +137,10 @@ func Render(s *spec.Spec) ([]entry.Entry, error) {
 	// on demand; the read-only root cannot create it at boot.
 	add(entry.Dir("/efi", 0o700))
 	text("/etc/hostname", 0o644, "localhost\n")
-	text("/etc/resolv.conf", 0o644, "# DNS for host processes: add nameserver lines through the spec's files.\n")
+	// A spec's own /etc/resolv.conf (its files) replaces this one.
+	if !slices.ContainsFunc(s.Files, func(f spec.File) bool { return f.Path == ResolvConf }) {
+		text(ResolvConf, 0o644, "# DNS for host processes: give this file's content (nameserver lines) in the spec's files.\n")
+	}
 
 	// Templates and facts for the first-boot step.
 	kc, err := s.KubeletConfigJSON()
@@ -262,12 +270,25 @@ func execLine(binary string, flags []string, extra string) string {
 	var b strings.Builder
 	b.WriteString("ExecStart=" + binary)
 	for _, f := range flags {
-		b.WriteString(" \\\n  " + f)
+		b.WriteString(" \\\n  " + systemdWord(f))
 	}
 	if extra != "" {
 		b.WriteString(" \\\n  " + extra)
 	}
 	return b.String()
+}
+
+// systemdWord writes one command-line word for ExecStart= as is, or,
+// when systemd would read it otherwise (spaces and quotes split and join
+// words, backslashes escape, $ expands variables, % specifiers), in double
+// quotes with those escaped. Validation refuses control characters in
+// flag values, so no word can end the line.
+func systemdWord(w string) string {
+	if w != "" && !strings.ContainsAny(w, " \t\"'\\$%;") {
+		return w
+	}
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", "$$", "%", "%%")
+	return `"` + r.Replace(w) + `"`
 }
 
 // kubeletUnit waits for the first-boot step: without node configuration
@@ -283,6 +304,7 @@ ConditionPathExists=` + firstboot.ReadyPath + `
 
 [Service]
 EnvironmentFile=-` + firstboot.KubeletEnvPath + `
+` + ipAccess(firstboot.KubeletUnit) + `
 # The kubelet binds to the node's wg0 address: wait until wg0 has it.
 ExecStartPre=` + waitWG0 + `
 ` + execLine("/usr/local/bin/kubelet", flags, "$KUBELET_NODE_ARGS") + `
@@ -303,6 +325,7 @@ Wants=nodebake-firstboot.service
 ConditionPathExists=` + firstboot.ReadyPath + `
 
 [Service]
+` + ipAccess(firstboot.KubeProxyUnit) + `
 ExecStartPre=` + waitWG0 + `
 ` + execLine("/usr/local/bin/kube-proxy", flags, "") + `
 Restart=on-failure
@@ -311,6 +334,17 @@ RestartSec=5
 [Install]
 WantedBy=multi-user.target
 `
+}
+
+// ipAccess denies the unit IP traffic with any address but loopback; first
+// boot allows the node's own networks in a runtime drop-in. Without it
+// (no node config, or first boot failed) the unit does not start anyway,
+// and a unit started by hand still reaches nothing.
+func ipAccess(unit string) string {
+	return `# IP traffic with loopback only; the first-boot step allows this node's
+# networks (IPAddressAllow= in ` + firstboot.IPAccessPath(unit) + `).
+IPAddressDeny=any
+IPAddressAllow=localhost`
 }
 
 // preloadUnit imports the baked image archives into containerd before the
@@ -364,11 +398,23 @@ nf_conntrack
 wireguard
 `
 
-const sysctls = `# Sysctls a Kubernetes worker needs (nodebake).
+// sysctls are the kernel settings a worker needs: forwarding for pods and
+// services, and the settings the kubelet checks (with
+// protectKernelDefaults, it refuses to start unless they are set).
+func sysctls() string {
+	var b strings.Builder
+	b.WriteString(`# Sysctls a Kubernetes worker needs (nodebake).
 net.ipv4.ip_forward = 1
 net.bridge.bridge-nf-call-iptables = 1
 net.bridge.bridge-nf-call-ip6tables = 1
-`
+
+# What the kubelet checks at start (protectKernelDefaults).
+`)
+	for _, k := range spec.KubeletKernelSettings() {
+		fmt.Fprintf(&b, "%s = %d\n", k.Key, k.Value)
+	}
+	return b.String()
+}
 
 // fstab mounts /var.
 func fstab() string {
@@ -387,7 +433,7 @@ PARTLABEL=` + growvar.PartLabel + `  /var  ext4  defaults,noatime,x-systemd.make
 // forwards (pods on the bridge or any routed pod network, traffic from
 // other nodes) away from the metadata services, before containerd and the
 // kubelet start. The kubelet requires it: no guard, no pods.
-const MetadataGuardUnit = "nodebake-metadata-guard.service"
+const MetadataGuardUnit = firstboot.MetadataGuardUnit
 
 // MetadataGuardChain is the filter table chain that holds the rules; the
 // FORWARD chain jumps to it first.

@@ -130,3 +130,38 @@ func TestUnitsWaitForNodeConfig(t *testing.T) {
 	}
 	t.Fatal("no kubelet.service rendered")
 }
+
+// TestSystemdWord: a flag value that systemd would split, join, expand or
+// unescape goes into ExecStart= quoted and escaped, so that the program
+// gets exactly the value.
+func TestSystemdWord(t *testing.T) {
+	for in, want := range map[string]string{
+		"--v=2":                    "--v=2",
+		"--node-labels=a=b c":      `"--node-labels=a=b c"`,
+		`--x=a"b\c`:                `"--x=a\"b\\c"`,
+		"--x=$HOME":                `"--x=$$HOME"`,
+		"--x=100%":                 `"--x=100%%"`,
+		"--x='q'":                  `"--x='q'"`,
+		"--x=a;b":                  `"--x=a;b"`,
+		"--config=/var/lib/a.yaml": "--config=/var/lib/a.yaml",
+	} {
+		if got := systemdWord(in); got != want {
+			t.Errorf("systemdWord(%q) = %s, want %s", in, got, want)
+		}
+	}
+	s := load(t, minimal+"kubelet:\n  settings:\n    node-labels: \"role=a b, cost=$5 100%\"\n")
+	ents, err := Render(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Path == SystemdUnitDir+"/"+firstboot.KubeletUnit {
+			rc, _ := e.Open()
+			b, _ := io.ReadAll(rc)
+			rc.Close()
+			if !strings.Contains(string(b), `  "--node-labels=role=a b, cost=$$5 100%%" \`) {
+				t.Errorf("kubelet.service:\n%s", b)
+			}
+		}
+	}
+}

@@ -71,8 +71,14 @@ func setup(t *testing.T) *env {
 	e.nodebake = harness.GoBuild(t, "./builder/cmd/nodebake", bin)
 	e.firstboot = harness.Firstboot(t)
 
-	// Packer's plugins and configuration stay inside the test.
+	// Packer's plugins, configuration and temporary files (and those of
+	// the builds it runs, killed or not) stay inside the test.
+	tmp := filepath.Join(e.tmp, "tmp")
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	e.environ = append(os.Environ(),
+		"TMPDIR="+tmp,
 		"PACKER_PLUGIN_PATH="+filepath.Join(e.tmp, "packer-plugins"),
 		"PACKER_CONFIG_DIR="+filepath.Join(e.tmp, "packer-config"),
 		"PACKER_CACHE_DIR="+filepath.Join(e.tmp, "packer-cache"),

@@ -94,7 +94,13 @@ func TestCluster(t *testing.T) {
 	figure(t, "image build (warm cache): %s", time.Since(buildStart).Round(100*time.Millisecond))
 
 	bins := controlPlaneBinaries(t, s)
-	logDir, err := os.MkdirTemp("", "nodebake-e2e-logs-")
+	// Kept when the test fails, so under the repository's build
+	// directory rather than the system's temporary one.
+	logRoot := filepath.Join(harness.RepoRoot(t), "build", "test-logs")
+	if err := os.MkdirAll(logRoot, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logDir, err := os.MkdirTemp(logRoot, "e2e-")
 	if err != nil {
 		t.Fatal(err)
 	}

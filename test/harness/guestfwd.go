@@ -1,22 +1,10 @@
 package harness
 
 import (
-	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 )
-
-// stdioProxy is the stdioproxy program, built once per test binary.
-var stdioProxy struct {
-	once sync.Once
-	path string
-	err  error
-}
 
 // StdioProxyPackage is the program GuestForward runs per connection.
 const StdioProxyPackage = "./test/harness/internal/stdioproxy"
@@ -29,28 +17,11 @@ const StdioProxyPackage = "./test/harness/internal/stdioproxy"
 // QEMU starts, and so carries a single connection.
 func GuestForward(t testing.TB, guestIP string, guestPort int, hostAddr string) string {
 	t.Helper()
-	root := RepoRoot(t)
-	stdioProxy.once.Do(func() {
-		dir, err := os.MkdirTemp("", "nodebake-stdioproxy-")
-		if err != nil {
-			stdioProxy.err = err
-			return
-		}
-		out := filepath.Join(dir, "stdioproxy")
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, StdioProxyPackage)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			stdioProxy.err = errors.New(err.Error() + "\n" + string(b))
-			return
-		}
-		stdioProxy.path = out
-	})
-	if stdioProxy.err != nil {
-		t.Fatalf("building %s: %v", StdioProxyPackage, stdioProxy.err)
+	// Built into t's temporary directory, removed when t ends: pass the
+	// test that owns the VM.
+	proxy := GoBuild(t, StdioProxyPackage, t.TempDir())
+	if strings.ContainsAny(proxy, ", ") {
+		t.Fatalf("guest forward: the proxy's path %q has a comma or space, which QEMU's option syntax cannot carry", proxy)
 	}
-	if strings.ContainsAny(stdioProxy.path, ", ") {
-		t.Fatalf("guest forward: the proxy's path %q has a comma or space, which QEMU's option syntax cannot carry", stdioProxy.path)
-	}
-	return fmt.Sprintf("guestfwd=tcp:%s:%d-cmd:%s %s", guestIP, guestPort, stdioProxy.path, hostAddr)
+	return fmt.Sprintf("guestfwd=tcp:%s:%d-cmd:%s %s", guestIP, guestPort, proxy, hostAddr)
 }

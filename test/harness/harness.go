@@ -9,7 +9,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -40,6 +39,11 @@ const (
 	EnvRequireTools = "NODEBAKE_REQUIRE_TOOLS"
 	// EnvCache is the build cache directory (default <repo>/build/cache).
 	EnvCache = "NODEBAKE_CACHE"
+	// EnvBaseLayout is the base OS image layout the tests build from,
+	// relative to the repository root or absolute (default
+	// BaseLayoutPath): a base built with scripts/build-base.sh --out DIR
+	// from a changed recipe, tried without replacing the shared one.
+	EnvBaseLayout = "NODEBAKE_BASE_LAYOUT"
 )
 
 // Module is the Go module path of the repository.
@@ -122,12 +126,20 @@ func Cache(t testing.TB) *cache.Cache {
 }
 
 // BaseLayout returns the base OS image layout that scripts/build-base.sh
-// writes, and fails the test when it is missing.
+// writes ($NODEBAKE_BASE_LAYOUT when set), and fails the test when it is
+// missing.
 func BaseLayout(t testing.TB) string {
 	t.Helper()
-	p := filepath.Join(RepoRoot(t), filepath.FromSlash(BaseLayoutPath))
+	rel := BaseLayoutPath
+	if v := os.Getenv(EnvBaseLayout); v != "" {
+		rel = v
+	}
+	p := rel
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(RepoRoot(t), filepath.FromSlash(rel))
+	}
 	if _, err := os.Stat(filepath.Join(p, "index.json")); err != nil {
-		t.Fatalf("the base OS image layout %s is missing (%v): run scripts/build-base.sh (as root) first", BaseLayoutPath, err)
+		t.Fatalf("the base OS image layout %s is missing (%v): run scripts/build-base.sh (as root) first", rel, err)
 	}
 	return p
 }
@@ -147,41 +159,15 @@ func GoBuild(t testing.TB, pkg, dir string) string {
 	return out
 }
 
-// firstboot is the first-boot program, built once per test binary.
-var firstboot struct {
-	once sync.Once
-	path string
-	err  error
-}
-
 // FirstbootPackage is the first-boot program's package.
 const FirstbootPackage = "./layers/firstboot/cmd/nodebake-firstboot"
 
-// Firstboot returns the nodebake-firstboot program, built once per test
-// binary into a temporary directory.
+// Firstboot builds the nodebake-firstboot program into the test's
+// temporary directory, removed when the test ends, and returns its path.
+// The Go build cache makes every build after the first one quick.
 func Firstboot(t testing.TB) string {
 	t.Helper()
-	root := RepoRoot(t)
-	firstboot.once.Do(func() {
-		dir, err := os.MkdirTemp("", "nodebake-firstboot-")
-		if err != nil {
-			firstboot.err = err
-			return
-		}
-		out := filepath.Join(dir, "nodebake-firstboot")
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, FirstbootPackage)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			firstboot.err = errors.New(err.Error() + "\n" + string(b))
-			return
-		}
-		firstboot.path = out
-	})
-	if firstboot.err != nil {
-		t.Fatalf("building %s: %v", FirstbootPackage, firstboot.err)
-	}
-	return firstboot.path
+	return GoBuild(t, FirstbootPackage, t.TempDir())
 }
 
 // LogWriter returns a writer that logs each line written to it through
@@ -251,10 +237,13 @@ func Mirror(t testing.TB, s *spec.Spec) (string, []mirror.Artifact) {
 func WorkerSpec(t testing.TB, extraFiles ...spec.File) *spec.Spec {
 	t.Helper()
 	root := RepoRoot(t)
-	BaseLayout(t)
+	base := BaseLayout(t)
 	s, err := spec.LoadAndValidate(filepath.Join(root, "images", "worker.yaml"))
 	if err != nil {
 		t.Fatalf("loading images/worker.yaml: %v", err)
+	}
+	if os.Getenv(EnvBaseLayout) != "" {
+		s.Base.Image, s.Base.Digest = "oci:"+base, ""
 	}
 	url, arts := Mirror(t, s)
 	p, err := mirror.Pin(s, url, arts)

@@ -75,3 +75,33 @@ func buildTool(t testing.TB, name, script string, args ...string) string {
 	t.Logf("%s %s: %s (%s)", name, strings.Join(args, " "), p, time.Since(start).Round(time.Millisecond))
 	return p
 }
+
+// KubeBenchVersion is the kube-bench (Aqua Security's runner of the CIS
+// Kubernetes Benchmark) the tests run.
+const KubeBenchVersion = "v0.14.0"
+
+// KubeBench returns the directory holding the kube-bench program and its
+// benchmark definitions (cfg/), built once from the Go module proxy by
+// scripts/build-kube-bench.sh and kept in build/tools/kube-bench-VERSION
+// (a few minutes the first time).
+func KubeBench(t testing.TB) string {
+	t.Helper()
+	root := RepoRoot(t)
+	unlock := lockFile(t, filepath.Join(root, "build", "tools", "kube-bench.lock"))
+	defer unlock()
+	start := time.Now()
+	cmd := exec.Command(filepath.Join(root, "scripts", "build-kube-bench.sh"), KubeBenchVersion)
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("building kube-bench %s: %v\n%s", KubeBenchVersion, err, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	dir := lines[len(lines)-1]
+	t.Logf("kube-bench %s: %s (%s)", KubeBenchVersion, dir, time.Since(start).Round(time.Millisecond))
+	return dir
+}

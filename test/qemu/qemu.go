@@ -32,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -144,6 +145,9 @@ type Config struct {
 	// RTCBase, when set, starts the guest's real-time clock at that time
 	// (QEMU's -rtc base=, in UTC); it then runs at the host's pace.
 	RTCBase time.Time
+	// SecureBoot, when set, boots Disk under UEFI Secure Boot (instead of
+	// Firmware); see SecureBoot.
+	SecureBoot *SecureBoot
 }
 
 // Firmware is a pair of OVMF pflash images.
@@ -278,7 +282,7 @@ func (c Config) withDefaults() (Config, error) {
 	if err := c.checkNet(); err != nil {
 		return c, err
 	}
-	return c, nil
+	return c.secureBootDefaults()
 }
 
 // paths are the files of a VM's work directory.
@@ -412,7 +416,7 @@ func (c Config) args(p paths) []string {
 	if c.NoReboot {
 		a = append(a, "-no-reboot")
 	}
-	return a
+	return c.secureBootArgs(a)
 }
 
 // deriveMAC returns a locally administered MAC for NIC n of the VM with
@@ -507,6 +511,9 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	cmd.WaitDelay = 5 * time.Second
+	// Killed with the test binary if that dies before its cleanup (a
+	// test timeout ends it without running any).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting qemu: %w", err)
 	}

@@ -62,6 +62,7 @@ func commands() []command {
 		{"node", "per-node configuration: assemble a node config, write a config drive (config, drive)", runNode},
 		{"push", "push a built image to a registry as an OCI artifact", runPush},
 		{"pull", "fetch an image pushed with push, verified by digest", runPull},
+		{"cache", "check the cache against its recorded digests, or remove what builds no longer use (verify, prune)", runCache},
 		{"version", "print the version", func(_ context.Context, e *env, _ []string) error {
 			fmt.Fprintln(e.stdout, "nodebake", version)
 			return nil
@@ -107,12 +108,24 @@ func run(ctx context.Context, e *env, args []string) int {
 			return exitOK
 		}
 		code := exitCode(ctx, err)
+		if code == exitInterrupted {
+			fmt.Fprintf(e.stderr, "nodebake %s: interrupted (%v): %v\n", c.name, interruption(ctx), err)
+			return code
+		}
 		fmt.Fprintf(e.stderr, "nodebake %s: %v\n", c.name, err)
 		return code
 	}
 	fmt.Fprintf(e.stderr, "nodebake: unknown command %q\n\n", args[0])
 	usage(e.stderr)
 	return exitInvalid
+}
+
+// interruption says what stopped the command: the signal, when one did.
+func interruption(ctx context.Context) error {
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return context.Canceled
 }
 
 // newFlags returns a flag set whose --help prints the command's usage.

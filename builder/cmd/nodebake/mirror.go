@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/nodebake/nodebake/builder/build"
@@ -23,8 +24,12 @@ func runMirror(ctx context.Context, e *env, args []string) error {
 	}
 	fs := newFlags(e, "mirror build", "SPEC.yaml",
 		"Build every component of a spec from source through the Go module proxy and write its\n"+
-			"release artifact into DIR, laid out like the upstream release sites (DIR/HOST/PATH).\n"+
-			"Serve DIR over HTTP and set sources.mirror to use it; the checksums are printed as YAML.")
+			"release artifact into DIR, laid out like the upstream release sites (DIR/HOST/PATH), with\n"+
+			"DIR/"+mirror.SumsFile+" listing them all. Serve DIR over HTTP and set sources.mirror to use it.\n\n"+
+			"The checksums are printed as a spec's components block: the pins. The same sha256 pins a\n"+
+			"component downloaded from the mirror (from: release) and one built from source (from: go:\n"+
+			"the build is refused unless its release artifact, packed the same way, has it). Pins hold\n"+
+			"for the Go toolchain that built them. Run once per architecture (the spec's arch).")
 	dir := fs.String("d", "mirror", "mirror `DIR`")
 	cacheDir := fs.String("cache", "", "cache `DIR`")
 	if err := parse(e, fs, args[1:]); err != nil {
@@ -42,15 +47,24 @@ func runMirror(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	p := newProgress(e, false)
-	layers := resolve.New(s, c, resolve.WithGo(gosource.Builder{Log: p.goLog()}),
-		resolve.WithLog(func(msg string) { p.event(build.Event{Stage: build.StageFetch, Message: msg}) }))
+	say := func(msg string) { p.event(build.Event{Stage: build.StageFetch, Message: msg}) }
+	gb := gosource.Builder{Log: p.goLog(), Progress: func(pr gosource.Progress) { say(pr.String()) }}
+	gover, err := gb.GoVersion(ctx)
+	if err != nil {
+		return err
+	}
+	layers := resolve.New(s, c, resolve.WithGo(gb), resolve.WithLog(say))
 	arts, err := mirror.Write(ctx, s, *dir, layers.BuildFromSource)
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(e.stdout, "# The pins of %s's components for linux/%s, built from source with %s;\n", s.Name, s.Arch, gover)
+	fmt.Fprintf(e.stdout, "# also in %s. They pin from: go (checked on every build from source) and\n",
+		filepath.Join(*dir, mirror.SumsFile))
+	fmt.Fprintln(e.stdout, "# from: release with sources.mirror set to where the mirror is served.")
 	fmt.Fprintln(e.stdout, "components:")
 	for _, a := range arts {
-		fmt.Fprintf(e.stdout, "  %s:\n    version: %s\n    from: release\n    sha256:\n      %s: %s\n", a.Component, a.Version, s.Arch, a.SHA256)
+		fmt.Fprintf(e.stdout, "  %s:\n    version: %s\n    sha256:\n      %s: %s\n", a.Component, a.Version, a.Arch, a.SHA256)
 	}
 	return nil
 }

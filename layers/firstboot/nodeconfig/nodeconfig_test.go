@@ -170,6 +170,9 @@ func TestValidateProblems(t *testing.T) {
 		{"bad keepalive", func(c *nodeconfig.NodeConfig) { c.WireGuard.Peers[0].PersistentKeepalive = -1 }, nil, "wireguard.peers[0].persistentKeepalive", "not 0-65535"},
 		{"missing apiServer", func(c *nodeconfig.NodeConfig) { c.Kubernetes.APIServer = "" }, nil, "kubernetes.apiServer", "required"},
 		{"http apiServer", func(c *nodeconfig.NodeConfig) { c.Kubernetes.APIServer = "http://10.8.0.1:6443" }, nil, "kubernetes.apiServer", "not an https URL"},
+		{"apiServer by DNS name", func(c *nodeconfig.NodeConfig) { c.Kubernetes.APIServer = "https://api.example.net:6443" }, nil, "kubernetes.apiServer", `host "api.example.net" is not an IP address`},
+		{"apiServer unspecified", func(c *nodeconfig.NodeConfig) { c.Kubernetes.APIServer = "https://0.0.0.0:6443" }, nil, "kubernetes.apiServer", "not a unicast address"},
+		{"apiServer IPv4-mapped", func(c *nodeconfig.NodeConfig) { c.Kubernetes.APIServer = "https://[::ffff:10.8.0.1]:6443" }, nil, "kubernetes.apiServer", "without the ::ffff: prefix"},
 		{"missing CA", func(c *nodeconfig.NodeConfig) { c.Kubernetes.CACert = "" }, nil, "kubernetes.caCert", "required"},
 		{"garbage CA", func(c *nodeconfig.NodeConfig) { c.Kubernetes.CACert = "hello" }, nil, "kubernetes.caCert", "no PEM certificate"},
 		{"key as CA", func(c *nodeconfig.NodeConfig) { c.Kubernetes.CACert = c.Kubernetes.NodeKey }, nil, "kubernetes.caCert", `unexpected PEM block "PRIVATE KEY"`},
@@ -216,13 +219,71 @@ func TestValidateProblems(t *testing.T) {
 			if !ok {
 				t.Fatalf("got %T %v, want Problems", err, err)
 			}
+			// Only a certificate's validity depends on the time: only
+			// those problems carry KindValidity.
+			wantKind := nodeconfig.ProblemKind("")
+			if tt.name == "expired cert" || tt.name == "cert not yet valid" {
+				wantKind = nodeconfig.KindValidity
+			}
 			for _, pr := range probs {
 				if pr.Field == tt.field && strings.Contains(pr.Message, tt.msg) {
+					if pr.Kind != wantKind {
+						t.Errorf("%s: kind %q, want %q", pr, pr.Kind, wantKind)
+					}
 					return
 				}
 			}
 			t.Errorf("got %v\nwant %s: ...%s...", err, tt.field, tt.msg)
 		})
+	}
+}
+
+// TestValidityKind checks every certificate of a node config, each valid
+// only in its own window, at times before, inside and after the windows:
+// outside, every problem is KindValidity and names its certificate;
+// inside all of them, the config is valid.
+func TestValidityKind(t *testing.T) {
+	day := func(m time.Month, d int) time.Time { return time.Date(2026, m, d, 0, 0, 0, 0, time.UTC) }
+	ca, err := testpki.NewCAWith("kubernetes", testpki.Key(1), 1, func(c *x509.Certificate) { c.NotBefore, c.NotAfter = day(1, 1), day(12, 31) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := newPKI(t).config()
+	k := &cfg.Kubernetes
+	k.CACert = ca.CertPEM
+	k.NodeCert, k.NodeKey = issue(t, ca, testpki.Leaf{CommonName: "system:node:worker01", Organization: []string{"system:nodes"}, Seed: 2,
+		NotBefore: day(3, 1), NotAfter: day(9, 1)})
+	k.KubeProxy.Cert, k.KubeProxy.Key = issue(t, ca, testpki.Leaf{CommonName: "system:kube-proxy", Organization: []string{"system:node-proxier"}, Seed: 3,
+		NotBefore: day(2, 1), NotAfter: day(10, 1)})
+
+	if err := nodeconfig.Validate(cfg, facts(), day(6, 1)); err != nil {
+		t.Fatalf("inside every window: %v", err)
+	}
+	for _, tt := range []struct {
+		at     time.Time
+		fields []string
+	}{
+		{day(2, 15), []string{"kubernetes.nodeCert"}},
+		{day(1, 15), []string{"kubernetes.nodeCert", "kubernetes.kubeProxy.cert"}},
+		{time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC), []string{"kubernetes.caCert", "kubernetes.nodeCert", "kubernetes.kubeProxy.cert"}},
+		{day(9, 15), []string{"kubernetes.nodeCert"}},
+		{time.Date(2027, 1, 2, 0, 0, 0, 0, time.UTC), []string{"kubernetes.caCert", "kubernetes.nodeCert", "kubernetes.kubeProxy.cert"}},
+	} {
+		err := nodeconfig.Validate(cfg, facts(), tt.at)
+		probs, ok := err.(nodeconfig.Problems)
+		if !ok {
+			t.Fatalf("at %s: got %T %v, want Problems", tt.at, err, err)
+		}
+		var fields []string
+		for _, pr := range probs {
+			fields = append(fields, pr.Field)
+			if pr.Kind != nodeconfig.KindValidity {
+				t.Errorf("at %s: %s: kind %q, want %q", tt.at, pr, pr.Kind, nodeconfig.KindValidity)
+			}
+		}
+		if !reflect.DeepEqual(fields, tt.fields) {
+			t.Errorf("at %s: problems of %q, want %q (%v)", tt.at, fields, tt.fields, err)
+		}
 	}
 }
 

@@ -79,7 +79,18 @@ type Problem struct {
 	Message string `json:"error"`
 	// Line is the document line the field is on, when known.
 	Line int `json:"line,omitempty"`
+	// Kind is set on the problems a caller may need to tell apart.
+	Kind ProblemKind `json:"kind,omitempty"`
 }
+
+// ProblemKind tells apart the problems a caller treats differently; most
+// problems have none.
+type ProblemKind string
+
+// KindValidity marks a certificate that is not valid at the time it was
+// checked: not yet valid, or expired. It is the only problem that depends
+// on that time, and so the only one a wrong system clock can cause.
+const KindValidity ProblemKind = "validity"
 
 // String is the problem as one line: control characters that came from
 // the input (a key, a name in a certificate) are escaped.

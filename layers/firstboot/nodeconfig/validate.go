@@ -572,17 +572,26 @@ func checkAPIServer(s string) error {
 			return fmt.Errorf("%q: port %q is not 1-65535", s, p)
 		}
 	}
+	if _, err := apiServerAddr(u.Hostname()); err != nil {
+		return fmt.Errorf("%q: %w", s, err)
+	}
 	return nil
 }
 
+// validity checks that c is valid at the time checked. Its problems are
+// KindValidity: nothing else depends on that time.
 func (v *validator) validity(field string, c *x509.Certificate) {
 	const layout = "2006-01-02 15:04:05 UTC"
+	var msg string
 	switch {
 	case v.now.Before(c.NotBefore):
-		v.add(field, "certificate %q is not valid before %s", c.Subject.CommonName, c.NotBefore.UTC().Format(layout))
+		msg = fmt.Sprintf("certificate %q is not valid before %s", c.Subject.CommonName, c.NotBefore.UTC().Format(layout))
 	case v.now.After(c.NotAfter):
-		v.add(field, "certificate %q expired on %s", c.Subject.CommonName, c.NotAfter.UTC().Format(layout))
+		msg = fmt.Sprintf("certificate %q expired on %s", c.Subject.CommonName, c.NotAfter.UTC().Format(layout))
+	default:
+		return
 	}
+	v.probs.add(Problem{Field: field, Message: msg, Line: v.line(field), Kind: KindValidity})
 }
 
 // order is a problem's place when problems are put in document order:

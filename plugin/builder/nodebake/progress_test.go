@@ -7,8 +7,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nodebake/nodebake/builder/build"
+	"github.com/nodebake/nodebake/layers/gosource"
 )
 
 // recordingUI records what the builder says, in order; progress bars
@@ -68,6 +70,7 @@ func TestProgress(t *testing.T) {
 	events := []build.Event{
 		{Stage: build.StageResolve, Message: "resolving base image oci:base"},
 		{Stage: build.StageFetch, Message: "resolving components"},
+		{Stage: build.StageFetch, Message: gosource.Progress{Component: "kubelet", Version: "v1.35.4", Compiled: 812, Total: 1403, Elapsed: 130 * time.Second}.String()},
 		{Stage: build.StageFetch, Artifact: "runc", Total: -1},
 		{Stage: build.StageFetch, Artifact: "kubelet", Done: 10, Total: 100},
 		{Stage: build.StageFetch, Artifact: "kubelet", Done: 60, Total: 100},
@@ -97,6 +100,7 @@ func TestProgress(t *testing.T) {
 		"say:   resolving base image oci:base",
 		"say: Fetching components",
 		"say:   resolving components",
+		"say:   building kubelet v1.35.4: 812/1403 packages compiled, 2m10s",
 		"say:   runc: from the cache",
 		"bar: kubelet 100",
 		"say:   kubelet: downloaded",

@@ -4,11 +4,12 @@
 // or the platform the node runs on: a metadata service, a config-2 or
 // cidata drive, nodebake.url=), validates it and writes wg0, the
 // certificates, kubeconfigs and per-node kubelet and kube-proxy configs,
-// then exits. It ends with one line on stderr saying how it went (the unit
-// shows it on the console): on failure that line names the first problem,
-// /run/nodebake/status.json lists them all, and the exit status is 1.
-// Progress lines (the platform found, retries) go to stdout (the unit
-// sends them to the journal only); none holds node config content.
+// then exits. It ends with one line saying how it went (the unit shows it
+// on the console): on success on stdout; on failure on stderr, naming the
+// first problem, while /run/nodebake/status.json lists them all, and the
+// exit status is 1. Progress lines (the platform found, retries, Azure's
+// report) go to the journal only, never to the console; none holds node
+// config content.
 //
 // "nodebake-firstboot netroot --url U --sha256 H --out FILE" is another
 // use: inside the initrd of a network-booted node it downloads the root
@@ -25,8 +26,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -57,10 +61,28 @@ func main() {
 		CredentialsDir: os.Getenv("CREDENTIALS_DIRECTORY"),
 		DriveWait:      3 * time.Second,
 		Chown:          os.Geteuid() == 0,
-		Log:            os.Stdout,
+		Log:            newJournal(),
 	}
-	if filepath.Clean(*root) == "/" {
+	onMachine := filepath.Clean(*root) == "/"
+	if onMachine {
 		opts.SetHostname = func(name string) error { return syscall.Sethostname([]byte(name)) }
+		opts.Systemctl = systemctl
+	}
+	// Under --root, the clock counts as synchronized only through the
+	// flag file under root: the kernel's state is the test machine's.
+	opts.Clock = firstboot.NewSystemClock(*root, onMachine)
+	opts.OnClockWait = func(w firstboot.ClockWait) {
+		fmt.Printf("nodebake-firstboot: %s\n", w.Reason)
+		// systemd would stop the unit at its start timeout; the wait is
+		// bounded, so the timeout is extended by it (and a margin for
+		// the rest of the run).
+		_ = sdNotify(fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d\nSTATUS=waiting up to %s for the clock to synchronize",
+			(w.Limit + clockWaitMargin).Microseconds(), w.Limit))
+	}
+	opts.OnPlatformWait = func(limit time.Duration, what string) {
+		// The platform's service is asked (or told) within limit.
+		_ = sdNotify(fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d\nSTATUS=%s, up to %s",
+			(limit + clockWaitMargin).Microseconds(), what, limit))
 	}
 	st, err := firstboot.Run(context.Background(), opts)
 	if err != nil {
@@ -71,7 +93,79 @@ func main() {
 		fmt.Fprintf(os.Stderr, "nodebake-firstboot: %s\n", line)
 		os.Exit(1)
 	}
-	fmt.Fprintf(os.Stderr, "nodebake-firstboot: %s in %s\n", st.Summary(), time.Since(start).Round(time.Microsecond))
+	fmt.Printf("nodebake-firstboot: %s in %s\n", st.Summary(), time.Since(start).Round(time.Microsecond))
+}
+
+// clockWaitMargin is the run time allowed after the clock wait (or the
+// platform's lookup).
+const clockWaitMargin = 30 * time.Second
+
+// sdNotify sends state to the service manager ($NOTIFY_SOCKET, set when
+// the unit has NotifyAccess=); without it, it does nothing.
+func sdNotify(state string) error {
+	name := os.Getenv("NOTIFY_SOCKET")
+	if name == "" {
+		return nil
+	}
+	// A leading "@" is an abstract socket: the net package maps it.
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: name, Net: "unixgram"})
+	if err != nil {
+		return fmt.Errorf("connecting to the service manager: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte(state)); err != nil {
+		return fmt.Errorf("notifying the service manager: %w", err)
+	}
+	return nil
+}
+
+// journalSocket is where journald takes native-protocol messages.
+const journalSocket = "/run/systemd/journal/socket"
+
+// journal writes each line written to it to the journal as one message
+// (native protocol: MESSAGE=, SYSLOG_IDENTIFIER=, PRIORITY=), so that
+// progress lines stay off the console the unit shows stdout and stderr
+// on. Where there is no journal (a test, --root on a build machine), the
+// lines are dropped.
+type journal struct {
+	conn *net.UnixConn
+	buf  []byte
+}
+
+func newJournal() *journal {
+	j := &journal{}
+	if os.Getenv("JOURNAL_STREAM") != "" { // run by systemd, output to the journal
+		j.conn, _ = net.DialUnix("unixgram", nil, &net.UnixAddr{Name: journalSocket, Net: "unixgram"})
+	}
+	return j
+}
+
+func (j *journal) Write(p []byte) (int, error) {
+	j.buf = append(j.buf, p...)
+	for {
+		i := strings.IndexByte(string(j.buf), '\n')
+		if i < 0 {
+			break
+		}
+		line := strings.ToValidUTF8(string(j.buf[:i]), "?")
+		j.buf = j.buf[i+1:]
+		if j.conn != nil && !strings.ContainsAny(line, "\x00") {
+			_, _ = j.conn.Write([]byte("PRIORITY=6\nSYSLOG_IDENTIFIER=nodebake-firstboot\nMESSAGE=" + line + "\n"))
+		}
+	}
+	return len(p), nil
+}
+
+// systemctl runs systemctl with args; its output goes into the error.
+func systemctl(ctx context.Context, args ...string) error {
+	out, err := exec.CommandContext(ctx, "systemctl", args...).CombinedOutput()
+	if err != nil {
+		if msg := strings.TrimSpace(string(out)); msg != "" {
+			return fmt.Errorf("%w: %s", err, msg)
+		}
+		return err
+	}
+	return nil
 }
 
 // netrootMain runs the netroot subcommand and returns the exit code.

@@ -391,6 +391,12 @@ func Cases(p *PKI) ([]Case, error) {
 		c.Kubernetes.KubeProxy = nodeconfig.KubeProxy{Cert: proxyCA, Key: proxyCAKey}
 	}), "kubernetes.kubeProxy.cert", "is a CA certificate")
 
+	// The API server is allowed through the units' IPAddressAllow= by its
+	// address, which first boot cannot resolve from a name.
+	add("identity", "API server by DNS name", with(func(c *nodeconfig.NodeConfig) {
+		c.Kubernetes.APIServer = "https://api.example.net:6443"
+	}), "kubernetes.apiServer", `host "api.example.net" is not an IP address`)
+
 	// kube-proxy kubeconfigs: parsed fully and held to the same checks.
 	kc := func(name, kubeconfig, field, msg string) {
 		add("identity", name, with(func(c *nodeconfig.NodeConfig) { c.Kubernetes.KubeProxy = nodeconfig.KubeProxy{Kubeconfig: kubeconfig} }), field, msg)
@@ -403,6 +409,7 @@ func Cases(p *PKI) ([]Case, error) {
 	kc("kubeconfig of another kind (JSON)", `{"apiVersion": "v1", "kind": "Pod"}`, kf+".kind", `is "Pod"; a kubeconfig has kind Config`)
 	kc("kubeconfig with unknown fields (JSON)", `{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": {}}`, kf+".metadata", "unknown field")
 	kc("kubeconfig over http", kubeconfig("http://10.8.0.1:8080", p.CA.CertPEM, p.ProxyCert, p.ProxyKey, nil), kf+".clusters[0].cluster.server", "not an https URL")
+	kc("kubeconfig naming its server by DNS name", kubeconfig("https://api.example.net:6443", p.CA.CertPEM, p.ProxyCert, p.ProxyKey, nil), kf+".clusters[0].cluster.server", "is not an IP address")
 	kc("kubeconfig with another CA", kubeconfig("https://10.8.0.1:6443", p.Other.CertPEM, p.ProxyCert, p.ProxyKey, nil),
 		kf+".clusters[0].cluster.certificate-authority-data", "does not match kubernetes.caCert")
 	kc("kubeconfig with a token", strings.Replace(good(nil), "      client-key-data:", "      token: abc\n      client-key-data:", 1), kf+".users[0].user.token", "not supported")
@@ -430,7 +437,7 @@ func Accepted(p *PKI) (map[string][]byte, error) {
 	kcCfg.Kubernetes.KubeProxy = nodeconfig.KubeProxy{Kubeconfig: kubeconfig("https://10.8.0.1:6443", p.CA.CertPEM, p.ProxyCert, p.ProxyKey, nil) +
 		"preferences: {}\n"}
 	kcJSON := p.Config()
-	kcJSON.Kubernetes.KubeProxy = nodeconfig.KubeProxy{Kubeconfig: string(must(json.Marshal(nodeconfig.NewKubeconfig("https://api.example.net:6443", p.CA.CertPEM, "kp", p.ProxyCert, p.ProxyKey))))}
+	kcJSON.Kubernetes.KubeProxy = nodeconfig.KubeProxy{Kubeconfig: string(must(json.Marshal(nodeconfig.NewKubeconfig("https://10.8.0.2:6443", p.CA.CertPEM, "kp", p.ProxyCert, p.ProxyKey))))}
 	rsa2048, err := testpki.RSAKey(2048)
 	if err != nil {
 		return nil, err
