@@ -61,7 +61,7 @@ func main() {
 		CredentialsDir: os.Getenv("CREDENTIALS_DIRECTORY"),
 		DriveWait:      3 * time.Second,
 		Chown:          os.Geteuid() == 0,
-		Log:            newJournal(),
+		Log:            newJournal(journalSocket),
 	}
 	onMachine := filepath.Clean(*root) == "/"
 	if onMachine {
@@ -132,10 +132,10 @@ type journal struct {
 	buf  []byte
 }
 
-func newJournal() *journal {
+func newJournal(socket string) *journal {
 	j := &journal{}
 	if os.Getenv("JOURNAL_STREAM") != "" { // run by systemd, output to the journal
-		j.conn, _ = net.DialUnix("unixgram", nil, &net.UnixAddr{Name: journalSocket, Net: "unixgram"})
+		j.conn, _ = net.DialUnix("unixgram", nil, &net.UnixAddr{Name: socket, Net: "unixgram"})
 	}
 	return j
 }
