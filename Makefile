@@ -32,7 +32,7 @@ deps:
 bin:
 	mkdir -p bin
 	$(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/nodebake ./builder/cmd/nodebake
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/nodebake-firstboot ./layers/firstboot/cmd/nodebake-firstboot
+	scripts/build-firstboot.sh bin/nodebake-firstboot
 
 base: bin
 	NODEBAKE=bin/nodebake scripts/build-base.sh

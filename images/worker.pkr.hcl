@@ -1,6 +1,7 @@
 # The nodebake worker image, built by Packer:
 #
-#   make plugin-install        # build the plugin and install it into Packer
+#   packer init images/worker.pkr.hcl   # a released plugin (docs/packer-plugin.md)
+#   make plugin-install                 # or: build this repository's and install it
 #   packer build images/worker.pkr.hcl
 #
 # The worker is described once, in worker.yaml next to this file; the
@@ -66,7 +67,7 @@ variable "spec_file" {
 variable "firstboot_binary" {
   type        = string
   default     = ""
-  description = "The nodebake-firstboot program; empty looks next to the plugin, then on PATH."
+  description = "The nodebake-firstboot program to bake; empty bakes the one embedded in the plugin."
 }
 
 locals {

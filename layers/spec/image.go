@@ -33,7 +33,7 @@ type ImageSource struct {
 }
 
 var (
-	digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	digestRE = regexp.MustCompile(DigestPattern)
 	// refRE follows the distribution reference grammar: an optional
 	// registry host[:port], lower-case path components, an optional tag and
 	// an optional digest.

@@ -13,6 +13,10 @@ import (
 // suffix: "256MiB", "1GiB", "512KiB", "1TiB".
 type Size int64
 
+// SizePattern is what ParseSize takes as a string (a number too large for
+// 64 bits aside).
+const SizePattern = `^\s*[0-9]+\s*(KiB|MiB|GiB|TiB)?\s*$`
+
 // Binary size units.
 const (
 	KiB Size = 1 << 10

@@ -10,8 +10,10 @@ const (
 // (unknown fields are errors) by Parse or Load, completed by Default and
 // checked by Validate.
 type Spec struct {
+	// APIVersion is the spec's version: nodebake.io/v1alpha1.
 	APIVersion string `yaml:"apiVersion"`
-	Kind       string `yaml:"kind"`
+	// Kind is WorkerImage.
+	Kind string `yaml:"kind"`
 	// Name is the image name (a DNS label).
 	Name string `yaml:"name"`
 	// Arch is the target architecture.
@@ -137,8 +139,13 @@ type KubeletSpec struct {
 // KubeProxySpec configures kube-proxy; it works like KubeletSpec with a
 // KubeProxyConfiguration.
 type KubeProxySpec struct {
+	// Settings are command-line flags (name without dashes -> value),
+	// merged over the defaults; a null value removes a default flag.
 	Settings map[string]*string `yaml:"settings"`
-	Config   map[string]any     `yaml:"config"`
+	// Config holds KubeProxyConfiguration fields, deep-merged over the
+	// defaults: maps merge key by key, lists and scalars replace, and a null
+	// value removes the key.
+	Config map[string]any `yaml:"config"`
 }
 
 // Containerd configures containerd.
@@ -176,8 +183,9 @@ type File struct {
 	// Mode is an octal string ("0644"); setuid, setgid and sticky bits are
 	// allowed. Defaults: 0644 for files, 0755 for directories, 0777 for links.
 	Mode string `yaml:"mode"`
-	UID  int    `yaml:"uid"`
-	GID  int    `yaml:"gid"`
+	// UID and GID are the entry's numeric owner and group (default 0, root).
+	UID int `yaml:"uid"`
+	GID int `yaml:"gid"`
 }
 
 // Output configures what the build writes.
@@ -198,7 +206,10 @@ type Output struct {
 	DiskSize Size `yaml:"diskSize,omitempty"`
 	// RootCompressionLevel is the zstd level of the root filesystem (1..22).
 	RootCompressionLevel int `yaml:"rootCompressionLevel"`
-	// KernelArgs are extra kernel command-line arguments. root=, rootfstype=
-	// and ro/rw are set by nodebake and cannot be given here.
+	// KernelArgs are extra kernel command-line arguments, each one word of
+	// printable ASCII without quotes. Arguments that change how the image
+	// boots are refused: root=, rootfstype=, rootflags= and ro/rw (set by nodebake), init= and
+	// rdinit=, systemd.unit=, "--" (the rest would go to init) and the
+	// words init takes as a target (single, emergency, rescue, 1 to 5).
 	KernelArgs []string `yaml:"kernelArgs,omitempty"`
 }

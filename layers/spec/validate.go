@@ -50,11 +50,34 @@ const (
 	maxID          = 1<<32 - 2
 )
 
+// Patterns of the values Validate checks by regular expression; the
+// spec's JSON Schema uses them too.
+const (
+	// NamePattern is an image name: a DNS label.
+	NamePattern = `^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`
+	// VersionPattern is a version, vMAJOR.MINOR.PATCH with an optional
+	// pre-release.
+	VersionPattern = `^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$`
+	// FlagPattern is a command-line flag's name, without dashes.
+	FlagPattern = `^[a-z0-9][a-z0-9-]*$`
+	// ModePattern is an octal file mode.
+	ModePattern = `^[0-7]{3,4}$`
+	// DigestPattern is a manifest digest.
+	DigestPattern = `^sha256:[0-9a-f]{64}$`
+)
+
+// ChecksumPattern is a checksum of n hexadecimal digits (64 for sha256,
+// 128 for sha512).
+func ChecksumPattern(n int) string { return "^[0-9a-fA-F]{" + strconv.Itoa(n) + "}$" }
+
+// MaxID is the largest uid or gid a file may have.
+const MaxID = maxID
+
 var (
-	nameRE    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	versionRE = regexp.MustCompile(`^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$`)
-	flagRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
-	modeRE    = regexp.MustCompile(`^[0-7]{3,4}$`)
+	nameRE    = regexp.MustCompile(NamePattern)
+	versionRE = regexp.MustCompile(VersionPattern)
+	flagRE    = regexp.MustCompile(FlagPattern)
+	modeRE    = regexp.MustCompile(ModePattern)
 	hexRE     = regexp.MustCompile(`^[0-9a-fA-F]+$`)
 	// dnsDomainRE is a DNS-1123 subdomain (its length is checked apart).
 	dnsDomainRE = regexp.MustCompile(`^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)

@@ -1,10 +1,13 @@
-// Package test holds the plugin's acceptance test: a real Packer builds
-// the worker image through the installed plugin, against the local
-// release mirror, and the result is compared with `nodebake build`.
+// Package test holds the plugin's acceptance test: the plugin is packaged
+// by scripts/release-plugin.sh and installed from its release archive the
+// way `packer init` installs it, and a real Packer validates and builds the
+// worker image through it, against the local release mirror; the result is
+// compared with `nodebake build`.
 package test
 
 import (
 	"archive/tar"
+	"archive/zip"
 	"bufio"
 	"bytes"
 	"compress/gzip"
@@ -25,6 +28,7 @@ import (
 	"time"
 
 	"github.com/nodebake/nodebake/builder/build"
+	pluginversion "github.com/nodebake/nodebake/plugin/version"
 	"github.com/nodebake/nodebake/test/harness"
 )
 
@@ -66,8 +70,6 @@ func setup(t *testing.T) *env {
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	plugin := filepath.Join(bin, "packer-plugin-nodebake")
-	run(t, filepath.Join(e.root, "plugin"), nil, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", plugin, ".")
 	e.nodebake = harness.GoBuild(t, "./builder/cmd/nodebake", bin)
 	e.firstboot = harness.Firstboot(t)
 
@@ -77,16 +79,21 @@ func setup(t *testing.T) *env {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	pluginPath := filepath.Join(e.tmp, "packer-plugins")
 	e.environ = append(os.Environ(),
 		"TMPDIR="+tmp,
-		"PACKER_PLUGIN_PATH="+filepath.Join(e.tmp, "packer-plugins"),
+		"PACKER_PLUGIN_PATH="+pluginPath,
 		"PACKER_CONFIG_DIR="+filepath.Join(e.tmp, "packer-config"),
 		"PACKER_CACHE_DIR="+filepath.Join(e.tmp, "packer-cache"),
 		"CHECKPOINT_DISABLE=1",
 		"NODEBAKE_CACHE="+harness.CacheDir(t),
 	)
-	out := run(t, e.root, e.environ, e.packer, "plugins", "install", "--path", plugin, "github.com/nodebake/nodebake")
-	t.Logf("%s", strings.TrimSpace(out))
+	installed := installRelease(t, e.root, filepath.Join(e.tmp, "release"), pluginPath)
+	out := run(t, e.root, e.environ, e.packer, "plugins", "installed")
+	if !strings.Contains(out, installed) {
+		t.Fatalf("packer plugins installed does not list %s:\n%s", installed, out)
+	}
+	t.Logf("packer plugins installed: %s", strings.TrimSpace(out))
 
 	s := harness.WorkerSpec(t)
 	b, err := s.Dump()
@@ -158,12 +165,15 @@ func (e *env) command(name string, args ...string) result {
 // packerRun runs packer with args.
 func (e *env) packerRun(args ...string) result { return e.command(e.packer, args...) }
 
+// vars are a build's variables. The plugin bakes its own embedded
+// first-boot program: the images must still be byte for byte those of
+// `nodebake build` with bin/nodebake-firstboot.
 func (e *env) vars(outDir string) []string {
-	return []string{"-var", "spec_file=" + e.specFile, "-var", "output_directory=" + outDir, "-var", "firstboot_binary=" + e.firstboot}
+	return []string{"-var", "spec_file=" + e.specFile, "-var", "output_directory=" + outDir}
 }
 
 func (e *env) testValidate(t *testing.T) {
-	r := e.packerRun(append([]string{"validate", "-var", "spec_file=" + e.specFile, "-var", "firstboot_binary=" + e.firstboot},
+	r := e.packerRun(append([]string{"validate", "-var", "spec_file=" + e.specFile},
 		"plugin/test/testdata/broken.pkr.hcl")...)
 	out, err := r.out, r.err
 	if err == nil {
@@ -180,46 +190,98 @@ func (e *env) testValidate(t *testing.T) {
 	}
 
 	// The shipped template, with a bad variable.
-	r = e.packerRun("validate", "-var", "kubernetes_version=1.35", "-var", "firstboot_binary="+e.firstboot, "images/worker.pkr.hcl")
+	r = e.packerRun("validate", "-var", "kubernetes_version=1.35", "images/worker.pkr.hcl")
 	out, err = r.out, r.err
 	if err == nil || !strings.Contains(out, "kubernetes.version: ") {
 		t.Errorf("packer validate of images/worker.pkr.hcl with kubernetes_version=1.35: %v, want an error naming kubernetes.version:\n%s", err, out)
 	}
-	r = e.packerRun("validate", "-var", "firstboot_binary="+e.firstboot, "images/worker.pkr.hcl")
-	out, err = r.out, r.err
-	if err != nil {
-		t.Errorf("packer validate images/worker.pkr.hcl: %v\n%s", err, out)
-	}
-
-	// Without firstboot_binary, the installed plugin (alone in Packer's
-	// plugin directory) finds the first-boot program on PATH, or says
-	// where it looked.
-	withPath := func(path string) []string {
-		env := []string{"PATH=" + path}
-		for _, kv := range e.environ {
-			if !strings.HasPrefix(kv, "PATH=") {
-				env = append(env, kv)
-			}
-		}
-		return env
-	}
+	// With only the plugin installed: nothing of nodebake on PATH (a
+	// PATH without the test's programs and without Go's), the plugin
+	// alone in Packer's plugin directory, its first-boot program
+	// embedded.
 	sysPath := "/usr/bin:/bin"
-	for _, tt := range []struct {
-		name, path, want string
-	}{
-		{"on PATH", filepath.Dir(e.firstboot) + string(os.PathListSeparator) + sysPath, ""},
-		{"nowhere", sysPath, "firstboot_binary: the nodebake-firstboot program was not found"},
-	} {
-		cmd := exec.Command(e.packer, "validate", "images/worker.pkr.hcl")
-		cmd.Dir, cmd.Env = e.root, withPath(tt.path)
-		b, err := cmd.CombinedOutput()
-		switch {
-		case tt.want == "" && err != nil:
-			t.Errorf("first-boot program %s: packer validate: %v\n%s", tt.name, err, b)
-		case tt.want != "" && (err == nil || !strings.Contains(string(b), tt.want)):
-			t.Errorf("first-boot program %s: packer validate: %v, want an error %q\n%s", tt.name, err, tt.want, b)
+	for _, d := range filepath.SplitList(sysPath) {
+		if _, err := os.Stat(filepath.Join(d, "nodebake-firstboot")); err == nil {
+			t.Fatalf("nodebake-firstboot is installed in %s: the test cannot show the plugin needs nothing else", d)
 		}
 	}
+	env := []string{"PATH=" + sysPath}
+	for _, kv := range e.environ {
+		if !strings.HasPrefix(kv, "PATH=") {
+			env = append(env, kv)
+		}
+	}
+	cmd := exec.Command(e.packer, "validate", "images/worker.pkr.hcl")
+	cmd.Dir, cmd.Env = e.root, env
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("packer validate images/worker.pkr.hcl with only the plugin installed: %v\n%s", err, b)
+	}
+	// firstboot_binary still names another program, checked.
+	r = e.packerRun("validate", "-var", "firstboot_binary="+filepath.Join(e.tmp, "no-such-firstboot"), "images/worker.pkr.hcl")
+	if r.err == nil || !strings.Contains(r.out, "firstboot_binary: stat ") {
+		t.Errorf("packer validate with a missing firstboot_binary: %v, want an error naming firstboot_binary\n%s", r.err, r.out)
+	}
+}
+
+// installRelease packages the plugin with scripts/release-plugin.sh into
+// dir, checks the release's names and sums the way Packer does when it
+// downloads one, and installs the linux_amd64 archive into pluginPath the
+// way `packer init` does: the binary under
+// github.com/nodebake/nodebake/, with its sha256 in a _SHA256SUM file. It
+// returns the installed binary's path.
+func installRelease(t *testing.T, root, dir, pluginPath string) string {
+	t.Helper()
+	v := "v" + pluginversion.Version
+	start := time.Now()
+	out := run(t, root, nil, filepath.Join(root, "scripts", "release-plugin.sh"), v, dir)
+	t.Logf("scripts/release-plugin.sh %s: %s", v, time.Since(start).Round(time.Second))
+	base := "packer-plugin-nodebake_" + v + "_x5.0_linux_amd64"
+	sumsName := "packer-plugin-nodebake_" + v + "_SHA256SUMS"
+	for _, f := range []string{base + ".zip", "packer-plugin-nodebake_" + v + "_x5.0_linux_arm64.zip", sumsName} {
+		if !strings.Contains(out, f) {
+			t.Errorf("the release lacks %s:\n%s", f, out)
+		}
+	}
+	sums, err := os.ReadFile(filepath.Join(dir, sumsName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zipPath := filepath.Join(dir, base+".zip")
+	if want := fileSHA256(t, zipPath) + "  " + base + ".zip\n"; !strings.Contains(string(sums), want) {
+		t.Fatalf("%s does not hold %q:\n%s", sumsName, want, sums)
+	}
+	zr, err := zip.OpenReader(zipPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	if len(zr.File) != 1 || zr.File[0].Name != base {
+		t.Fatalf("%s holds %d files, want exactly %s", zipPath, len(zr.File), base)
+	}
+	installDir := filepath.Join(pluginPath, "github.com", "nodebake", "nodebake")
+	if err := os.MkdirAll(installDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(installDir, base)
+	rc, err := zr.File[0].Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	f, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(f, rc); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin+"_SHA256SUM", []byte(fileSHA256(t, bin)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return bin
 }
 
 func (e *env) testProvisioner(t *testing.T) {

@@ -273,23 +273,20 @@ func TestPackerValidate(t *testing.T) {
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// The nodebake plugin as plugin/Makefile.inc builds it; it finds
-	// nodebake-firstboot on PATH.
+	// The nodebake plugin as plugin/Makefile.inc builds it, its
+	// first-boot program embedded.
 	start := time.Now()
-	nodebake := filepath.Join(bin, "packer-plugin-nodebake")
-	run(t, filepath.Join(root, "plugin"), nil, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", nodebake, ".")
+	nodebake := harness.Plugin(t, bin)
 	t.Logf("packer-plugin-nodebake: built in %s", time.Since(start).Round(time.Millisecond))
-	firstboot := harness.Firstboot(t)
 
 	environ := []string{
 		"PACKER_PLUGIN_PATH=" + filepath.Join(tmp, "packer-plugins"),
 		"PACKER_CONFIG_DIR=" + filepath.Join(tmp, "packer-config"),
 		"PACKER_CACHE_DIR=" + filepath.Join(tmp, "packer-cache"),
 		"CHECKPOINT_DISABLE=1",
-		"PATH=" + filepath.Dir(firstboot) + string(os.PathListSeparator) + os.Getenv("PATH"),
 	}
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PATH=") && !strings.HasPrefix(kv, "PACKER_") {
+		if !strings.HasPrefix(kv, "PACKER_") {
 			environ = append(environ, kv)
 		}
 	}

@@ -159,15 +159,50 @@ func GoBuild(t testing.TB, pkg, dir string) string {
 	return out
 }
 
+// Plugin builds the Packer plugin as `make plugin` does, into dir, and
+// returns its path: first the nodebake-firstboot programs it embeds
+// (scripts/build-firstboot.sh into plugin/embedded, for amd64 and arm64
+// images), then the plugin module.
+func Plugin(t testing.TB, dir string) string {
+	t.Helper()
+	root := RepoRoot(t)
+	for _, arch := range []string{"amd64", "arm64"} {
+		out := filepath.Join(root, "plugin", "embedded", "nodebake-firstboot-linux-"+arch)
+		cmd := exec.Command(filepath.Join(root, "scripts", "build-firstboot.sh"), out, arch)
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("building the plugin's nodebake-firstboot for %s: %v\n%s", arch, err, b)
+		}
+	}
+	out := filepath.Join(dir, "packer-plugin-nodebake")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, ".")
+	cmd.Dir = filepath.Join(root, "plugin")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the Packer plugin: %v\n%s", err, b)
+	}
+	return out
+}
+
 // FirstbootPackage is the first-boot program's package.
 const FirstbootPackage = "./layers/firstboot/cmd/nodebake-firstboot"
 
-// Firstboot builds the nodebake-firstboot program into the test's
-// temporary directory, removed when the test ends, and returns its path.
-// The Go build cache makes every build after the first one quick.
+// Firstboot builds the nodebake-firstboot program with
+// scripts/build-firstboot.sh into the test's temporary directory, removed
+// when the test ends, and returns its path. The Go build cache makes every
+// build after the first one quick.
 func Firstboot(t testing.TB) string {
 	t.Helper()
-	return GoBuild(t, FirstbootPackage, t.TempDir())
+	root := RepoRoot(t)
+	out := filepath.Join(t.TempDir(), "nodebake-firstboot")
+	// The one recipe for it: the plugin embeds and `make bin` writes the
+	// same bytes.
+	cmd := exec.Command(filepath.Join(root, "scripts", "build-firstboot.sh"), out)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", FirstbootPackage, err, b)
+	}
+	return out
 }
 
 // LogWriter returns a writer that logs each line written to it through

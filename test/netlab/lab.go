@@ -164,6 +164,11 @@ type Lab struct {
 	// CreatedIn is how long New took, for the tests' figures.
 	CreatedIn time.Duration
 
+	// done ends with the lab: processes started by Command are killed
+	// then, even one that had not yet entered the namespace when the
+	// namespace's processes were listed.
+	done    context.Context
+	end     context.CancelFunc
 	mu      sync.Mutex
 	closed  bool
 	closers []io.Closer
@@ -221,6 +226,7 @@ func New(t testing.TB, opts ...Option) *Lab {
 		gateway: o.subnet.Addr().Next(),
 		logf:    func(format string, args ...any) { t.Logf("netlab: "+format, args...) },
 	}
+	l.done, l.end = context.WithCancel(context.Background())
 	l.nsPath = filepath.Join(netnsDir, l.name)
 	if out, err := exec.Command("ip", "netns", "add", l.name).CombinedOutput(); err != nil {
 		t.Fatalf("netlab: creating network namespace %s: %v: %s", l.name, err, bytes.TrimSpace(out))
@@ -420,6 +426,8 @@ func (l *Lab) ListenPacket(network, address string) (net.PacketConn, error) {
 // netns exec). Any of its processes still in the lab when the lab is
 // removed are killed.
 func (l *Lab) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	ctx, cancel := context.WithCancel(ctx)
+	context.AfterFunc(l.done, cancel)
 	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", l.name, name}, args...)...)
 }
 
@@ -615,6 +623,7 @@ func (l *Lab) close() error {
 		return nil
 	}
 	l.closed = true
+	l.end()
 	closers := l.closers
 	l.closers = nil
 	l.mu.Unlock()

@@ -3,6 +3,8 @@ package qemu
 import (
 	"fmt"
 	"strings"
+
+	bqemu "github.com/nodebake/nodebake/builder/qemu"
 )
 
 // A guest in a network namespace: QEMU runs under `ip netns exec`, and its
@@ -55,7 +57,7 @@ func (c Config) firstNetdev() string {
 	if c.Tap != "" {
 		return "tap,id=n0,ifname=" + c.Tap + ",script=no,downscript=no"
 	}
-	return strings.Join(append([]string{"user", "id=n0", "restrict=on"}, c.UserNet...), ",")
+	return bqemu.UserNetdev(c.UserNet...)
 }
 
 // rtcFormat is the date format of QEMU's -rtc base=.

@@ -16,13 +16,11 @@
 package qemu
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -34,12 +32,14 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	bqemu "github.com/nodebake/nodebake/builder/qemu"
 )
 
 // Environment variables that change how guests run.
 const (
 	// EnvAccel forces the accelerator: "kvm" or "tcg".
-	EnvAccel = "NODEBAKE_QEMU_ACCEL"
+	EnvAccel = bqemu.EnvAccel
 	// EnvKeep set to 1 keeps a VM's work directory (logs, overlay,
 	// firmware variables) after Close.
 	EnvKeep = "NODEBAKE_KEEP_VM"
@@ -47,8 +47,8 @@ const (
 
 // Accelerators.
 const (
-	AccelKVM = "kvm"
-	AccelTCG = "tcg"
+	AccelKVM = bqemu.AccelKVM
+	AccelTCG = bqemu.AccelTCG
 )
 
 // Serial names one of the guest's serial ports.
@@ -151,9 +151,7 @@ type Config struct {
 }
 
 // Firmware is a pair of OVMF pflash images.
-type Firmware struct {
-	Code, Vars string
-}
+type Firmware = bqemu.Firmware
 
 // VM is a running guest.
 type VM struct {
@@ -171,64 +169,12 @@ type VM struct {
 	closeMu sync.Once
 }
 
-// Accel returns the accelerator to use: $NODEBAKE_QEMU_ACCEL when it is
-// "kvm" or "tcg"; else "kvm" when /dev/kvm opens read-write and the host
-// CPU has hardware virtualization (vmx or svm), else "tcg". A paravirtual
-// /dev/kvm without vmx/svm is not enough: OVMF dies on it.
-func Accel() string {
-	cpuinfo, _ := os.ReadFile("/proc/cpuinfo")
-	return detectAccel(os.Getenv(EnvAccel), kvmUsable("/dev/kvm"), cpuinfo)
-}
+// Accel returns the accelerator to use (see the builder's qemu.Accel):
+// KVM when it works here, TCG otherwise, unless $NODEBAKE_QEMU_ACCEL says.
+func Accel() string { return bqemu.Accel() }
 
-func kvmUsable(dev string) bool {
-	f, err := os.OpenFile(dev, os.O_RDWR, 0)
-	if err != nil {
-		return false
-	}
-	f.Close()
-	return true
-}
-
-func detectAccel(override string, kvmOpens bool, cpuinfo []byte) string {
-	switch override {
-	case AccelKVM, AccelTCG:
-		return override
-	}
-	if kvmOpens && hasVirtFlag(cpuinfo) {
-		return AccelKVM
-	}
-	return AccelTCG
-}
-
-// hasVirtFlag reports whether a flags line of /proc/cpuinfo lists vmx or svm.
-func hasVirtFlag(cpuinfo []byte) bool {
-	sc := bufio.NewScanner(strings.NewReader(string(cpuinfo)))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || strings.TrimSpace(k) != "flags" {
-			continue
-		}
-		for _, f := range strings.Fields(v) {
-			if f == "vmx" || f == "svm" {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// FindFirmware looks for OVMF in dir (usually /usr/share/OVMF): the 4M
-// images first, then the older 2M names.
-func FindFirmware(dir string) (Firmware, error) {
-	for _, suffix := range []string{"_4M.fd", ".fd"} {
-		fw := Firmware{Code: filepath.Join(dir, "OVMF_CODE"+suffix), Vars: filepath.Join(dir, "OVMF_VARS"+suffix)}
-		if fileExists(fw.Code) && fileExists(fw.Vars) {
-			return fw, nil
-		}
-	}
-	return Firmware{}, fmt.Errorf("finding OVMF firmware: no OVMF_CODE_4M.fd/OVMF_VARS_4M.fd or OVMF_CODE.fd/OVMF_VARS.fd in %s (Debian package ovmf)", dir)
-}
+// FindFirmware looks for OVMF in dir (usually /usr/share/OVMF).
+func FindFirmware(dir string) (Firmware, error) { return bqemu.FindFirmware(dir) }
 
 func fileExists(p string) bool {
 	fi, err := os.Stat(p)
@@ -254,25 +200,25 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("qemu config: disk format %q: want \"raw\" or \"qcow2\"", c.DiskFormat)
 	}
 	if c.Memory == 0 {
-		c.Memory = 2048
+		c.Memory = bqemu.DefaultMemory
 	}
 	if c.CPUs == 0 {
-		c.CPUs = 2
+		c.CPUs = bqemu.DefaultCPUs
 	}
 	if c.Memory < 0 || c.CPUs < 0 {
 		return c, fmt.Errorf("qemu config: memory %d MiB and cpus %d must be positive", c.Memory, c.CPUs)
 	}
 	if c.Binary == "" {
-		c.Binary = "qemu-system-x86_64"
+		c.Binary = bqemu.DefaultBinary
 	}
 	if c.Accel == "" {
-		if v := os.Getenv(EnvAccel); v != "" && v != AccelKVM && v != AccelTCG {
-			return c, fmt.Errorf("qemu config: %s=%q: want %q or %q", EnvAccel, v, AccelKVM, AccelTCG)
+		if err := bqemu.EnvAccelError(); err != nil {
+			return c, fmt.Errorf("qemu config: %w", err)
 		}
 		c.Accel = Accel()
 	}
-	if c.Accel != AccelKVM && c.Accel != AccelTCG {
-		return c, fmt.Errorf("qemu config: accel %q: want %q or %q", c.Accel, AccelKVM, AccelTCG)
+	if err := bqemu.CheckAccel(c.Accel); err != nil {
+		return c, fmt.Errorf("qemu config: %w", err)
 	}
 	for _, nd := range c.NetDevs {
 		if strings.Contains(","+nd, ",id=") {
@@ -320,31 +266,12 @@ func newPaths(dir string, c Config) paths {
 }
 
 // optPath escapes a path for a QEMU option value (commas double).
-func optPath(p string) string { return strings.ReplaceAll(p, ",", ",,") }
+func optPath(p string) string { return bqemu.OptPath(p) }
 
 // args returns QEMU's command line (without the program) for c, which must
 // have its defaults.
 func (c Config) args(p paths) []string {
-	a := []string{
-		"-nodefaults", "-no-user-config", "-display", "none",
-		"-machine", "q35",
-		"-m", strconv.Itoa(c.Memory),
-		"-smp", strconv.Itoa(c.CPUs),
-	}
-	if c.Accel == AccelKVM {
-		a = append(a, "-enable-kvm", "-cpu", "host")
-	} else {
-		a = append(a, "-accel", "tcg", "-cpu", "max")
-	}
-	if c.Firmware != (Firmware{}) {
-		a = append(a,
-			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+optPath(c.Firmware.Code),
-			"-drive", "if=pflash,format=raw,unit=1,file="+optPath(p.vars),
-		)
-	}
-	if c.UUID != "" {
-		a = append(a, "-uuid", c.UUID)
-	}
+	a := bqemu.Machine{Accel: c.Accel, Memory: c.Memory, CPUs: c.CPUs, Firmware: c.Firmware, Vars: p.vars, UUID: c.UUID}.Args()
 	if c.Kernel != "" {
 		a = append(a, "-kernel", c.Kernel)
 		if c.Initrd != "" {
@@ -401,14 +328,13 @@ func (c Config) args(p paths) []string {
 	}
 	slices.Sort(names)
 	for _, n := range names {
-		a = append(a, "-fw_cfg", "name="+n+",file="+optPath(c.FwCfg[n]))
+		a = append(a, bqemu.FwCfgArgs(n, c.FwCfg[n])...)
 	}
 	for _, s := range c.SMBIOS {
 		a = append(a, "-smbios", s)
 	}
 	a = append(a, c.rtcArgs()...)
 	a = append(a,
-		"-device", "virtio-rng-pci",
 		"-serial", "file:"+p.console,
 		"-serial", "file:"+p.report,
 		"-qmp", "unix:"+optPath(p.qmp)+",server=on,wait=off",
@@ -453,7 +379,7 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 		*f.p = abs
 	}
 	if c.Firmware == (Firmware{}) && c.Kernel == "" && !c.NetBoot {
-		if c.Firmware, err = FindFirmware("/usr/share/OVMF"); err != nil {
+		if c.Firmware, err = FindFirmware(bqemu.DefaultFirmwareDir); err != nil {
 			return nil, err
 		}
 	}
@@ -486,8 +412,8 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	vm.qmp = p.qmp
 	vm.stderr = filepath.Join(dir, "qemu.stderr")
 	if p.vars != "" {
-		if err := copyFile(c.Firmware.Vars, p.vars); err != nil {
-			return nil, fmt.Errorf("copying the OVMF variables: %w", err)
+		if err := c.Firmware.CopyVars(p.vars); err != nil {
+			return nil, err
 		}
 	}
 	if !c.Direct && c.Disk != "" {
@@ -525,23 +451,6 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	}()
 	ok = true
 	return vm, nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 func bytesTrim(b []byte) string { return strings.TrimSpace(string(b)) }

@@ -23,35 +23,6 @@ func requireTool(t *testing.T, name string) {
 	}
 }
 
-func TestDetectAccel(t *testing.T) {
-	intel := []byte("processor\t: 0\nflags\t\t: fpu vme de pse vmx sse2\n")
-	amd := []byte("processor\t: 0\nflags\t\t: fpu svm lm\n")
-	none := []byte("processor\t: 0\nflags\t\t: fpu vme hypervisor lm\nvmx flags\t: vnmi\n")
-	tests := []struct {
-		name     string
-		override string
-		kvm      bool
-		cpuinfo  []byte
-		want     string
-	}{
-		{"kvm with vmx", "", true, intel, AccelKVM},
-		{"kvm with svm", "", true, amd, AccelKVM},
-		{"paravirtual kvm without vmx/svm", "", true, none, AccelTCG},
-		{"no /dev/kvm", "", false, intel, AccelTCG},
-		{"no cpuinfo", "", true, nil, AccelTCG},
-		{"override tcg", "tcg", true, intel, AccelTCG},
-		{"override kvm", "kvm", false, none, AccelKVM},
-		{"unknown override is ignored", "hvf", false, intel, AccelTCG},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := detectAccel(tt.override, tt.kvm, tt.cpuinfo); got != tt.want {
-				t.Errorf("detectAccel(%q, %v) = %q, want %q", tt.override, tt.kvm, got, tt.want)
-			}
-		})
-	}
-}
-
 func TestAccelOverride(t *testing.T) {
 	for _, v := range []string{AccelKVM, AccelTCG} {
 		t.Setenv(EnvAccel, v)
@@ -81,7 +52,7 @@ func TestWithDefaults(t *testing.T) {
 	}{
 		{"no disk", Config{}, "no disk"},
 		{"negative memory", Config{Disk: "x", Memory: -1}, "positive"},
-		{"bad accel", Config{Disk: "x", Accel: "hvf"}, `accel "hvf"`},
+		{"bad accel", Config{Disk: "x", Accel: "hvf"}, `accelerator "hvf"`},
 		{"netdev with id", Config{Disk: "x", NetDevs: []string{"socket,id=a,listen=127.0.0.1:1"}}, "leave out the id"},
 	}
 	for _, tt := range bad {
@@ -211,36 +182,6 @@ func TestDeriveMAC(t *testing.T) {
 	}
 	if deriveMAC("other", 1) == a {
 		t.Error("different VMs share a MAC")
-	}
-}
-
-func TestFindFirmware(t *testing.T) {
-	touch := func(dir string, names ...string) {
-		for _, n := range names {
-			if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	d4 := t.TempDir()
-	touch(d4, "OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd", "OVMF_CODE.fd", "OVMF_VARS.fd")
-	d2 := t.TempDir()
-	touch(d2, "OVMF_CODE.fd", "OVMF_VARS.fd", "OVMF_CODE_4M.fd") // no 4M vars
-	tests := []struct {
-		dir  string
-		want string
-	}{
-		{d4, "OVMF_CODE_4M.fd"},
-		{d2, "OVMF_CODE.fd"},
-	}
-	for _, tt := range tests {
-		fw, err := FindFirmware(tt.dir)
-		if err != nil || filepath.Base(fw.Code) != tt.want {
-			t.Errorf("FindFirmware(%s) = %+v, %v; want %s", tt.dir, fw, err, tt.want)
-		}
-	}
-	if _, err := FindFirmware(t.TempDir()); err == nil || !strings.Contains(err.Error(), "ovmf") {
-		t.Errorf("FindFirmware(empty) err = %v", err)
 	}
 }
 

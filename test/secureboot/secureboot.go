@@ -30,18 +30,20 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/nodebake/nodebake/builder/qemu"
 )
 
-// Files of Debian's ovmf package.
+// Files of Debian's ovmf package, next to the OVMF that nodebake run boots.
 const (
 	// CodeFile is OVMF with Secure Boot and SMM.
-	CodeFile = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
+	CodeFile = qemu.DefaultFirmwareDir + "/OVMF_CODE_4M.secboot.fd"
 	// EmptyVarsFile is the variable store template without keys (setup
 	// mode, Secure Boot off).
-	EmptyVarsFile = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+	EmptyVarsFile = qemu.DefaultFirmwareDir + "/OVMF_VARS_4M.fd"
 	// SnakeoilVarsFile has Debian's snakeoil certificate as PK, KEK and db,
 	// and Secure Boot on.
-	SnakeoilVarsFile = "/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd"
+	SnakeoilVarsFile = qemu.DefaultFirmwareDir + "/OVMF_VARS_4M.snakeoil.fd"
 	// SnakeoilKeyFile is the snakeoil key (encrypted PKCS#8, password
 	// SnakeoilPassword), SnakeoilCertFile its certificate.
 	SnakeoilKeyFile  = "/usr/share/ovmf/PkKek-1-snakeoil.key"

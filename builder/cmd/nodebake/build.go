@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,33 +8,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/nodebake/nodebake/builder/build"
 	"github.com/nodebake/nodebake/layers/cache"
 	"github.com/nodebake/nodebake/layers/failure"
 	"github.com/nodebake/nodebake/layers/gosource"
 	"github.com/nodebake/nodebake/layers/spec"
 )
-
-// exitCode maps an error to the exit code that tells invalid input from
-// failed sources from internal errors: an interruption by the context, else
-// the error's kind.
-func exitCode(ctx context.Context, err error) int {
-	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
-		return exitInterrupted
-	}
-	switch failure.KindOf(err) {
-	case failure.Invalid:
-		return exitInvalid
-	case failure.Source:
-		return exitSource
-	}
-	return exitInternal
-}
-
-// loadSpec reads, defaults and validates a spec file.
-func loadSpec(p string) (*spec.Spec, error) {
-	return spec.LoadAndValidate(p)
-}
 
 func openCache(dir string) (*cache.Cache, error) {
 	if dir == "" {
@@ -62,71 +41,82 @@ func findFirstboot(flagValue string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", usagef("the nodebake-firstboot program is not next to nodebake; build it (make bin) or pass --firstboot PATH")
+	return "", failure.Errorf(failure.Invalid, "the nodebake-firstboot program is not next to nodebake; build it (make bin) or pass --firstboot PATH")
 }
 
-func runBuild(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "build", "SPEC.yaml", "Build the worker disk image a spec describes into DIR: the formats of output.formats (NAME.raw,\nNAME.qcow2, ...), NAME.manifest.json, the SPDX SBOM NAME.spdx.json and NAME.SHA256SUMS.\n\n"+formatHelp(true))
-	out := fs.String("o", "out", "output `DIR`")
-	cacheDir := fs.String("cache", "", "cache `DIR` (default $NODEBAKE_CACHE or the user cache directory)")
-	offline := fs.Bool("offline", false, "use only what the cache holds; never download")
-	firstboot := fs.String("firstboot", "", "the nodebake-firstboot program `PATH` (default: next to nodebake)")
-	formats := fs.String("format", "", "the formats to write, comma-separated, instead of the spec's output.formats (`LIST`: "+spec.FormatNames()+")")
-	netbootURL := fs.String("netboot-url", "", "the `URL` the netboot bundle will be served from (default: where boot.ipxe was loaded from)")
-	quiet := fs.Bool("q", false, "print only errors")
-	if err := parse(e, fs, args); err != nil {
-		return err
+func newBuildCmd(e *env) *cobra.Command {
+	var o struct {
+		out, cacheDir, firstboot, formats, netbootURL string
+		offline, quiet                                bool
 	}
-	if fs.NArg() != 1 {
-		return usagef("want exactly one spec file, got %d arguments", fs.NArg())
+	cmd := &cobra.Command{
+		Use:   "build SPEC.yaml",
+		Short: "Build the worker image a spec describes",
+		Long: "Build the worker disk image a spec describes into DIR: the formats of output.formats (NAME.raw,\n" +
+			"NAME.qcow2, ...), NAME.manifest.json, the SPDX SBOM NAME.spdx.json and NAME.SHA256SUMS.\n\n" +
+			"A base image that is not there is invalid input (exit 2): build it with make base.\n\n" + formatHelp(true),
+		Example: "  nodebake build images/worker.yaml -o out\n  nodebake build images/worker.yaml --format raw,qcow2 --offline",
+		Args:    exactArgs(1, "exactly one spec file"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var fl []spec.Format
+			if o.formats != "" {
+				var err error
+				if fl, err = parseFormats("format", o.formats); err != nil {
+					return err
+				}
+			}
+			s, err := loadSpec(args[0])
+			if err != nil {
+				return err
+			}
+			fb, err := findFirstboot(o.firstboot)
+			if err != nil {
+				return err
+			}
+			c, err := openCache(o.cacheDir)
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			p := newProgress(e, o.quiet)
+			res, err := build.Build(cmd.Context(), s, build.Options{
+				OutputDir:       o.out,
+				Cache:           c,
+				FirstbootBinary: fb,
+				Offline:         o.offline,
+				Go:              gosource.Builder{Log: p.goLog()},
+				Progress:        p.event,
+				Formats:         fl,
+				NetbootURL:      o.netbootURL,
+				ToolVersion:     version,
+			})
+			if err != nil {
+				return err
+			}
+			m := res.Manifest
+			if res.ImagePath != "" {
+				fmt.Fprintf(e.stdout, "%s\n", res.ImagePath)
+			}
+			for _, o := range res.Outputs {
+				fmt.Fprintf(e.stdout, "%s\n", o.Path)
+			}
+			if !o.quiet {
+				fmt.Fprintf(e.stderr, "built %s in %s: %d MiB disk, %d MiB root filesystem, sha256 %s\n",
+					m.Name, time.Since(start).Round(100*time.Millisecond), m.Image.Size>>20, m.Image.RootFilesystemSize>>20, m.Image.SHA256)
+			}
+			return nil
+		},
 	}
-	var fl []spec.Format
-	if *formats != "" {
-		var err error
-		if fl, err = parseFormats("format", *formats); err != nil {
-			return err
-		}
-	}
-	s, err := loadSpec(fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	fb, err := findFirstboot(*firstboot)
-	if err != nil {
-		return err
-	}
-	c, err := openCache(*cacheDir)
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	p := newProgress(e, *quiet)
-	res, err := build.Build(ctx, s, build.Options{
-		OutputDir:       *out,
-		Cache:           c,
-		FirstbootBinary: fb,
-		Offline:         *offline,
-		Go:              gosource.Builder{Log: p.goLog()},
-		Progress:        p.event,
-		Formats:         fl,
-		NetbootURL:      *netbootURL,
-		ToolVersion:     version,
-	})
-	if err != nil {
-		return err
-	}
-	m := res.Manifest
-	if res.ImagePath != "" {
-		fmt.Fprintf(e.stdout, "%s\n", res.ImagePath)
-	}
-	for _, o := range res.Outputs {
-		fmt.Fprintf(e.stdout, "%s\n", o.Path)
-	}
-	if !*quiet {
-		fmt.Fprintf(e.stderr, "built %s in %s: %d MiB disk, %d MiB root filesystem, sha256 %s\n",
-			m.Name, time.Since(start).Round(100*time.Millisecond), m.Image.Size>>20, m.Image.RootFilesystemSize>>20, m.Image.SHA256)
-	}
-	return nil
+	f := cmd.Flags()
+	f.StringVarP(&o.out, "output", "o", "out", "output `DIR`")
+	f.StringVar(&o.cacheDir, "cache", "", "cache `DIR` (default $NODEBAKE_CACHE or the user cache directory)")
+	f.BoolVar(&o.offline, "offline", false, "use only what the cache holds; never download")
+	f.StringVar(&o.firstboot, "firstboot", "", "the nodebake-firstboot program `PATH` (default: next to nodebake)")
+	f.StringVar(&o.formats, "format", "", "the formats to write, comma-separated, instead of the spec's output.formats (`LIST`: "+spec.FormatNames()+")")
+	f.StringVar(&o.netbootURL, "netboot-url", "", "the `URL` the netboot bundle will be served from (default: where boot.ipxe was loaded from)")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only errors")
+	cmd.RegisterFlagCompletionFunc("format", formatCompletion(true))
+	return cmd
 }
 
 // progress prints build events on stderr.

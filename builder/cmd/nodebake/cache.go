@@ -1,149 +1,160 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/nodebake/nodebake/layers/cache"
 )
 
-const cacheUsage = `Usage: nodebake cache verify [--cache DIR] [--evict] [-q]
-           check every cached download, image blob and built artifact against
-           the digests recorded when it was stored (exit 3 if any does not match)
-       nodebake cache prune [--cache DIR] [--unused-for DURATION] [--keep KEY]... [--all] [--dry-run] [-q]
-           remove what has not been used for DURATION (e.g. 720h or 30d), or
-           everything but the given keys (entry keys or blob digests)`
-
-func runCache(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(e.stdout, cacheUsage)
-		if len(args) == 0 {
-			return usagef("missing subcommand")
-		}
-		return nil
+func newCacheCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cache",
+		Short: "Check the cache against its recorded digests, or prune it (verify, prune)",
+		Long: "The cache (--cache DIR, default $NODEBAKE_CACHE or the user cache directory) holds downloads,\n" +
+			"image blobs and built artifacts, each with the sizes and sha256 digests recorded when it was\n" +
+			"stored. Every read verifies them; cache verify checks everything at once, cache prune removes\n" +
+			"what builds no longer use.",
 	}
-	switch args[0] {
-	case "verify":
-		return runCacheVerify(ctx, e, args[1:])
-	case "prune":
-		return runCachePrune(ctx, e, args[1:])
-	}
-	return usagef("unknown subcommand %q (want verify or prune)", args[0])
+	cmd.AddCommand(newCacheVerifyCmd(e), newCachePruneCmd(e))
+	return cmd
 }
 
-func runCacheVerify(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "cache verify", "", "Check every item of the cache against the digests recorded when it was stored.")
-	cacheDir := fs.String("cache", "", "cache `DIR` (default $NODEBAKE_CACHE or the user cache directory)")
-	evict := fs.Bool("evict", false, "remove the items that do not verify (a build makes them again)")
-	quiet := fs.Bool("q", false, "print only problems and the summary")
-	if err := parse(e, fs, args); err != nil {
-		return err
+func newCacheVerifyCmd(e *env) *cobra.Command {
+	var o struct {
+		cacheDir     string
+		evict, quiet bool
 	}
-	if fs.NArg() != 0 {
-		return usagef("cache verify takes no arguments")
-	}
-	c, err := openCache(*cacheDir)
-	if err != nil {
-		return err
-	}
-	rep, err := c.VerifyAll(ctx, cache.VerifyOptions{
-		Evict: *evict,
-		Progress: func(ev cache.VerifyEvent) {
-			if ev.Err == nil && *quiet {
-				return
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check every item of the cache against the digests recorded when it was stored",
+		Long: "Check every cached download, image blob and built artifact against the digests recorded when\n" +
+			"it was stored, with progress on stderr. An item that does not match is FAILED (EVICTED with\n" +
+			"--evict: a build makes it again); an entry an older nodebake wrote without digests is LEGACY,\n" +
+			"and cannot be verified. Exit 3 when anything does not verify.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := openCache(o.cacheDir)
+			if err != nil {
+				return err
 			}
-			status := "ok"
-			var ce *cache.CorruptError
-			switch {
-			case ev.Err == nil:
-			case ev.Evicted:
-				status = "EVICTED"
-			case errors.As(ev.Err, &ce) && ce.Problem == cache.ProblemUnrecorded:
-				status = "LEGACY"
-			default:
-				status = "FAILED"
+			rep, err := c.VerifyAll(cmd.Context(), cache.VerifyOptions{
+				Evict: o.evict,
+				Progress: func(ev cache.VerifyEvent) {
+					if ev.Err == nil && o.quiet {
+						return
+					}
+					status := "ok"
+					var ce *cache.CorruptError
+					switch {
+					case ev.Err == nil:
+					case ev.Evicted:
+						status = "EVICTED"
+					case errors.As(ev.Err, &ce) && ce.Problem == cache.ProblemUnrecorded:
+						status = "LEGACY"
+					default:
+						status = "FAILED"
+					}
+					pct := int64(100)
+					if ev.TotalBytes > 0 {
+						pct = ev.Bytes * 100 / ev.TotalBytes
+					}
+					fmt.Fprintf(e.stderr, "[%d/%d %3d%%] %-7s %s %s\n", ev.Index, ev.Count, pct, status, ev.Kind, ev.Name)
+					if ev.Err != nil {
+						fmt.Fprintf(e.stderr, "    %v\n", ev.Err)
+					}
+				},
+			})
+			if err != nil {
+				return err
 			}
-			pct := int64(100)
-			if ev.TotalBytes > 0 {
-				pct = ev.Bytes * 100 / ev.TotalBytes
+			fmt.Fprintf(e.stdout, "verified %d items (%s) in %s: %d did not verify", rep.Checked, mib(rep.Bytes), c.Dir(), len(rep.Problems))
+			if rep.Evicted > 0 {
+				fmt.Fprintf(e.stdout, ", %d evicted", rep.Evicted)
 			}
-			fmt.Fprintf(e.stderr, "[%d/%d %3d%%] %-7s %s %s\n", ev.Index, ev.Count, pct, status, ev.Kind, ev.Name)
-			if ev.Err != nil {
-				fmt.Fprintf(e.stderr, "    %v\n", ev.Err)
+			fmt.Fprintln(e.stdout)
+			if len(rep.Problems) > 0 {
+				return fmt.Errorf("%d of %d cache items do not verify: %w", len(rep.Problems), rep.Checked, errors.Join(rep.Problems...))
 			}
+			return nil
 		},
-	})
-	if err != nil {
-		return err
 	}
-	fmt.Fprintf(e.stdout, "verified %d items (%s) in %s: %d did not verify", rep.Checked, mib(rep.Bytes), c.Dir(), len(rep.Problems))
-	if rep.Evicted > 0 {
-		fmt.Fprintf(e.stdout, ", %d evicted", rep.Evicted)
-	}
-	fmt.Fprintln(e.stdout)
-	if len(rep.Problems) > 0 {
-		return fmt.Errorf("%d of %d cache items do not verify: %w", len(rep.Problems), rep.Checked, errors.Join(rep.Problems...))
-	}
-	return nil
+	f := cmd.Flags()
+	f.StringVar(&o.cacheDir, "cache", "", "cache `DIR` (default $NODEBAKE_CACHE or the user cache directory)")
+	f.BoolVar(&o.evict, "evict", false, "remove the items that do not verify (a build makes them again)")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only problems and the summary")
+	return cmd
 }
 
-func runCachePrune(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "cache prune", "", "Remove what the cache holds and builds no longer use.")
-	cacheDir := fs.String("cache", "", "cache `DIR` (default $NODEBAKE_CACHE or the user cache directory)")
-	unused := fs.String("unused-for", "", "remove items not used for `DURATION` (720h, 30d)")
-	var keep []string
-	fs.Func("keep", "keep the entry with this `KEY` (or the blob with this digest), remove the rest; repeatable", func(s string) error {
-		keep = append(keep, s)
-		return nil
-	})
-	all := fs.Bool("all", false, "remove everything")
-	dryRun := fs.Bool("dry-run", false, "print what would be removed, remove nothing")
-	quiet := fs.Bool("q", false, "print only the summary")
-	if err := parse(e, fs, args); err != nil {
-		return err
+func newCachePruneCmd(e *env) *cobra.Command {
+	var o struct {
+		cacheDir, unused   string
+		keep               []string
+		all, dryRun, quiet bool
 	}
-	if fs.NArg() != 0 {
-		return usagef("cache prune takes no arguments")
+	cmd := &cobra.Command{
+		Use:   "prune",
+		Short: "Remove what the cache holds and builds no longer use",
+		Long: "Remove what has not been used for DURATION (--unused-for 720h or 30d), or everything but\n" +
+			"the given keys (--keep, entry keys or blob digests), or everything (--all). Each removed\n" +
+			"item is printed on stderr, the summary on stdout.",
+		Example: "  nodebake cache prune --unused-for 30d\n  nodebake cache prune --keep KEY --dry-run",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			keepGiven := cmd.Flags().Changed("keep")
+			opts := cache.PruneOptions{DryRun: o.dryRun}
+			if keepGiven {
+				opts.Keep = o.keep
+			}
+			if o.unused != "" {
+				d, err := parseAge(o.unused)
+				if err != nil {
+					return usagef("--unused-for: %v", err)
+				}
+				opts.UnusedSince = time.Now().Add(-d)
+			}
+			switch {
+			case o.all && (keepGiven || o.unused != ""):
+				return usagef("--all removes everything: give it alone")
+			case o.all:
+				opts.Keep = []string{}
+			case !keepGiven && o.unused == "":
+				return usagef("say what to remove: --unused-for DURATION, --keep KEY or --all")
+			}
+			c, err := openCache(o.cacheDir)
+			if err != nil {
+				return err
+			}
+			verb := "removed"
+			if o.dryRun {
+				verb = "would remove"
+			}
+			if !o.quiet {
+				opts.Progress = func(ev cache.PruneEvent) {
+					fmt.Fprintf(e.stderr, "%s %s %s (%s, last used %s)\n", verb, ev.Kind, ev.Name, mib(ev.Size), ev.LastUsed.Format(time.DateTime))
+				}
+			}
+			rep, err := c.Prune(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "%s %d items (%s) from %s; %d items (%s) kept\n", verb, rep.Removed, mib(rep.RemovedBytes), c.Dir(), rep.Kept, mib(rep.KeptBytes))
+			return nil
+		},
 	}
-	opts := cache.PruneOptions{Keep: keep, DryRun: *dryRun}
-	if *unused != "" {
-		d, err := parseAge(*unused)
-		if err != nil {
-			return usagef("--unused-for: %v", err)
-		}
-		opts.UnusedSince = time.Now().Add(-d)
-	}
-	switch {
-	case *all && (keep != nil || *unused != ""):
-		return usagef("--all removes everything: give it alone")
-	case *all:
-		opts.Keep = []string{}
-	case keep == nil && *unused == "":
-		return usagef("say what to remove: --unused-for DURATION, --keep KEY or --all")
-	}
-	c, err := openCache(*cacheDir)
-	if err != nil {
-		return err
-	}
-	verb := "removed"
-	if *dryRun {
-		verb = "would remove"
-	}
-	if !*quiet {
-		opts.Progress = func(ev cache.PruneEvent) {
-			fmt.Fprintf(e.stderr, "%s %s %s (%s, last used %s)\n", verb, ev.Kind, ev.Name, mib(ev.Size), ev.LastUsed.Format(time.DateTime))
-		}
-	}
-	rep, err := c.Prune(ctx, opts)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "%s %d items (%s) from %s; %d items (%s) kept\n", verb, rep.Removed, mib(rep.RemovedBytes), c.Dir(), rep.Kept, mib(rep.KeptBytes))
-	return nil
+	f := cmd.Flags()
+	f.StringVar(&o.cacheDir, "cache", "", "cache `DIR` (default $NODEBAKE_CACHE or the user cache directory)")
+	f.StringVar(&o.unused, "unused-for", "", "remove items not used for `DURATION` (720h, 30d)")
+	f.StringArrayVar(&o.keep, "keep", nil, "keep the entry with this `KEY` (or the blob with this digest), remove the rest; repeatable")
+	f.BoolVar(&o.all, "all", false, "remove everything")
+	f.BoolVar(&o.dryRun, "dry-run", false, "print what would be removed, remove nothing")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only the summary")
+	return cmd
 }
 
 // parseAge parses a Go duration, or a number of days ("30d").

@@ -73,9 +73,47 @@ func TestCacheVerifyAndPrune(t *testing.T) {
 		{"cache", "prune", "--cache", dir, "--all", "--keep", good},
 		{"cache", "prune", "--cache", dir, "--unused-for", "soon"},
 		{"cache", "frobnicate"},
+		{"cache"},
+		{"cache", "verify", "--cache", dir, "extra"},
+		{"cache", "prune", "--cache", dir, "--all", "extra"},
 	} {
 		if code, _, _ := runCLI(t, args...); code != exitInvalid {
 			t.Errorf("%v: exit %d, want %d", args, code, exitInvalid)
+		}
+	}
+}
+
+// TestCacheFlags: the cache commands take their flags anywhere, long ones
+// with one dash as before, --quiet as -q, and --keep repeated.
+func TestCacheFlags(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	c, err := cache.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"gosource/v1/kubelet/v1.35.4/go1.26.8/amd64", "gosource/v1/kube-proxy/v1.35.4/go1.26.8/amd64", "normalized-base/v1/sha256:00/0"}
+	for _, key := range keys {
+		if _, err := c.PutEntry(key, func(d string) error {
+			return os.WriteFile(filepath.Join(d, "f"), []byte(key), 0o644)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, out, errs := runCLI(t, "cache", "verify", "--quiet", "-cache", dir); code != exitOK || errs != "" || !strings.Contains(out, "verified 3 items") {
+		t.Errorf("verify --quiet -cache DIR: exit %d, %q, %q", code, out, errs)
+	}
+	code, out, errs := runCLI(t, "cache", "prune", "-dry-run", "--keep", keys[0], "-keep="+keys[1], "-cache", dir)
+	if code != exitOK || !strings.Contains(out, "would remove 1 items") || !strings.Contains(errs, "would remove entry "+keys[2]) {
+		t.Errorf("prune with one-dash flags and --keep twice: exit %d, %q, %q", code, out, errs)
+	}
+	code, out, errs = runCLI(t, "cache", "prune", "-q", "-unused-for=0d", "--cache", dir)
+	if code != exitOK || errs != "" || !strings.Contains(out, "removed 3 items") {
+		t.Errorf("prune -q -unused-for=0d: exit %d, %q, %q", code, out, errs)
+	}
+	for _, args := range [][]string{{"cache", "--help"}, {"cache", "verify", "--help"}, {"help", "cache", "prune"}} {
+		code, out, _ := runCLI(t, args...)
+		if code != exitOK || !strings.Contains(out, "Usage:\n  nodebake cache") {
+			t.Errorf("%v: exit %d, %q", args, code, out)
 		}
 	}
 }

@@ -1,11 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/nodebake/nodebake/builder/build"
 	"github.com/nodebake/nodebake/layers/spec"
@@ -64,47 +65,74 @@ func exportFormats() string {
 	return strings.Join(s, ", ")
 }
 
-func runExport(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "export", "IMAGE.raw",
-		"Convert a built image into other formats, next to it or into -o DIR: the image's manifest must be beside it,\nand the image must match the manifest's sha256.\n\n"+formatHelp(false))
-	out := fs.String("o", "", "output `DIR` (default: the image's directory)")
-	formats := fs.String("format", "", "the formats to write, comma-separated (`LIST`)")
-	firstboot := fs.String("firstboot", "", "the nodebake-firstboot program `PATH`, for the netboot bundle (default: next to nodebake)")
-	netbootURL := fs.String("netboot-url", "", "the `URL` the netboot bundle will be served from (default: where boot.ipxe was loaded from)")
-	quiet := fs.Bool("q", false, "print only errors")
-	if err := parse(e, fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return usagef("want exactly one image, got %d arguments", fs.NArg())
-	}
-	fl, err := parseFormats("format", *formats)
-	if err != nil {
-		return err
-	}
-	var fb string
-	if slices.Contains(fl, spec.FormatNetboot) {
-		if fb, err = findFirstboot(*firstboot); err != nil {
-			return err
+// formatCompletion completes a --format list from the format table.
+func formatCompletion(withRaw bool) cobra.CompletionFunc {
+	return func(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		done, last := "", toComplete
+		if i := strings.LastIndex(toComplete, ","); i >= 0 {
+			done, last = toComplete[:i+1], toComplete[i+1:]
 		}
+		var out []cobra.Completion
+		for _, i := range spec.FormatTable() {
+			if i.Format == spec.FormatRaw && !withRaw || !strings.HasPrefix(string(i.Format), last) {
+				continue
+			}
+			out = append(out, cobra.CompletionWithDesc(done+string(i.Format), i.Summary))
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
 	}
-	start := time.Now()
-	p := newProgress(e, *quiet)
-	res, err := build.Export(ctx, fs.Arg(0), build.ExportOptions{
-		OutputDir:       *out,
-		Formats:         fl,
-		FirstbootBinary: fb,
-		NetbootURL:      *netbootURL,
-		Progress:        p.event,
-	})
-	if err != nil {
-		return err
+}
+
+func newExportCmd(e *env) *cobra.Command {
+	var o struct {
+		out, formats, firstboot, netbootURL string
+		quiet                               bool
 	}
-	for _, o := range res.Outputs {
-		fmt.Fprintln(e.stdout, o.Path)
+	cmd := &cobra.Command{
+		Use:   "export IMAGE.raw --format LIST",
+		Short: "Convert a built image into other formats (" + exportFormats() + ")",
+		Long: "Convert a built image into other formats, next to it or into -o DIR: the image's manifest must be beside it,\n" +
+			"and the image must match the manifest's sha256.\n\n" + formatHelp(false),
+		Example: "  nodebake export out/worker.raw --format qcow2,vhd",
+		Args:    exactArgs(1, "exactly one image"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fl, err := parseFormats("format", o.formats)
+			if err != nil {
+				return err
+			}
+			var fb string
+			if slices.Contains(fl, spec.FormatNetboot) {
+				if fb, err = findFirstboot(o.firstboot); err != nil {
+					return err
+				}
+			}
+			start := time.Now()
+			p := newProgress(e, o.quiet)
+			res, err := build.Export(cmd.Context(), args[0], build.ExportOptions{
+				OutputDir:       o.out,
+				Formats:         fl,
+				FirstbootBinary: fb,
+				NetbootURL:      o.netbootURL,
+				Progress:        p.event,
+			})
+			if err != nil {
+				return err
+			}
+			for _, o := range res.Outputs {
+				fmt.Fprintln(e.stdout, o.Path)
+			}
+			if !o.quiet {
+				fmt.Fprintf(e.stderr, "exported %d formats in %s\n", len(res.Outputs), time.Since(start).Round(100*time.Millisecond))
+			}
+			return nil
+		},
 	}
-	if !*quiet {
-		fmt.Fprintf(e.stderr, "exported %d formats in %s\n", len(res.Outputs), time.Since(start).Round(100*time.Millisecond))
-	}
-	return nil
+	f := cmd.Flags()
+	f.StringVarP(&o.out, "output", "o", "", "output `DIR` (default: the image's directory)")
+	f.StringVar(&o.formats, "format", "", "the formats to write, comma-separated (`LIST`)")
+	f.StringVar(&o.firstboot, "firstboot", "", "the nodebake-firstboot program `PATH`, for the netboot bundle (default: next to nodebake)")
+	f.StringVar(&o.netbootURL, "netboot-url", "", "the `URL` the netboot bundle will be served from (default: where boot.ipxe was loaded from)")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only errors")
+	cmd.RegisterFlagCompletionFunc("format", formatCompletion(false))
+	return cmd
 }

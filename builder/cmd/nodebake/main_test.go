@@ -22,7 +22,7 @@ import (
 func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(context.Background(), &env{stdout: &out, stderr: &errb}, args)
+	code := run(context.Background(), &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb}, args)
 	return code, out.String(), errb.String()
 }
 
@@ -51,12 +51,13 @@ components:
 
 func TestHelpEverywhere(t *testing.T) {
 	for _, args := range [][]string{
-		{"--help"}, {"build", "--help"}, {"spec", "--help"}, {"spec", "print", "--help"},
-		{"mirror", "build", "--help"}, {"image", "import", "--help"}, {"node", "--help"},
-		{"node", "config", "--help"}, {"node", "drive", "--help"}, {"node", "check", "--help"},
+		{"--help"}, {"-h"}, {"help"}, {"build", "--help"}, {"build", "-help"}, {"spec", "--help"}, {"spec", "print", "--help"},
+		{"spec", "schema", "-h"}, {"mirror", "build", "--help"}, {"image", "import", "--help"}, {"base", "import", "--help"},
+		{"node", "--help"}, {"node", "config", "--help"}, {"node", "drive", "--help"}, {"node", "check", "--help"},
+		{"run", "--help"}, {"export", "--help"}, {"version", "--help"}, {"completion", "--help"},
 	} {
 		code, out, _ := runCLI(t, args...)
-		if code != exitOK || !strings.Contains(out, "Usage") && !strings.Contains(out, "Commands") {
+		if code != exitOK || !strings.Contains(out, "Usage:\n  nodebake") {
 			t.Errorf("%v: exit %d, stdout %q", args, code, out)
 		}
 	}
@@ -74,7 +75,7 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{"no args", nil, exitInvalid, "Usage"},
 		{"unknown command", []string{"frobnicate"}, exitInvalid, "unknown command"},
-		{"bad flag", []string{"build", "--nope", "x.yaml"}, exitInvalid, "flag provided but not defined"},
+		{"bad flag", []string{"build", "--nope", "x.yaml"}, exitInvalid, "unknown flag: --nope"},
 		{"missing spec file", []string{"spec", "validate", "/nonexistent.yaml"}, exitInvalid, "nonexistent.yaml"},
 		{"invalid spec names fields", []string{"spec", "validate", bad}, exitInvalid, "kubernetes.version"},
 		{"unknown field named", []string{"spec", "validate", bad}, exitInvalid, "bogus"},
@@ -123,19 +124,7 @@ func tinyBase(t *testing.T, files ...string) string {
 	}
 	dir := t.TempDir()
 	tarPath := filepath.Join(dir, "rootfs.tar")
-	f, err := os.Create(tarPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tw := tar.NewWriter(f)
-	for _, p := range files {
-		tw.WriteHeader(&tar.Header{Name: p, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(p))})
-		tw.Write([]byte(p))
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	writeTar(t, tarPath, files...)
 	img, err := oci.ImageFromRootfsTar(tarPath, time.Unix(0, 0), "amd64")
 	if err != nil {
 		t.Fatal(err)
@@ -145,6 +134,28 @@ func tinyBase(t *testing.T, files ...string) string {
 		t.Fatal(err)
 	}
 	return layout
+}
+
+// writeTar writes a tar holding the named files, each holding its name.
+func writeTar(t *testing.T, path string, files ...string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	for _, p := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: p, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(p))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestExitCodeKinds maps each kind of error to its exit code: the kind

@@ -64,7 +64,7 @@ func TestNodeCheckRefusals(t *testing.T) {
 			if code != exitInvalid || stdout != "" {
 				t.Errorf("exit %d, stdout %q; want %d and nothing", code, stdout, exitInvalid)
 			}
-			prefix := "nodebake node: " + path + ": " + c.Field
+			prefix := "nodebake node check: " + path + ": " + c.Field
 			if !strings.HasPrefix(stderr, prefix) || !strings.Contains(stderr, c.Message) || strings.Count(stderr, "\n") != 1 {
 				t.Errorf("stderr %.300q\nwant one line starting %q and containing %q", stderr, prefix, c.Message)
 			}

@@ -1,61 +1,70 @@
 package main
 
 import (
-	"context"
-	"flag"
 	"fmt"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/nodebake/nodebake/builder/build"
 	"github.com/nodebake/nodebake/layers/oci/artifact"
 	"github.com/nodebake/nodebake/layers/spec"
 )
 
-func runPush(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "push", "IMAGE REGISTRY/REPO:TAG",
-		"Push a built image as one OCI artifact (artifactType "+artifact.ArtifactType+"):\n"+
-			"the disk in --format, the manifest, and the SBOM and SHA256SUMS when present.\n"+
-			"IMAGE is the raw disk (out/worker.raw), any of its files, or out/worker.\n"+
-			"For raw.zst without a .raw.zst beside the raw, the raw is compressed to a temporary file.\n"+
-			"Credentials come from the Docker config and its credential helpers.\n"+
-			"Prints REGISTRY/REPO@DIGEST.")
-	format := fs.String("format", "raw.zst", "the disk `FORMAT` to push: raw.zst, raw, qcow2, vhd, vmdk, gce")
-	insecure := fs.Bool("insecure", false, "allow a plain-HTTP registry")
-	epoch := fs.Int64("source-date-epoch", -1, "the created annotation, seconds since the epoch (default: from the image manifest, else 0)")
-	imageVersion := fs.String("image-version", "", "the org.opencontainers.image.version annotation (default: the Kubernetes version)")
-	var annotations keyValues
-	fs.Var(&annotations, "annotation", "add a manifest annotation `KEY=VALUE` (repeatable)")
-	if err := parse(e, fs, args); err != nil {
-		return err
+func newPushCmd(e *env) *cobra.Command {
+	var o struct {
+		format, imageVersion string
+		insecure             bool
+		epoch                int64
+		annotations          keyValues
 	}
-	if fs.NArg() != 2 {
-		return usagef("want IMAGE and REGISTRY/REPO:TAG")
+	cmd := &cobra.Command{
+		Use:   "push IMAGE REGISTRY/REPO:TAG",
+		Short: "Push a built image to a registry as an OCI artifact",
+		Long: "Push a built image as one OCI artifact (artifactType " + artifact.ArtifactType + "):\n" +
+			"the disk in --format, the manifest, and the SBOM and SHA256SUMS when present.\n" +
+			"IMAGE is the raw disk (out/worker.raw), any of its files, or out/worker.\n" +
+			"For raw.zst without a .raw.zst beside the raw, the raw is compressed to a temporary file.\n" +
+			"Credentials come from the Docker config and its credential helpers.\n" +
+			"Prints REGISTRY/REPO@DIGEST.",
+		Args: exactArgs(2, "IMAGE and REGISTRY/REPO:TAG"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			dir, name := imageName(args[0])
+			opts := artifact.Options{Insecure: o.insecure, Version: o.imageVersion, Annotations: o.annotations.m}
+			if o.epoch >= 0 {
+				opts.Created = time.Unix(o.epoch, 0).UTC()
+			}
+			files, cleanup, err := artifact.ImageFiles(ctx, dir, name, o.format)
+			if err != nil {
+				return fmt.Errorf("IMAGE %s: %w", args[0], err)
+			}
+			defer cleanup()
+			d, err := artifact.Push(ctx, args[1], files, opts)
+			if err != nil {
+				return err
+			}
+			repo := args[1]
+			if i := strings.LastIndex(repo, "@"); i >= 0 {
+				repo = repo[:i]
+			} else if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+				repo = repo[:i]
+			}
+			fmt.Fprintf(e.stdout, "%s@%s\n", repo, d)
+			return nil
+		},
 	}
-	dir, name := imageName(fs.Arg(0))
-	opts := artifact.Options{Insecure: *insecure, Version: *imageVersion, Annotations: annotations.m}
-	if *epoch >= 0 {
-		opts.Created = time.Unix(*epoch, 0).UTC()
-	}
-	files, cleanup, err := artifact.ImageFiles(ctx, dir, name, *format)
-	if err != nil {
-		return fmt.Errorf("IMAGE %s: %w", fs.Arg(0), err)
-	}
-	defer cleanup()
-	d, err := artifact.Push(ctx, fs.Arg(1), files, opts)
-	if err != nil {
-		return err
-	}
-	repo := fs.Arg(1)
-	if i := strings.LastIndex(repo, "@"); i >= 0 {
-		repo = repo[:i]
-	} else if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
-		repo = repo[:i]
-	}
-	fmt.Fprintf(e.stdout, "%s@%s\n", repo, d)
-	return nil
+	f := cmd.Flags()
+	f.StringVar(&o.format, "format", "raw.zst", "the disk `FORMAT` to push: raw.zst, raw, qcow2, vhd, vmdk, gce")
+	f.BoolVar(&o.insecure, "insecure", false, "allow a plain-HTTP registry")
+	f.Int64Var(&o.epoch, "source-date-epoch", -1, "the created annotation, seconds since the epoch (default: from the image manifest, else 0)")
+	f.StringVar(&o.imageVersion, "image-version", "", "the org.opencontainers.image.version annotation (default: the Kubernetes version)")
+	f.Var(&o.annotations, "annotation", "add a manifest annotation `KEY=VALUE` (repeatable)")
+	return cmd
 }
 
 // imageName splits an image path into its directory and name: out/worker.raw,
@@ -87,9 +96,10 @@ func imageName(p string) (dir, name string) {
 // keyValues is a repeatable KEY=VALUE flag.
 type keyValues struct{ m map[string]string }
 
-var _ flag.Value = (*keyValues)(nil)
+var _ pflag.Value = (*keyValues)(nil)
 
 func (kv *keyValues) String() string { return "" }
+func (kv *keyValues) Type() string   { return "KEY=VALUE" }
 
 func (kv *keyValues) Set(s string) error {
 	k, v, ok := strings.Cut(s, "=")

@@ -124,7 +124,7 @@ func TestPushPull(t *testing.T) {
 func TestPushPullHelp(t *testing.T) {
 	for _, args := range [][]string{{"push", "--help"}, {"pull", "--help"}} {
 		code, out, _ := runCLI(t, args...)
-		if code != exitOK || !strings.Contains(out, "Usage: nodebake "+args[0]) {
+		if code != exitOK || !strings.Contains(out, "Usage:\n  nodebake "+args[0]) {
 			t.Errorf("%v: exit %d, stdout %q", args, code, out)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+	registryimage "github.com/hashicorp/packer-plugin-sdk/packer/registry/image"
 
 	"github.com/nodebake/nodebake/builder/build"
 	"github.com/nodebake/nodebake/layers/components"
@@ -207,14 +208,72 @@ func (a *Artifact) String() string {
 		m.Name, m.Arch, m.Image.Size>>20, a.SHA256, strings.Join(formats, ", "), a.ManifestPath, strings.Join(comps, ", "))
 }
 
+// RegistryProvider is the provider name of the artifact's HCP Packer
+// registry metadata.
+const RegistryProvider = "nodebake"
+
 // State returns "generated_data" (a map of the generated data keys to
-// strings: versions, paths, checksums) and nil for anything else.
+// strings: versions, paths, checksums), the HCP Packer registry metadata
+// (image.ArtifactStateURI, see RegistryImage), and nil for anything else.
 func (a *Artifact) State(name string) any {
-	if name == "generated_data" {
+	switch name {
+	case "generated_data":
 		return a.generated
+	case registryimage.ArtifactStateURI:
+		img, err := a.RegistryImage()
+		if err != nil {
+			return nil
+		}
+		return img
 	}
 	return nil
 }
+
+// RegistryImage is what HCP Packer records of the image: its sha256 as the
+// image ID, the output directory as the region (where the files are), the
+// base image's digest as the source image, and as labels the image name,
+// architecture, formats, spec hash, kernel release, base digest and the
+// versions of Kubernetes and of each component (kubernetes_version,
+// containerd_version, kube_proxy_version, ...).
+func (a *Artifact) RegistryImage() (*registryimage.Image, error) {
+	m := a.Manifest
+	labels := map[string]any{
+		"name":               m.Name,
+		"arch":               m.Arch,
+		"spec_hash":          m.SpecHash,
+		"kernel_release":     m.KernelRelease,
+		"base_digest":        m.Base.Digest,
+		"kubernetes_version": a.generated[DataKubernetes],
+	}
+	var formats []string
+	for _, o := range m.Outputs {
+		formats = append(formats, o.Format)
+	}
+	labels["formats"] = strings.Join(formats, ",")
+	for _, c := range m.Components {
+		labels[labelName(c.Name)+"_version"] = c.Version
+	}
+	for k, v := range labels {
+		if v == "" {
+			delete(labels, k)
+		}
+	}
+	region := ""
+	if a.ManifestPath != "" {
+		region = filepath.Dir(a.ManifestPath)
+	}
+	return registryimage.FromArtifact(a,
+		registryimage.WithProvider(RegistryProvider),
+		registryimage.WithID(a.SHA256),
+		registryimage.WithRegion(region),
+		registryimage.WithSourceID(m.Base.Digest),
+		registryimage.SetLabels(labels),
+	)
+}
+
+// labelName makes an upstream component name a label key: kube-proxy is
+// kube_proxy.
+func labelName(name string) string { return strings.ReplaceAll(name, "-", "_") }
 
 // Destroy removes every file of the artifact.
 func (a *Artifact) Destroy() error {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	registryimage "github.com/hashicorp/packer-plugin-sdk/packer/registry/image"
+
 	"github.com/nodebake/nodebake/builder/build"
 	"github.com/nodebake/nodebake/builder/publish"
 	"github.com/nodebake/nodebake/layers/components"
@@ -28,12 +30,18 @@ func testPlan(t *testing.T, dir string) *plan {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &plan{spec: s, specHash: strings.Repeat("ab", 32), outputDir: dir, firstboot: "/fb", cacheDir: filepath.Join(dir, "cache"), outputs: outputs}
+	return &plan{spec: s, specHash: strings.Repeat("ab", 32), outputDir: dir, firstboot: firstbootProgram{arch: s.Arch}, cacheDir: filepath.Join(dir, "cache"), outputs: outputs}
 }
 
 // testResult writes the files of a finished build into dir.
 func testResult(t *testing.T, dir string) *build.Result {
 	t.Helper()
+	return testResultIn(dir)
+}
+
+// testResultIn writes the files of a finished build into dir; it panics
+// when it cannot.
+func testResultIn(dir string) *build.Result {
 	res := &build.Result{
 		ImagePath:    filepath.Join(dir, "worker.raw"),
 		ManifestPath: filepath.Join(dir, "worker.manifest.json"),
@@ -58,7 +66,7 @@ func testResult(t *testing.T, dir string) *build.Result {
 	os.Mkdir(filepath.Join(dir, "worker.netboot"), 0o755)
 	for _, f := range []string{res.ImagePath, res.ManifestPath, res.SBOMPath, res.SumsPath, res.Outputs[0].Path, res.Outputs[1].Files[0].Path, res.Outputs[1].Files[1].Path} {
 		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
-			t.Fatal(err)
+			panic(err)
 		}
 	}
 	return res
@@ -135,6 +143,47 @@ func TestArtifact(t *testing.T) {
 	}
 	if err := a.Destroy(); err != nil {
 		t.Errorf("second Destroy: %v", err)
+	}
+}
+
+// TestRegistryImage: the artifact's HCP Packer registry metadata, as
+// Packer reads it (State(image.ArtifactStateURI)): the image sha256 as the
+// image ID, the base image as the source, the versions as labels.
+func TestRegistryImage(t *testing.T) {
+	dir := t.TempDir()
+	a := newArtifact(testPlan(t, dir), testResult(t, dir))
+	img, ok := a.State(registryimage.ArtifactStateURI).(*registryimage.Image)
+	if !ok {
+		t.Fatalf("State(%s) = %T, want *image.Image", registryimage.ArtifactStateURI, a.State(registryimage.ArtifactStateURI))
+	}
+	if err := img.Validate(); err != nil {
+		t.Fatalf("Packer would refuse the metadata: %v", err)
+	}
+	if img.ImageID != strings.Repeat("0f", 32) || img.ImageID != a.Id() {
+		t.Errorf("image ID %q, want the image sha256 %q", img.ImageID, a.Id())
+	}
+	if img.ProviderName != RegistryProvider || img.ProviderRegion != dir || img.SourceImageID != "sha256:"+strings.Repeat("1", 64) {
+		t.Errorf("provider %q, region %q, source %q", img.ProviderName, img.ProviderRegion, img.SourceImageID)
+	}
+	want := map[string]string{
+		"name":                "worker",
+		"arch":                "amd64",
+		"kubernetes_version":  "v1.35.4",
+		"containerd_version":  "v2.2.0",
+		"kube_proxy_version":  "v1.35.4",
+		"cni_plugins_version": "v1.8.0",
+		"base_digest":         "sha256:" + strings.Repeat("1", 64),
+		"kernel_release":      "6.12.0-amd64",
+		"spec_hash":           strings.Repeat("ab", 32),
+		"formats":             "raw,gce,netboot",
+	}
+	for k, v := range want {
+		if img.Labels[k] != v {
+			t.Errorf("label %s = %q, want %q", k, img.Labels[k], v)
+		}
+	}
+	if len(img.Labels) != len(want) {
+		t.Errorf("labels %v, want exactly %v", img.Labels, want)
 	}
 }
 

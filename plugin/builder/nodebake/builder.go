@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2/hcldec"
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
+	"github.com/hashicorp/packer-plugin-sdk/multistep/commonsteps"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 
@@ -29,18 +30,15 @@ type Builder struct {
 	config Config
 	// plan is what Prepare resolved: the effective spec and the programs
 	// and directories the build uses.
-	plan *plan
-	// firstboot says where to look for the first-boot program; the zero
-	// value looks in the default places.
-	firstboot firstbootLookup
-	runner    multistep.Runner
+	plan   *plan
+	runner multistep.Runner
 }
 
 // plan is a prepared build.
 type plan struct {
 	spec      *spec.Spec
 	specHash  string
-	firstboot string
+	firstboot firstbootProgram
 	cacheDir  string
 	outputDir string
 	// outputs is what the build will write, from the build library's plan.
@@ -62,14 +60,11 @@ func (b *Builder) Prepare(raws ...any) ([]string, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if b.firstboot.executable == nil {
-		b.firstboot = defaultFirstbootLookup()
-	}
 	workDir, err := os.Getwd()
 	if err != nil {
 		return nil, nil, fmt.Errorf("finding the working directory: %w", err)
 	}
-	p, errs := b.config.prepare(workDir, b.firstboot)
+	p, errs := b.config.prepare(workDir)
 	if len(errs) > 0 {
 		return nil, nil, &packersdk.MultiError{Errors: errs}
 	}
@@ -79,7 +74,7 @@ func (b *Builder) Prepare(raws ...any) ([]string, []string, error) {
 
 // prepare fills in the configuration's defaults and resolves the build
 // plan, collecting every problem.
-func (c *Config) prepare(workDir string, fb firstbootLookup) (*plan, []error) {
+func (c *Config) prepare(workDir string) (*plan, []error) {
 	var errs *packersdk.MultiError
 	p := &plan{}
 
@@ -101,17 +96,19 @@ func (c *Config) prepare(workDir string, fb firstbootLookup) (*plan, []error) {
 	}
 	p.cacheDir = c.CacheDir
 
-	fbPath, err := fb.find(c.FirstbootBinary)
-	if err != nil {
-		errs = packersdk.MultiErrorAppend(errs, err)
-	}
-	p.firstboot = fbPath
-
 	s, err := c.effectiveSpec(workDir)
 	if err != nil {
 		errs = packersdk.MultiErrorAppend(errs, err)
+		if c.FirstbootBinary != "" {
+			if _, err := findFirstboot(c.FirstbootBinary, ""); err != nil {
+				errs = packersdk.MultiErrorAppend(errs, err)
+			}
+		}
 	} else {
 		p.spec = s
+		if p.firstboot, err = findFirstboot(c.FirstbootBinary, s.Arch); err != nil {
+			errs = packersdk.MultiErrorAppend(errs, err)
+		}
 		if p.specHash, err = s.Hash(); err != nil {
 			errs = packersdk.MultiErrorAppend(errs, err)
 		}
@@ -223,10 +220,11 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 	steps := []multistep.Step{
 		&stepResolve{plan: b.plan},
 		&stepProvision{},
+		&stepFirstboot{},
 		&stepBuild{},
 		&stepOutputs{},
 	}
-	b.runner = &multistep.BasicRunner{Steps: steps}
+	b.runner = b.newRunner(steps, ui)
 	b.runner.Run(ctx, state)
 
 	if err, ok := state.GetOk("error"); ok {
@@ -243,6 +241,13 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 		return nil, errors.New("nodebake: the build made no artifact")
 	}
 	return a.(*Artifact), nil
+}
+
+// newRunner runs steps the way Packer's -debug and -on-error say: -debug
+// pauses between the steps; -on-error=abort keeps what a failed build
+// wrote, ask asks.
+func (b *Builder) newRunner(steps []multistep.Step, ui packersdk.Ui) multistep.Runner {
+	return commonsteps.NewRunner(steps, b.config.PackerConfig, ui)
 }
 
 // componentBlock returns the index of the component block that names the

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+
+	"github.com/nodebake/nodebake/layers/spec"
 )
 
 // validHCL is the smallest valid source body: components built from
@@ -45,30 +47,11 @@ component {
 }
 `
 
-// newTestBuilder returns a builder whose first-boot lookup sees only dir
-// (as the plugin's directory) and path (as PATH).
-func newTestBuilder(exeDir string, path []string) *Builder {
-	return &Builder{firstboot: firstbootLookup{
-		executable: func() (string, error) { return filepath.Join(exeDir, "packer-plugin-nodebake"), nil },
-		lookPath: func(name string) (string, error) {
-			for _, d := range path {
-				p := filepath.Join(d, name)
-				if checkProgram(p) == nil {
-					return p, nil
-				}
-			}
-			return "", errors.New("not found")
-		},
-	}}
-}
-
 func TestPrepareDefaults(t *testing.T) {
-	exeDir := t.TempDir()
-	fb := fakeProgram(t, exeDir, FirstbootName)
 	cacheDir := filepath.Join(t.TempDir(), "cache")
 	t.Setenv("NODEBAKE_CACHE", cacheDir)
 
-	b := newTestBuilder(exeDir, nil)
+	b := new(Builder)
 	generated, warnings, err := b.Prepare(builderVars("worker"), decodeHCL(t, "source.pkr.hcl", validHCL))
 	if err != nil {
 		t.Fatalf("Prepare: %v", err)
@@ -85,7 +68,8 @@ func TestPrepareDefaults(t *testing.T) {
 		{"cache_dir", c.CacheDir, cacheDir},
 		{"plan output directory", p.outputDir, "output-worker"},
 		{"plan cache", p.cacheDir, cacheDir},
-		{"plan first-boot program", p.firstboot, fb},
+		{"plan first-boot program", p.firstboot.path, ""},
+		{"plan first-boot architecture", string(p.firstboot.arch), "amd64"},
 		{"spec name", p.spec.Name, "worker"},
 		{"spec arch", string(p.spec.Arch), "amd64"},
 		{"kubelet version", p.spec.Components["kubelet"].Version, "v1.35.4"},
@@ -106,12 +90,10 @@ func TestPrepareDefaults(t *testing.T) {
 }
 
 func TestPrepareDefaultCacheDir(t *testing.T) {
-	exeDir := t.TempDir()
-	fakeProgram(t, exeDir, FirstbootName)
 	t.Setenv("NODEBAKE_CACHE", "")
 	home := t.TempDir()
 	t.Setenv("XDG_CACHE_HOME", home)
-	b := newTestBuilder(exeDir, nil)
+	b := new(Builder)
 	if _, _, err := b.Prepare(builderVars(""), decodeHCL(t, "source.pkr.hcl", validHCL)); err != nil {
 		t.Fatalf("Prepare: %v", err)
 	}
@@ -126,7 +108,7 @@ func TestPrepareDefaultCacheDir(t *testing.T) {
 func TestPrepareKeepsSetValues(t *testing.T) {
 	dir := t.TempDir()
 	fb := fakeProgram(t, dir, "my-firstboot")
-	b := newTestBuilder(t.TempDir(), nil)
+	b := new(Builder)
 	hcl := validHCL + `
 output_directory = "` + filepath.Join(dir, "out") + `"
 cache_dir        = "` + filepath.Join(dir, "cache") + `"
@@ -137,7 +119,7 @@ offline          = true
 		t.Fatalf("Prepare: %v", err)
 	}
 	p := b.plan
-	if p.outputDir != filepath.Join(dir, "out") || p.cacheDir != filepath.Join(dir, "cache") || p.firstboot != fb || !b.config.Offline {
+	if p.outputDir != filepath.Join(dir, "out") || p.cacheDir != filepath.Join(dir, "cache") || p.firstboot.path != fb || !b.config.Offline {
 		t.Errorf("set values not kept: %+v offline=%v", p, b.config.Offline)
 	}
 }
@@ -146,8 +128,9 @@ offline          = true
 // problem, each naming its configuration field.
 func TestPrepareReportsEveryError(t *testing.T) {
 	t.Setenv("NODEBAKE_CACHE", t.TempDir())
-	b := newTestBuilder(t.TempDir(), nil) // no first-boot program anywhere
+	b := new(Builder)
 	hcl := validHCL + `
+firstboot_binary = "/nonexistent/nodebake-firstboot"
 name = "Not_A_Label"
 kubernetes { service_cidr = "nonsense" }
 kubelet {
@@ -214,8 +197,6 @@ component {
 }
 
 func TestPrepareSpecFile(t *testing.T) {
-	exeDir := t.TempDir()
-	fakeProgram(t, exeDir, FirstbootName)
 	t.Setenv("NODEBAKE_CACHE", t.TempDir())
 	specFile := filepath.Join("testdata", "full.yaml")
 	tests := []struct {
@@ -240,7 +221,7 @@ func TestPrepareSpecFile(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := newTestBuilder(exeDir, nil)
+			b := new(Builder)
 			_, _, err := b.Prepare(builderVars("worker"), decodeHCL(t, "source.pkr.hcl", tt.hcl))
 			if len(tt.wantErr) == 0 {
 				if err != nil {
@@ -263,34 +244,32 @@ func TestPrepareSpecFile(t *testing.T) {
 	}
 }
 
-func TestFirstbootLookup(t *testing.T) {
-	exeDir, pathDir, other := t.TempDir(), t.TempDir(), t.TempDir()
-	next := fakeProgram(t, exeDir, FirstbootName)
-	onPath := fakeProgram(t, pathDir, FirstbootName)
+// TestFindFirstboot: the configured program wins; else the one the
+// plugin embeds for the image's architecture.
+func TestFindFirstboot(t *testing.T) {
+	other := t.TempDir()
 	configured := fakeProgram(t, other, "fb")
 	notExec := filepath.Join(other, "not-exec")
 	if err := os.WriteFile(notExec, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	empty := t.TempDir()
 	tests := []struct {
 		name       string
-		exeDir     string
-		path       []string
 		configured string
-		want       string
+		arch       spec.Arch
+		want       firstbootProgram
 		wantErr    string
 	}{
-		{"configured wins", exeDir, []string{pathDir}, configured, configured, ""},
-		{"next to the plugin before PATH", exeDir, []string{pathDir}, "", next, ""},
-		{"PATH for an installed plugin", empty, []string{pathDir}, "", onPath, ""},
-		{"nowhere", empty, nil, "", "", "firstboot_binary: the nodebake-firstboot program was not found"},
-		{"configured but missing", exeDir, nil, filepath.Join(other, "nope"), "", "firstboot_binary: stat "},
-		{"configured but not executable", exeDir, nil, notExec, "", "is not executable"},
+		{"configured wins", configured, "amd64", firstbootProgram{path: configured}, ""},
+		{"embedded for amd64", "", "amd64", firstbootProgram{arch: "amd64"}, ""},
+		{"embedded for arm64", "", "arm64", firstbootProgram{arch: "arm64"}, ""},
+		{"no embedded program for the architecture", "", "riscv64", firstbootProgram{}, "no embedded nodebake-firstboot for riscv64 images (it has amd64, arm64): set firstboot_binary"},
+		{"configured but missing", filepath.Join(other, "nope"), "amd64", firstbootProgram{}, "firstboot_binary: stat "},
+		{"configured but not executable", notExec, "amd64", firstbootProgram{}, "is not executable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := newTestBuilder(tt.exeDir, tt.path).firstboot.find(tt.configured)
+			got, err := findFirstboot(tt.configured, tt.arch)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error = %v, want %q", err, tt.wantErr)
@@ -298,7 +277,7 @@ func TestFirstbootLookup(t *testing.T) {
 				return
 			}
 			if err != nil || got != tt.want {
-				t.Errorf("find = %q, %v; want %q", got, err, tt.want)
+				t.Errorf("findFirstboot = %+v, %v; want %+v", got, err, tt.want)
 			}
 		})
 	}
@@ -308,13 +287,8 @@ func TestFirstbootLookup(t *testing.T) {
 // set in HCL names its component block.
 func TestComponentErrorsNameTheBlock(t *testing.T) {
 	t.Setenv("NODEBAKE_CACHE", t.TempDir())
-	dir := t.TempDir()
-	fb := filepath.Join(dir, "nodebake-firstboot")
-	if err := os.WriteFile(fb, []byte("x"), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	hcl := strings.Replace(validHCL, "name = \"kubelet\"\n  from = \"go\"", "name = \"kubelet\"\n  from = \"go\"\n  version = \"v1.99.0\"", 1)
-	_, _, err := newTestBuilder(dir, nil).Prepare(builderVars("worker"), decodeHCL(t, "source.pkr.hcl", hcl))
+	_, _, err := new(Builder).Prepare(builderVars("worker"), decodeHCL(t, "source.pkr.hcl", hcl))
 	if err == nil || !strings.Contains(err.Error(), "component[3].version: v1.99.0 is newer than kubernetes.version v1.35.4") {
 		t.Errorf("Prepare error = %v, want it to name component[3].version", err)
 	}

@@ -33,9 +33,10 @@ type Config struct {
 	// cache directory plus `nodebake` (the same cache as `nodebake build`).
 	CacheDir string `mapstructure:"cache_dir"`
 	// The `nodebake-firstboot` program baked into the image. When unset,
-	// the plugin looks next to its own executable, then on `PATH`. A plugin
-	// installed with `packer plugins install` lives in Packer's plugin
-	// directory, so usually this is found on `PATH` or set here.
+	// the plugin bakes the one embedded in it for the image's architecture
+	// (amd64 or arm64), built from the same sources as the plugin: nothing
+	// else needs to be installed. Set it to bake another build of the
+	// program.
 	FirstbootBinary string `mapstructure:"firstboot_binary"`
 	// Use only what the cache holds: never download.
 	Offline bool `mapstructure:"offline"`

@@ -4,53 +4,67 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
+
+	"github.com/nodebake/nodebake/layers/spec"
+	"github.com/nodebake/nodebake/plugin/embedded"
 )
 
 // FirstbootName is the first-boot program's file name.
 const FirstbootName = "nodebake-firstboot"
 
-// firstbootLookup holds where findFirstboot looks; tests replace the
-// defaults.
-type firstbootLookup struct {
-	// executable returns the plugin's own path.
-	executable func() (string, error)
-	// lookPath searches PATH.
-	lookPath func(string) (string, error)
+// firstbootProgram is the first-boot program a build bakes into the
+// image: the one firstboot_binary names, or else the one embedded in the
+// plugin for the image's architecture.
+type firstbootProgram struct {
+	// path is the configured program; empty for the embedded one.
+	path string
+	// arch is the image's architecture, for the embedded program.
+	arch spec.Arch
 }
 
-func defaultFirstbootLookup() firstbootLookup {
-	return firstbootLookup{executable: os.Executable, lookPath: exec.LookPath}
-}
-
-// find locates the nodebake-firstboot program: the configured path, else
-// next to the plugin's executable (where `make bin` puts it beside
-// nodebake), else on PATH. A plugin installed by `packer plugins install`
-// is copied into Packer's plugin directory, where nothing sits next to it,
-// so PATH is the usual place then.
-func (l firstbootLookup) find(configured string) (string, error) {
+// findFirstboot checks the configured program, or that the plugin embeds
+// one for arch.
+func findFirstboot(configured string, arch spec.Arch) (firstbootProgram, error) {
 	if configured != "" {
 		if err := checkProgram(configured); err != nil {
-			return "", fmt.Errorf("firstboot_binary: %w", err)
+			return firstbootProgram{}, fmt.Errorf("firstboot_binary: %w", err)
 		}
-		return filepath.Abs(configured)
-	}
-	var tried []string
-	if exe, err := l.executable(); err == nil {
-		p := filepath.Join(filepath.Dir(exe), FirstbootName)
-		if checkProgram(p) == nil {
-			return p, nil
+		abs, err := filepath.Abs(configured)
+		if err != nil {
+			return firstbootProgram{}, fmt.Errorf("firstboot_binary: %w", err)
 		}
-		tried = append(tried, p)
+		return firstbootProgram{path: abs}, nil
 	}
-	if p, err := l.lookPath(FirstbootName); err == nil {
-		if err := checkProgram(p); err == nil {
-			return filepath.Abs(p)
-		}
+	if _, err := embedded.Firstboot(string(arch)); err != nil {
+		return firstbootProgram{}, err
 	}
-	tried = append(tried, "PATH")
-	return "", fmt.Errorf("firstboot_binary: the %s program was not found (looked in %v): build it (make bin) and put it on PATH, or set firstboot_binary", FirstbootName, tried)
+	return firstbootProgram{arch: arch}, nil
+}
+
+// String says which program it is.
+func (f firstbootProgram) String() string {
+	if f.path != "" {
+		return f.path
+	}
+	return embedded.Describe(string(f.arch))
+}
+
+// writeTo returns the program's path: the configured file, or the
+// embedded program written into dir (mode 0755).
+func (f firstbootProgram) writeTo(dir string) (string, error) {
+	if f.path != "" {
+		return f.path, nil
+	}
+	b, err := embedded.Firstboot(string(f.arch))
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, FirstbootName)
+	if err := os.WriteFile(p, b, 0o755); err != nil {
+		return "", fmt.Errorf("writing the embedded %s: %w", FirstbootName, err)
+	}
+	return p, nil
 }
 
 // checkProgram checks that p is an executable regular file.

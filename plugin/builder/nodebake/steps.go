@@ -16,8 +16,9 @@ import (
 
 // State bag keys.
 const (
-	statePlan   = "nodebake_plan"
-	stateResult = "nodebake_result"
+	statePlan      = "nodebake_plan"
+	stateResult    = "nodebake_result"
+	stateFirstboot = "nodebake_firstboot"
 )
 
 // halt records err in the state bag, says it, and halts the run.
@@ -41,7 +42,7 @@ func (s *stepResolve) Run(_ context.Context, state multistep.StateBag) multistep
 	for _, c := range p.spec.NamedComponents() {
 		ui.Say(fmt.Sprintf("%s%s %s (from %s)", detailIndent, c.Name, c.Version, c.From))
 	}
-	ui.Say(detailIndent + "first-boot program: " + p.firstboot)
+	ui.Say(detailIndent + "first-boot program: " + p.firstboot.String())
 	ui.Say(detailIndent + "cache: " + p.cacheDir)
 	state.Put(statePlan, p)
 	state.Put("generated_data", plannedData(p))
@@ -83,6 +84,37 @@ func (s *stepProvision) Run(ctx context.Context, state multistep.StateBag) multi
 
 func (s *stepProvision) Cleanup(multistep.StateBag) {}
 
+// stepFirstboot makes the first-boot program a file the build can read:
+// the configured one, or the embedded one written to a temporary
+// directory, removed in Cleanup.
+type stepFirstboot struct {
+	dir string
+}
+
+func (s *stepFirstboot) Run(_ context.Context, state multistep.StateBag) multistep.StepAction {
+	p := state.Get(statePlan).(*plan)
+	if p.firstboot.path == "" {
+		dir, err := os.MkdirTemp("", "nodebake-firstboot-")
+		if err != nil {
+			return halt(state, fmt.Errorf("writing the embedded %s: %w", FirstbootName, err))
+		}
+		s.dir = dir
+	}
+	path, err := p.firstboot.writeTo(s.dir)
+	if err != nil {
+		return halt(state, err)
+	}
+	state.Put(stateFirstboot, path)
+	return multistep.ActionContinue
+}
+
+func (s *stepFirstboot) Cleanup(multistep.StateBag) {
+	if s.dir != "" {
+		os.RemoveAll(s.dir)
+		s.dir = ""
+	}
+}
+
 // stepBuild runs the builder library's pipeline (resolve, fetch, compose,
 // disk, output), forwarding its progress to Packer's UI.
 type stepBuild struct{}
@@ -99,6 +131,10 @@ func (s *stepBuild) Run(ctx context.Context, state multistep.StateBag) multistep
 			}
 		}
 	}
+	fb, ok := state.Get(stateFirstboot).(string)
+	if !ok {
+		return halt(state, fmt.Errorf("nodebake: no first-boot program in the state"))
+	}
 	c, err := cache.Open(p.cacheDir)
 	if err != nil {
 		return halt(state, fmt.Errorf("cache_dir: %w", err))
@@ -108,7 +144,7 @@ func (s *stepBuild) Run(ctx context.Context, state multistep.StateBag) multistep
 	res, err := build.Build(ctx, p.spec, build.Options{
 		OutputDir:       p.outputDir,
 		Cache:           c,
-		FirstbootBinary: p.firstboot,
+		FirstbootBinary: fb,
 		Offline:         cfg.Offline,
 		Go:              gosource.Builder{Log: pr.writer("go: ")},
 		Progress:        pr.event,

@@ -1,6 +1,7 @@
 package nodebake
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -9,8 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/packer-plugin-sdk/common"
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
+	"github.com/hashicorp/packer-plugin-sdk/multistep/commonsteps"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+
+	"github.com/nodebake/nodebake/plugin/embedded"
 )
 
 func testState(ui packersdk.Ui, hook packersdk.Hook) *multistep.BasicStateBag {
@@ -156,5 +161,102 @@ func TestStepBuildCleanup(t *testing.T) {
 func TestRunWithoutPrepare(t *testing.T) {
 	if _, err := new(Builder).Run(context.Background(), &recordingUI{}, &packersdk.MockHook{}); err == nil {
 		t.Error("Run without Prepare succeeded")
+	}
+}
+
+// TestStepFirstboot: the embedded program is written to a temporary
+// directory for the build and removed after it; a configured one is used
+// where it is.
+func TestStepFirstboot(t *testing.T) {
+	dir := t.TempDir()
+	p := testPlan(t, dir)
+	state := testState(&recordingUI{}, nil)
+	state.Put(statePlan, p)
+	s := new(stepFirstboot)
+	if got := s.Run(context.Background(), state); got != multistep.ActionContinue {
+		t.Fatalf("Run = %v: %v", got, state.Get("error"))
+	}
+	path := state.Get(stateFirstboot).(string)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := embedded.Firstboot("amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(path)
+	if !bytes.Equal(b, want) || fi.Mode().Perm() != 0o755 || filepath.Base(path) != FirstbootName {
+		t.Errorf("%s: %d bytes, mode %v; want the embedded program, 0755", path, len(b), fi.Mode())
+	}
+	s.Cleanup(state)
+	if _, err := os.Stat(filepath.Dir(path)); !os.IsNotExist(err) {
+		t.Errorf("Cleanup left %s: %v", filepath.Dir(path), err)
+	}
+
+	configured := fakeProgram(t, t.TempDir(), "fb")
+	p.firstboot = firstbootProgram{path: configured}
+	s = new(stepFirstboot)
+	if got := s.Run(context.Background(), state); got != multistep.ActionContinue {
+		t.Fatalf("Run = %v", got)
+	}
+	if got := state.Get(stateFirstboot).(string); got != configured {
+		t.Errorf("first-boot program %q, want the configured %q", got, configured)
+	}
+	s.Cleanup(state)
+	if _, err := os.Stat(configured); err != nil {
+		t.Errorf("Cleanup removed the configured program: %v", err)
+	}
+}
+
+// fakeBuild stands in for stepBuild.Run (it writes a build's files) and
+// has stepBuild's Cleanup.
+type fakeBuild struct {
+	stepBuild
+	dir string
+}
+
+func (s *fakeBuild) Run(_ context.Context, state multistep.StateBag) multistep.StepAction {
+	state.Put(stateResult, testResultIn(s.dir))
+	return multistep.ActionContinue
+}
+
+// failStep fails.
+type failStep struct{}
+
+func (failStep) Run(_ context.Context, state multistep.StateBag) multistep.StepAction {
+	return halt(state, errors.New("a later step failed"))
+}
+func (failStep) Cleanup(multistep.StateBag) {}
+
+// TestRunnerOnError: the steps run through the SDK's runner, so
+// -on-error=abort keeps what a failed build wrote, the default cleans it
+// up, and -debug pauses between steps.
+func TestRunnerOnError(t *testing.T) {
+	for _, tt := range []struct {
+		onError   string
+		wantFiles bool
+	}{{"cleanup", false}, {"", false}, {"abort", true}} {
+		t.Run("on-error="+tt.onError, func(t *testing.T) {
+			dir := t.TempDir()
+			ui := &recordingUI{}
+			state := testState(ui, nil)
+			steps := []multistep.Step{&fakeBuild{dir: dir}, failStep{}}
+			cfg := common.PackerConfig{PackerOnError: tt.onError}
+			commonsteps.NewRunner(steps, cfg, ui).Run(context.Background(), state)
+			_, err := os.Stat(filepath.Join(dir, "worker.raw"))
+			if exists := err == nil; exists != tt.wantFiles {
+				t.Errorf("after a failed build the image exists = %v, want %v", exists, tt.wantFiles)
+			}
+		})
+	}
+	b := &Builder{}
+	b.config.PackerDebug = true
+	if _, ok := b.newRunner(nil, &recordingUI{}).(*multistep.DebugRunner); !ok {
+		t.Error("with -debug the steps do not run through a debug runner")
+	}
+	b.config.PackerDebug = false
+	if _, ok := b.newRunner(nil, &recordingUI{}).(*multistep.BasicRunner); !ok {
+		t.Error("without -debug the steps do not run through a basic runner")
 	}
 }

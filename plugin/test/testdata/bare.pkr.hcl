@@ -10,12 +10,10 @@ packer {
 
 variable "spec_file" { type = string }
 variable "output_directory" { type = string }
-variable "firstboot_binary" { type = string }
 
 source "nodebake" "worker" {
   spec_file        = var.spec_file
   output_directory = var.output_directory
-  firstboot_binary = var.firstboot_binary
 }
 
 build {

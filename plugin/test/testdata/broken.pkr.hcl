@@ -9,11 +9,9 @@ packer {
 }
 
 variable "spec_file" { type = string }
-variable "firstboot_binary" { type = string }
 
 source "nodebake" "worker" {
-  spec_file        = var.spec_file
-  firstboot_binary = var.firstboot_binary
+  spec_file = var.spec_file
 
   kubernetes {
     service_cidr = "10.32.0.0/99"

@@ -11,13 +11,11 @@ packer {
 
 variable "spec_file" { type = string }
 variable "output_directory" { type = string }
-variable "firstboot_binary" { type = string }
 variable "cache_dir" { type = string }
 
 source "nodebake" "worker" {
   spec_file        = var.spec_file
   output_directory = var.output_directory
-  firstboot_binary = var.firstboot_binary
   cache_dir        = var.cache_dir
 }
 
