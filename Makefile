@@ -69,7 +69,7 @@ fuzz-short:
 # in build/cache), QEMU boots (disk, qcow2, netboot over HTTP and iPXE),
 # the platform readers against real services (amazon-ec2-metadata-mock),
 # one image booted once per platform in a network lab (test/platform:
-# nine TCG boots, about 11 minutes),
+# ten TCG boots, about 12 minutes),
 # every output format, reproducibility, the Packer acceptance test.
 # The cluster end to end (a control plane on loopback and three TCG guests,
 # 18-32 minutes) is `make test-e2e`. It is not part of `make test` yet: it

@@ -71,8 +71,9 @@ type suite struct {
 // status naming the source, node-ready, a running kubelet bound to the
 // wg0 address; the EC2 boot also grows /var on a 20 GiB disk and tries
 // the metadata addresses from a pod. Then the failures: the second boot
-// of that disk with corrupted user data, and Azure whose metadata service
-// never answers.
+// of that disk with corrupted user data, Azure whose metadata service
+// never answers, and plain QEMU with no platform data (what detection
+// adds where no platform matches).
 func TestPlatformBoots(t *testing.T) {
 	harness.RequireSlow(t)
 	netlab.Require(t)
@@ -116,6 +117,7 @@ func TestPlatformBoots(t *testing.T) {
 		{"openstack-metadata", (*suite).bootOpenStackMetadata},
 		{"nocloud", (*suite).bootNoCloud},
 		{"netboot", (*suite).bootNetboot},
+		{"plain-no-platform-data", (*suite).bootPlain},
 	}
 	for _, b := range boots {
 		t.Run(b.name, func(t *testing.T) { b.fn(s, t) })
@@ -629,6 +631,36 @@ func (s *suite) bootNetboot(t *testing.T) {
 		t.Errorf("the node config server saw %q, want one request", got)
 	}
 	t.Logf("netboot: /var from %q, first boot report %q", r["var.source"], st.Report)
+}
+
+// bootPlain boots plain QEMU with no platform data and no node config at
+// all: detection finds no platform from the firmware and the drives,
+// nothing asks the network (the lab's metadata address sees no request),
+// and the node fails closed once the NODEBAKE drive it waits for (3 s)
+// has not appeared. What detection cost is the time first boot adds on a
+// machine that is no platform.
+func (s *suite) bootPlain(t *testing.T) {
+	n := s.ca.nodeConfig(t, "worker-plain", "10.8.0.18", podCIDR, "10.77.0.1:51820")
+	lab := netlab.New(t)
+	md := &recorder{}
+	lab.ServeHTTP(t, netlab.MetadataAddr+":80", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { md.add(r) }))
+	r, console := s.boot(t, lab, guest{name: "plain", identity: qemu.PlainIdentity()}, nil)
+	st := s.failedClosed(t, "plain-no-platform-data", r, console, n, "none", "")
+	if st.Field != "source" || !strings.Contains(st.Error, "no node config found") || st.PlatformReason != "no platform matched" {
+		t.Errorf("first problem %s: %s (platform reason %q); want no node config found, no platform matched", st.Field, st.Error, st.PlatformReason)
+	}
+	if st.DetectMicros <= 0 {
+		t.Errorf("status.json has no detection time (detectMicros %d)", st.DetectMicros)
+	}
+	// Only the drive wait, not a platform's time limit.
+	if d := time.Duration(st.DurationMicros) * time.Microsecond; d > 15*time.Second {
+		t.Errorf("first boot gave up after %s, want about the 3 s drive wait (no network wait)", d)
+	}
+	if got := md.requests(); len(got) != 0 {
+		t.Errorf("the metadata address was asked %q on a machine that is no platform", got)
+	}
+	figure(t, "plain QEMU, no platform data: detection adds %.2f ms under %s (platform %q: %s); first boot failed closed after %.1f s (the NODEBAKE drive wait)",
+		float64(st.DetectMicros)/1000, qemu.Accel(), st.Platform, st.PlatformReason, float64(st.DurationMicros)/1e6)
 }
 
 // rootPartitionSHA256 hashes the first size bytes of the image's root
