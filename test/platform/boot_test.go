@@ -83,7 +83,12 @@ func TestPlatformBoots(t *testing.T) {
 	start := time.Now()
 	s := &suite{ca: newTestCA(t), firstb: harness.Firstboot(t), statuses: map[string]firstboot.Status{}, dir: t.TempDir()}
 	s.mock = harness.EC2MetadataMock(t)
-	w := harness.WorkerSpec(t, probeFiles(harness.CNITool(t), s.ca.certPEM)...)
+	// The spec's files come from one directory, the spec's own: cnitool
+	// is staged there.
+	w := harness.WorkerSpec(t)
+	w.Dir = t.TempDir()
+	run(t, "cp", harness.CNITool(t), filepath.Join(w.Dir, "cnitool"))
+	w.Files = append(w.Files, probeFiles("cnitool", s.ca.certPEM)...)
 	w.Kubernetes.PodNetwork = spec.PodNetworkBridge
 	w.Output.VarSize, w.Output.DiskSize = 0, 2*spec.GiB
 	w.Output.Formats = []spec.Format{spec.FormatRaw, spec.FormatGCE}

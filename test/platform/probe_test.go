@@ -134,8 +134,8 @@ p done
 systemctl poweroff
 `
 
-// probeFiles are the spec files that install the probe, cnitool and the
-// test CA.
+// probeFiles are the spec files that install the probe, cnitool (its
+// source relative to the spec's directory) and the test CA.
 func probeFiles(cnitool, caPEM string) []spec.File {
 	unit, script := probeUnit, probeScript
 	return []spec.File{
