@@ -3,7 +3,10 @@ package firstboot
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -17,12 +20,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodebake/nodebake/layers/firstboot/internal/testimage"
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
 	"github.com/nodebake/nodebake/layers/firstboot/platform"
 )
 
-// fakeCloud plays the EC2 (IMDSv2) and Azure (IMDS and wireserver)
-// services at one address, for Run's wiring of the platform sources. The
+// fakeCloud plays the EC2 (IMDSv2), GCE (the instance attribute),
+// OpenStack (user_data) and Azure (IMDS and wireserver) services at one
+// address, for Run's wiring of the platform sources. The
 // services' own protocols are tested in package platform against richer
 // fakes, and against the real amazon-ec2-metadata-mock in test/platform;
 // the whole path under QEMU in test/platform's boots.
@@ -50,6 +55,14 @@ func (f *fakeCloud) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "", http.StatusUnauthorized)
 			return
 		}
+		w.Write(f.userData)
+	case r.URL.Path == "/computeMetadata/v1/instance/attributes/nodebake-node" && r.Header.Get("Metadata-Flavor") == "Google":
+		w.Header().Set("Metadata-Flavor", "Google")
+		w.Write(f.userData)
+	case strings.HasPrefix(r.URL.Path, "/computeMetadata/"):
+		w.Header().Set("Metadata-Flavor", "Google")
+		http.NotFound(w, r)
+	case r.URL.Path == "/openstack/latest/user_data":
 		w.Write(f.userData)
 	case r.URL.Path == "/metadata/instance/compute/userData" && r.Header.Get("Metadata") == "true":
 		io.WriteString(w, base64.StdEncoding.EncodeToString(f.userData))
@@ -86,7 +99,7 @@ func cloudMachine(t testing.TB, dmi map[string]string, node []byte) (string, *fa
 	var log bytes.Buffer
 	opts.Log = &log
 	opts.Platform = platform.Options{
-		Endpoints:      platform.Endpoints{EC2: srv.URL, AzureIMDS: srv.URL, AzureWireServer: srv.URL},
+		Endpoints:      platform.Endpoints{EC2: srv.URL, GCE: srv.URL, AzureIMDS: srv.URL, AzureWireServer: srv.URL, OpenStack: srv.URL},
 		Timeout:        2 * time.Second,
 		AttemptTimeout: 500 * time.Millisecond,
 		MinBackoff:     5 * time.Millisecond,
@@ -96,9 +109,26 @@ func cloudMachine(t testing.TB, dmi map[string]string, node []byte) (string, *fa
 }
 
 var (
-	ec2DMI   = map[string]string{"sys_vendor": "Amazon EC2", "board_asset_tag": "i-0123456789abcdef0"}
-	azureDMI = map[string]string{"sys_vendor": "Microsoft Corporation", "chassis_asset_tag": "7783-7084-3265-9085-8269-3286-77"}
+	ec2DMI       = map[string]string{"sys_vendor": "Amazon EC2", "board_asset_tag": "i-0123456789abcdef0"}
+	azureDMI     = map[string]string{"sys_vendor": "Microsoft Corporation", "chassis_asset_tag": "7783-7084-3265-9085-8269-3286-77"}
+	gceDMI       = map[string]string{"sys_vendor": "Google", "product_name": "Google Compute Engine"}
+	openStackDMI = map[string]string{"sys_vendor": "OpenStack Foundation", "product_name": "OpenStack Nova"}
+	qemuDMI      = map[string]string{"sys_vendor": "QEMU", "product_name": "Standard PC (Q35 + ICH9, 2009)"}
 )
+
+// attachDrive attaches the image file as the block device name under
+// root, as the kernel shows it in /sys/class/block and /dev.
+func attachDrive(t testing.TB, root, name, image string) {
+	t.Helper()
+	writeFile(t, root, "/sys/class/block/"+name+"/uevent", []byte("MAJOR=11\nMINOR=0\nDEVNAME="+name+"\nDEVTYPE=disk\n"))
+	writeFile(t, root, "/sys/class/block/"+name+"/size", []byte("1000\n"))
+	if err := os.MkdirAll(filepath.Join(root, "dev"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(image, filepath.Join(root, "dev", name)); err != nil {
+		t.Fatal(err)
+	}
+}
 
 func readStatus(t *testing.T, root string) Status {
 	t.Helper()
@@ -352,29 +382,54 @@ func ExampleStatus() {
 }
 
 // BenchmarkRunFrom is a whole first boot (find, check, write all files)
-// natively, per kind of source: the figures the test/platform boots give
-// under TCG. Each iteration is a first boot on a fresh root.
+// natively, per source: the figures the test/platform boots give under
+// TCG. Each iteration is a first boot on a fresh root; the services are
+// in-process fakes on loopback, the drives images made by the real tools.
 func BenchmarkRunFrom(b *testing.B) {
 	p := newPKI(b)
 	node := marshal(b, p.config())
-	for _, src := range []string{"credential", "ec2", "azure"} {
-		b.Run(src, func(b *testing.B) {
+	configDrive := testimage.ISO(b, "config-2", testimage.Files{"openstack/latest/user_data": node}, "-J", "-r")
+	cidata := testimage.ISO(b, "cidata", testimage.Files{"user-data": node, "meta-data": []byte("instance-id: worker01\n")}, "-J", "-r")
+	metal := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(node) }))
+	defer metal.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(metal.Certificate())
+	sum := sha256.Sum256(node)
+	for _, src := range []struct {
+		name   string
+		dmi    map[string]string
+		source string
+		setup  func(root string, opts *Options)
+	}{
+		{name: "credential", dmi: qemuDMI, source: "credential " + SystemCredentialsDir + "/" + CredentialName, setup: func(root string, _ *Options) {
+			writeFile(b, root, SystemCredentialsDir+"/"+CredentialName, node)
+		}},
+		{name: "ec2", dmi: ec2DMI, source: "ec2-imds user-data"},
+		{name: "gce", dmi: gceDMI, source: "gce-metadata nodebake-node"},
+		{name: "azure", dmi: azureDMI, source: "azure-imds userData"},
+		{name: "openstack-config-2", dmi: openStackDMI, source: "openstack config-2 drive /dev/sr0", setup: func(root string, _ *Options) {
+			attachDrive(b, root, "sr0", configDrive)
+		}},
+		{name: "openstack-metadata", dmi: openStackDMI, source: "openstack-metadata user_data"},
+		{name: "nocloud", dmi: qemuDMI, source: "nocloud cidata drive /dev/vdb", setup: func(root string, _ *Options) {
+			attachDrive(b, root, "vdb", cidata)
+		}},
+		{name: "metal", dmi: qemuDMI, source: "metal nodebake.url " + metal.URL + "/worker01.yaml", setup: func(root string, opts *Options) {
+			writeFile(b, root, "/proc/cmdline", []byte("ro nodebake.url="+metal.URL+"/worker01.yaml nodebake.sha256="+hex.EncodeToString(sum[:])+"\n"))
+			opts.Platform.RootCAs = roots
+		}},
+	} {
+		b.Run(src.name, func(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
-				dmi := map[string]string{"sys_vendor": "QEMU"}
-				switch src {
-				case "ec2":
-					dmi = ec2DMI
-				case "azure":
-					dmi = azureDMI
-				}
-				root, _, opts, _ := cloudMachine(b, dmi, node)
-				if src == "credential" {
-					writeFile(b, root, SystemCredentialsDir+"/"+CredentialName, node)
+				root, _, opts, log := cloudMachine(b, src.dmi, node)
+				if src.setup != nil {
+					src.setup(root, &opts)
 				}
 				b.StartTimer()
-				if _, err := Run(context.Background(), opts); err != nil {
-					b.Fatal(err)
+				st, err := Run(context.Background(), opts)
+				if err != nil || st.Source != src.source {
+					b.Fatalf("Run: %v; source %q, want %q\nlog:\n%s", err, st.Source, src.source, log)
 				}
 			}
 		})
