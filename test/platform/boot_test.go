@@ -54,7 +54,6 @@ type suite struct {
 	firstb   string // the nodebake-firstboot program
 	epoch    int64
 	ca       *testCA
-	mock     string // amazon-ec2-metadata-mock
 	grown    string // the 20 GiB disk of the EC2 boots
 	ec2Files string // the sums of the files the first EC2 boot wrote to /var
 	dir      string // kept for all the boots
@@ -82,7 +81,7 @@ func TestPlatformBoots(t *testing.T) {
 	}
 	start := time.Now()
 	s := &suite{ca: newTestCA(t), firstb: harness.Firstboot(t), statuses: map[string]firstboot.Status{}, dir: t.TempDir()}
-	s.mock = harness.EC2MetadataMock(t)
+	harness.EC2MetadataMock(t) // built (once) before the image, for the EC2 boots' labs
 	// The spec's files come from one directory, the spec's own: cnitool
 	// is staged there.
 	w := harness.WorkerSpec(t)
@@ -342,7 +341,7 @@ func (s *suite) bootEC2(t *testing.T) {
 		t.Fatal(err)
 	}
 	lab := netlab.New(t)
-	startEC2Mock(t, lab, s.mock, gzipped(t, n.yaml))
+	lab.ServeEC2Metadata(t, gzipped(t, n.yaml))
 	wire := &recorder{}
 	lab.ServeHTTP(t, netlab.WireServerAddr+":80", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { wire.add(r) }))
 	serveLine(t, lab, netlab.MetadataAddr+":53", "HTTP/1.0 200 port 53")
@@ -462,7 +461,7 @@ func (s *suite) bootEC2Corrupt(t *testing.T) {
 	if i < 0 {
 		t.Fatalf("no nodeCert in the node config:\n%s", n.yaml)
 	}
-	startEC2Mock(t, lab, s.mock, n.yaml[:i+200]) // cut short inside the node's certificate
+	lab.ServeEC2Metadata(t, n.yaml[:i+200]) // cut short inside the node's certificate
 	r, console := s.boot(t, lab, guest{name: "ec2-corrupt", identity: qemu.EC2Identity("i-0123456789abcdef0"), disk: s.grown, direct: true}, nil)
 	st := s.failedClosed(t, "ec2-corrupt-user-data", r, console, n, "ec2", "ec2-imds user-data")
 	if st.Field != "kubernetes.nodeCert" || !strings.Contains(st.Error, "is truncated") {

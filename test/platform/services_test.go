@@ -4,28 +4,22 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
-	"context"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nodebake/nodebake/test/harness"
 	"github.com/nodebake/nodebake/test/netlab"
 )
 
 // The test servers that play the platforms' services at their real
 // addresses inside a network lab. EC2's is AWS's own
-// amazon-ec2-metadata-mock; GCE, Azure and OpenStack have no such double,
+// amazon-ec2-metadata-mock (netlab's ServeEC2Metadata); GCE, Azure and OpenStack have no such double,
 // so these follow the protocols as platforms.md records them (headers
 // required, headers answered, encodings).
 
@@ -211,53 +205,6 @@ func serveLine(t *testing.T, lab *netlab.Lab, addr, line string) {
 			c.Close()
 		}
 	}()
-}
-
-// startEC2Mock runs the real amazon-ec2-metadata-mock inside the lab at
-// 169.254.169.254:80 with IMDSv2 required and userData as the instance's
-// user data, until the test ends.
-func startEC2Mock(t *testing.T, lab *netlab.Lab, mock string, userData []byte) {
-	t.Helper()
-	dir := t.TempDir()
-	cfg, err := json.Marshal(map[string]any{
-		"userdata": map[string]any{"values": map[string]string{"userdata": base64.StdEncoding.EncodeToString(userData)}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(dir, "aemm-config.json")
-	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := lab.Command(ctx, mock, "-I", "-n", netlab.MetadataAddr, "-p", "80", "-c", cfgPath)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "HOME="+dir) // it also reads $HOME/aemm-config.json
-	cmd.Stdout, cmd.Stderr = harness.LogWriter(t, "ec2-metadata-mock: "), harness.LogWriter(t, "ec2-metadata-mock: ")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		cmd.Wait()
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := lab.Do(func() error {
-			c, err := net.DialTimeout("tcp", netlab.MetadataAddr+":80", time.Second)
-			if err == nil {
-				c.Close()
-			}
-			return err
-		})
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the EC2 metadata mock did not listen in the lab within 30s: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // gzipped returns b gzip-compressed.
