@@ -72,7 +72,7 @@ fuzz-short:
 # in build/cache), QEMU boots (disk, qcow2, netboot over HTTP and iPXE),
 # the platform readers against real services (amazon-ec2-metadata-mock),
 # one image booted once per platform in a network lab (test/platform:
-# ten TCG boots, about 12 minutes),
+# ten TCG boots, about 13 minutes: more than go test's default -timeout),
 # every output format, reproducibility, the Packer acceptance test.
 # The cluster end to end (a control plane on loopback and three TCG guests,
 # 18-32 minutes) is `make test-e2e`. It is not part of `make test` yet: it
