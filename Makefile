@@ -50,13 +50,16 @@ test-fast: vet plugin-check-generated plugin-test plugin-check
 	$(MAKE) fuzz-short
 
 # The first-boot parsers' fuzz targets (hostile nesting, long inputs, key,
-# certificate and kubeconfig variants) and the spec's path checks, each for
-# FUZZTIME. `go test` alone runs their seed corpora.
+# certificate and kubeconfig variants; the platforms' user data decoding,
+# Azure's goal state, the config drives' ISO 9660 and FAT readers) and the
+# spec's path checks, each for FUZZTIME. `go test` alone runs their seed corpora.
 FUZZTIME ?= 10s
 FUZZ_TARGETS := layers/firstboot/strictyaml:FuzzParse layers/firstboot/strictyaml:FuzzParseNested \
 	layers/firstboot/nodeconfig:FuzzParse layers/firstboot/nodeconfig:FuzzLoad \
 	layers/firstboot/nodeconfig:FuzzWireGuardKey layers/firstboot/nodeconfig:FuzzCertificate \
 	layers/firstboot/nodeconfig:FuzzKubeconfig \
+	layers/firstboot/platform:FuzzDecode layers/firstboot/platform:FuzzParseGoalState \
+	layers/firstboot/iso9660:FuzzReadFile layers/firstboot/fat:FuzzReadFile \
 	layers/spec:FuzzPathProblem layers/spec:FuzzResolveSource
 
 fuzz-short:
@@ -68,6 +71,8 @@ fuzz-short:
 # The real-world tier: the pinned set built from source (cached by version
 # in build/cache), QEMU boots (disk, qcow2, netboot over HTTP and iPXE),
 # the platform readers against real services (amazon-ec2-metadata-mock),
+# one image booted once per platform in a network lab (test/platform:
+# ten TCG boots, about 13 minutes: more than go test's default -timeout),
 # every output format, reproducibility, verified boot (dm-verity, tamper,
 # Secure Boot; about 2.5 minutes), the Packer acceptance test.
 # The cluster end to end (a control plane on loopback and three TCG guests,

@@ -489,3 +489,35 @@ func TestExport(t *testing.T) {
 		t.Errorf("export of a non-raw name: %v", err)
 	}
 }
+
+// output.diskSize makes the image that size, /var taking the rest; a disk
+// size the root filesystem does not leave room in is invalid input naming
+// the field, and leaves nothing behind.
+func TestBuildDiskSize(t *testing.T) {
+	f := newFixture(t)
+	s := f.spec.Clone()
+	s.Output.VarSize, s.Output.DiskSize = 0, 1*spec.GiB
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.build(t, t.TempDir(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(res.ImagePath)
+	if err != nil || fi.Size() != 1<<30 || res.Manifest.Image.Size != 1<<30 {
+		t.Fatalf("image %v (%v), manifest size %d; want 1 GiB", fi, err, res.Manifest.Image.Size)
+	}
+
+	// 2 MiB of GPT + 958 MiB ESP + 64 MiB /var is 1 GiB: the root
+	// filesystem does not fit any more, which only the build can tell.
+	s.Output.ESPSize = 958 * spec.MiB
+	out := t.TempDir()
+	_, err = f.build(t, out, s)
+	if failure.KindOf(err) != failure.Invalid || !strings.HasPrefix(err.Error(), "output.diskSize: 1024 MiB leaves 63 MiB for /var after the GPT, the 958 MiB ESP and the 1 MiB root filesystem; /var needs at least 64 MiB") {
+		t.Errorf("build: %v (%s), want invalid output.diskSize", err, failure.KindOf(err))
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 0 {
+		t.Errorf("failed build left %d files", len(entries))
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/nodebake/nodebake/builder/sbom"
 	"github.com/nodebake/nodebake/layers/cache"
 	"github.com/nodebake/nodebake/layers/entry"
+	"github.com/nodebake/nodebake/layers/failure"
 	"github.com/nodebake/nodebake/layers/fetch"
 	"github.com/nodebake/nodebake/layers/gosource"
 	"github.com/nodebake/nodebake/layers/resolve"
@@ -189,12 +190,17 @@ func (b *run) renderConfig(context.Context) error {
 func (b *run) writeDisk(ctx context.Context) error {
 	s := b.spec
 	b.opts.say(StageDisk, "writing the disk image")
+	varSize := s.Output.VarSize
+	if s.Output.DiskSize > 0 {
+		varSize = spec.MinVarSize // the least /var may get from the disk size
+	}
 	res, err := disk.Write(ctx, b.tmpImage, disk.Image{
 		Arch:       string(s.Arch),
 		Seed:       b.seed,
 		ModTime:    fatTime(s.SourceDateEpoch),
 		ESPSize:    int64(s.Output.ESPSize),
-		VarSize:    int64(s.Output.VarSize),
+		VarSize:    int64(varSize),
+		DiskSize:   int64(s.Output.DiskSize),
 		Kernel:     b.boot.kernel,
 		Initrd:     b.boot.initrd,
 		Bootloader: b.boot.loader,
@@ -208,6 +214,16 @@ func (b *run) writeDisk(ctx context.Context) error {
 			return n, err
 		},
 	})
+	var ve *disk.ValidationError
+	if errors.As(err, &ve) {
+		for _, fe := range ve.Errors {
+			if fe.Field == "DiskSize" {
+				// Only the root filesystem's size, known now, says
+				// whether the spec's disk size is enough.
+				return failure.Errorf(failure.Invalid, "output.diskSize: %s", fe.Msg)
+			}
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("writing the disk image: %w", err)
 	}

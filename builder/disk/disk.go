@@ -58,6 +58,12 @@ type Image struct {
 	// VarSize is the /var partition size in bytes, a positive multiple of
 	// 1 MiB. The partition is left empty (zeros, sparse).
 	VarSize int64
+	// DiskSize, when set, is the size of the image in bytes, a multiple of
+	// 1 MiB: /var then takes what the ESP, the root filesystem and the GPT
+	// leave, and VarSize is the least it may get (a disk too small for
+	// that is an error naming DiskSize). At boot /var grows further, to
+	// the end of the disk the image is written to.
+	DiskSize int64
 	// Kernel and Initrd are copied to the ESP (default /vmlinuz and
 	// /initrd.img) and named by the loader entry.
 	Kernel File
@@ -192,6 +198,14 @@ func write(ctx context.Context, f *os.File, img Image) (Result, error) {
 	}
 
 	l := newLayout(img, rootSize, ids)
+	if img.DiskSize > 0 {
+		if l.size != img.DiskSize {
+			var p problems
+			p.add("DiskSize", "%d MiB leaves %d MiB for /var after the GPT, the %d MiB ESP and the %d MiB root filesystem; /var needs at least %d MiB",
+				img.DiskSize/MiB, (img.DiskSize-(l.size-img.VarSize))/MiB, img.ESPSize/MiB, roundUp(rootSize, partitionAlign)/MiB, img.VarSize/MiB)
+			return Result{}, &ValidationError{Errors: p}
+		}
+	}
 	// Cut anything WriteRoot wrote past its size, then extend with holes:
 	// the root's tail padding, /var and the GPT area read as zeros.
 	if err := f.Truncate(rootOffset + rootSize); err != nil {

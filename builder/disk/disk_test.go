@@ -193,6 +193,43 @@ func TestWriteLayout(t *testing.T) {
 	}
 }
 
+// With DiskSize the image is exactly that size and /var takes the rest;
+// a disk too small for the root filesystem is refused, naming DiskSize,
+// and leaves nothing behind.
+func TestWriteDiskSize(t *testing.T) {
+	t.Parallel()
+	img := testImage()
+	img.DiskSize = 3 << 30
+	p, res := writeTest(t, img)
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() != 3<<30 || res.Size != 3<<30 {
+		t.Errorf("size: file %d, result %d, want 3 GiB", fi.Size(), res.Size)
+	}
+	v := res.Partitions[2]
+	if last := uint64(3<<30-MiB)/512 - 1; v.LastLBA != last || v.FirstLBA != 2048+(100+4)*2048 {
+		t.Errorf("var partition %+v, want it to end at LBA %d, the last before the GPT's MiB", v, last)
+	}
+	if _, err := exec.LookPath("sgdisk"); err == nil {
+		if out := run(t, "sgdisk", "-v", p); !strings.Contains(out, "No problems found") {
+			t.Errorf("sgdisk -v:\n%s", out)
+		}
+	}
+
+	img.DiskSize = MiB + 100*MiB + 4*MiB + 15*MiB + MiB // 1 MiB short of VarSize
+	dir := t.TempDir()
+	_, err = Write(context.Background(), filepath.Join(dir, "x.raw"), img)
+	var ve *ValidationError
+	if !errors.As(err, &ve) || !ve.Has("DiskSize") || !strings.HasPrefix(err.Error(), "invalid disk image: DiskSize: 121 MiB leaves 15 MiB for /var after the GPT, the 100 MiB ESP and the 4 MiB root filesystem; /var needs at least 16 MiB") {
+		t.Errorf("Write: %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("Write left %d files", len(entries))
+	}
+}
+
 func TestWriteSgdisk(t *testing.T) {
 	needTool(t, "sgdisk")
 	t.Parallel()
@@ -502,6 +539,10 @@ func TestValidate(t *testing.T) {
 		{"title newline", func(img *Image) { img.Title = "a\nlinux /evil" }, []string{"Title"}},
 		{"no root writer", func(img *Image) { img.WriteRoot = nil }, []string{"WriteRoot"}},
 		{"several at once", func(img *Image) { img.Arch = ""; img.VarSize = -1 }, []string{"Arch", "VarSize"}},
+		{"disk size", func(img *Image) { img.DiskSize = 2048 * MiB }, nil},
+		{"disk size not MiB", func(img *Image) { img.DiskSize = 2048*MiB + 512 }, []string{"DiskSize"}},
+		{"disk size negative", func(img *Image) { img.DiskSize = -MiB }, []string{"DiskSize"}},
+		{"disk size below ESP and var", func(img *Image) { img.DiskSize = 117 * MiB }, []string{"DiskSize"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

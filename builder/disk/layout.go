@@ -97,7 +97,11 @@ func newLayout(img Image, rootSize int64, id ids) layout {
 	rootStart := espStart + img.ESPSize
 	rootLen := roundUp(rootSize, partitionAlign)
 	varStart := rootStart + rootLen
-	size := varStart + img.VarSize + partitionAlign // the last MiB holds the backup GPT
+	varSize := img.VarSize
+	if img.DiskSize > 0 && img.DiskSize-varStart-partitionAlign >= img.VarSize {
+		varSize = img.DiskSize - varStart - partitionAlign // /var takes the rest
+	}
+	size := varStart + varSize + partitionAlign // the last MiB holds the backup GPT
 	part := func(n int, name, typ string, id uuid.UUID, start, length int64, attrs uint64) Partition {
 		return Partition{
 			Number:     n,
@@ -114,7 +118,7 @@ func newLayout(img Image, rootSize int64, id ids) layout {
 		partitions: []Partition{
 			part(1, "esp", typeESP, id.esp, espStart, img.ESPSize, 0),
 			part(2, "root", arches[img.Arch].rootType, id.root, rootStart, rootLen, attrReadOnly),
-			part(3, "var", typeVar, id.vr, varStart, img.VarSize, 0),
+			part(3, "var", typeVar, id.vr, varStart, varSize, 0),
 		},
 	}
 }

@@ -72,6 +72,11 @@ func (img Image) Validate() error {
 	if img.VarSize <= 0 || img.VarSize%MiB != 0 {
 		p.add("VarSize", "%d bytes is not a positive multiple of 1 MiB", img.VarSize)
 	}
+	if img.DiskSize < 0 || img.DiskSize%MiB != 0 {
+		p.add("DiskSize", "%d bytes is not a multiple of 1 MiB", img.DiskSize)
+	} else if espOK && img.DiskSize > 0 && img.DiskSize < 2*partitionAlign+img.ESPSize+img.VarSize {
+		p.add("DiskSize", "%d MiB cannot hold the GPT, the %d MiB ESP, a root filesystem and %d MiB of /var", img.DiskSize/MiB, img.ESPSize/MiB, img.VarSize/MiB)
+	}
 	checkFile(&p, "Kernel", img.Kernel, true)
 	checkFile(&p, "Initrd", img.Initrd, true)
 	checkFile(&p, "Bootloader", img.Bootloader, false)

@@ -1,6 +1,6 @@
 // Package firstboot is the first-boot program's library: it finds the
-// node's config (kernel command line, systemd credential or config drive),
-// validates it against the image's facts, and writes wg0 for
+// node's config (kernel command line, systemd credential, config drive, or
+// the platform the node runs on: see package platform), validates it against the image's facts, and writes wg0 for
 // systemd-networkd, the certificates, kubeconfigs and per-node kubelet and
 // kube-proxy configs, all or nothing. Standard library only, so that the
 // program is a small static binary.
@@ -10,11 +10,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
+	"github.com/nodebake/nodebake/layers/firstboot/platform"
 )
 
 // Paths in the image, read or written by Run (under Options.Root).
@@ -97,6 +99,18 @@ type Options struct {
 	// OnClockWait, if set, is called when first boot starts waiting for
 	// the clock.
 	OnClockWait func(ClockWait)
+	// Platform configures the platform sources (their endpoints and time
+	// limits; package platform's defaults when zero). Root, Log, Cmdline
+	// and Devices are filled in by Run.
+	Platform platform.Options
+	// OnPlatformWait, if set, is called before first boot asks the
+	// platform's service (or sends it the report), with the longest that
+	// may take.
+	OnPlatformWait func(limit time.Duration, what string)
+	// Log receives progress lines: the platform found, retries, the
+	// platform's report. They name sources, statuses and sizes, never the
+	// content of a node config. May be nil.
+	Log io.Writer
 
 	// fileOps, if set, replaces the calls that change files (tests inject
 	// failures with it).
@@ -107,9 +121,21 @@ type Options struct {
 type Status struct {
 	OK bool `json:"ok"`
 	// Source is where the node config came from, e.g.
-	// "config-drive /dev/vdb".
+	// "config-drive /dev/vdb" or "ec2-imds user-data"; on failure, the
+	// platform source that failed.
 	Source   string `json:"source,omitempty"`
 	NodeName string `json:"nodeName,omitempty"`
+	// Platform is the platform detected ("ec2", ..., "none") and
+	// PlatformReason what decided it; both are empty when a local source
+	// (command line, credential, NODEBAKE drive) was found first and no
+	// detection ran. DetectMicros is the time detection took.
+	Platform       string `json:"platform,omitempty"`
+	PlatformReason string `json:"platformReason,omitempty"`
+	DetectMicros   int64  `json:"detectMicros,omitempty"`
+	// Report is how the platform was told the outcome, on platforms that
+	// want to know (Azure's ready report): "Ready", "NotReady", or why it
+	// could not be sent.
+	Report string `json:"report,omitempty"`
 	// Error and Field are the first problem; Problems lists them all.
 	Error          string               `json:"error,omitempty"`
 	Field          string               `json:"field,omitempty"`
@@ -126,14 +152,17 @@ type Status struct {
 // On failure the files of the previous config are left as they were (or
 // none, at the first boot), only the status file says what went wrong, and
 // the error is nodeconfig.Problems, whose first entry is the line to show.
-// Every path in a message is as the image sees it (without Root).
+// Every path in a message is as the image sees it (without Root). On a
+// platform that wants to know (Azure), the outcome is reported last, and
+// recorded in the status (Status.Report).
 func Run(ctx context.Context, opts Options) (Status, error) {
 	if opts.Root == "" {
 		opts.Root = "/"
 	}
 	w := newWriter(opts)
 	var st Status
-	err := run(ctx, opts, w, &st)
+	var det platform.Detection
+	err := run(ctx, opts, w, &st, &det)
 	if err != nil {
 		st.Problems = asProblems(err)
 		st.Error, st.Field = st.Problems[0].Message, st.Problems[0].Field
@@ -149,20 +178,58 @@ func Run(ctx context.Context, opts Options) (Status, error) {
 		p := nodeconfig.Problem{Field: "status", Message: werr.Error()}
 		if err == nil { // and so no node-ready
 			st.OK, st.Error, st.Field, st.Problems = false, p.Message, p.Field, []nodeconfig.Problem{p}
+			report(ctx, opts, w, &st, det, nodeconfig.Problems{p})
 			return st, nodeconfig.Problems{p}
 		}
-		return st, append(err.(nodeconfig.Problems), p)
+		err = append(err.(nodeconfig.Problems), p)
+		report(ctx, opts, w, &st, det, err)
+		return st, err
 	}
 	if err != nil {
+		report(ctx, opts, w, &st, det, err)
 		return st, err
 	}
 	if rerr := w.writeReady(); rerr != nil {
 		p := nodeconfig.Problem{Field: "status", Message: rerr.Error()}
 		st.OK, st.Error, st.Field, st.Problems = false, p.Message, p.Field, []nodeconfig.Problem{p}
 		_ = w.writeStatus(st) // the error above is the one to show
+		report(ctx, opts, w, &st, det, nodeconfig.Problems{p})
 		return st, nodeconfig.Problems{p}
 	}
+	report(ctx, opts, w, &st, det, nil)
 	return st, nil
+}
+
+// report tells the platform how the run ended (failure nil: Ready), where
+// the platform wants to know, after node-ready is written so that the
+// kubelet need not wait for it, and records the outcome in the status.
+// The outcome of the run stays what it was: a report that cannot be sent
+// is logged and noted in the status.
+func report(ctx context.Context, opts Options, w *writer, st *Status, det platform.Detection, failure error) {
+	if !det.Reports() {
+		return
+	}
+	if failure != nil {
+		// The first problem is the line the console shows; it holds no
+		// node config content.
+		failure = errors.New(asProblems(failure)[0].String())
+	}
+	state := "Ready"
+	if failure != nil {
+		state = "NotReady"
+	}
+	if opts.OnPlatformWait != nil {
+		opts.OnPlatformWait(det.Timeout, "reporting "+state+" to "+string(det.Platform))
+	}
+	if err := det.Report(ctx, failure); err != nil {
+		st.Report = fmt.Sprintf("%s not sent: %v", state, err)
+	} else {
+		st.Report = state
+	}
+	logf(opts, "platform %s: report %s", det.Platform, st.Report)
+	if err := w.writeStatus(*st); err != nil {
+		logf(opts, "recording the report in %s: %v", StatusPath, err)
+	}
 }
 
 // fail wraps err as a problem with field.
@@ -178,7 +245,7 @@ func asProblems(err error) []nodeconfig.Problem {
 	return []nodeconfig.Problem{{Field: "firstboot", Message: err.Error()}}
 }
 
-func run(ctx context.Context, opts Options, w *writer, st *Status) error {
+func run(ctx context.Context, opts Options, w *writer, st *Status, det *platform.Detection) error {
 	if err := w.ops.remove(w.real(ReadyPath)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fail("status", errorAt("removing", ReadyPath, err))
 	}
@@ -192,7 +259,7 @@ func run(ctx context.Context, opts Options, w *writer, st *Status) error {
 	if err != nil {
 		return fail("facts", err)
 	}
-	data, source, err := findConfig(ctx, opts)
+	data, source, err := findConfig(ctx, opts, st, det)
 	if err != nil {
 		return nodeconfig.ReadProblem(err)
 	}

@@ -45,7 +45,7 @@ type pki struct {
 	proxyCert, proxyKey string
 }
 
-func newPKI(t *testing.T) *pki {
+func newPKI(t testing.TB) *pki {
 	t.Helper()
 	ca, err := testpki.NewCA("kubernetes", 1)
 	if err != nil {
@@ -61,7 +61,7 @@ func newPKI(t *testing.T) *pki {
 	return p
 }
 
-func issue(t *testing.T, ca *testpki.CA, l testpki.Leaf) (string, string) {
+func issue(t testing.TB, ca *testpki.CA, l testpki.Leaf) (string, string) {
 	t.Helper()
 	c, k, err := ca.Issue(l)
 	if err != nil {
@@ -101,7 +101,7 @@ func (p *pki) config() *nodeconfig.NodeConfig {
 	}
 }
 
-func marshal(t *testing.T, cfg *nodeconfig.NodeConfig) []byte {
+func marshal(t testing.TB, cfg *nodeconfig.NodeConfig) []byte {
 	t.Helper()
 	b, err := nodeconfig.Marshal(cfg)
 	if err != nil {
@@ -110,7 +110,7 @@ func marshal(t *testing.T, cfg *nodeconfig.NodeConfig) []byte {
 	return b
 }
 
-func writeFile(t *testing.T, root, path string, data []byte) {
+func writeFile(t testing.TB, root, path string, data []byte) {
 	t.Helper()
 	p := filepath.Join(root, path)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -123,13 +123,13 @@ func writeFile(t *testing.T, root, path string, data []byte) {
 
 // newRoot lays out an image's inputs under a temporary root; node (if not
 // nil) is delivered as the system credential.
-func newRoot(t *testing.T, node []byte) string {
+func newRoot(t testing.TB, node []byte) string {
 	t.Helper()
 	return newRootIn(t, t.TempDir(), node)
 }
 
 // newRootIn lays out the image's inputs under root.
-func newRootIn(t *testing.T, root string, node []byte) string {
+func newRootIn(t testing.TB, root string, node []byte) string {
 	t.Helper()
 	writeFile(t, root, FactsPath, []byte(factsJSON))
 	writeFile(t, root, "/usr/lib/nodebake/kubelet-config.json", []byte(kubeletTemplate))
@@ -499,33 +499,17 @@ func TestSources(t *testing.T) {
 	}
 }
 
-func TestCmdlineParam(t *testing.T) {
-	tests := []struct {
-		in, want string
-		ok       bool
-	}{
-		{"ro nodebake.config=/a quiet", "/a", true},
-		{`"nodebake.config=/a b" x`, "/a b", true},
-		{"nodebake.config=/a nodebake.config=/b", "/b", true},
-		{"ro -- nodebake.config=/a", "", false},
-		{"nodebake.configs=/a", "", false},
-		{"", "", false},
-	}
-	for _, tt := range tests {
-		got, ok := cmdlineParam(tt.in, "nodebake.config")
-		if got != tt.want || ok != tt.ok {
-			t.Errorf("cmdlineParam(%q) = %q, %v", tt.in, got, ok)
-		}
-	}
-}
-
 func TestUnits(t *testing.T) {
 	b, err := fs.ReadFile(Units(), "nodebake-firstboot.service")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"Type=oneshot", "RemainAfterExit=yes", "ExecStart=" + ProgramPath, "DefaultDependencies=no",
-		"ImportCredential=" + CredentialName, "NotifyAccess=main", "ExecStartPost=-/usr/bin/systemctl reload systemd-networkd.service"} {
+		"ImportCredential=" + CredentialName, "NotifyAccess=main", "ExecStartPost=-/usr/bin/systemctl reload systemd-networkd.service",
+		// The line saying how it went on the console; progress lines go
+		// to the journal through its socket.
+		"StandardOutput=journal+console", "StandardError=journal+console",
+		"WantedBy=multi-user.target"} {
 		if !bytes.Contains(b, []byte(want+"\n")) {
 			t.Errorf("unit lacks %q", want)
 		}
@@ -538,10 +522,15 @@ func TestUnits(t *testing.T) {
 			t.Errorf("not After=%s", u)
 		}
 	}
-	for _, u := range []string{"containerd.service", "kubelet.service", "kube-proxy.service", "sysinit.target"} {
+	for _, u := range []string{"containerd.service", "kubelet.service", "kube-proxy.service"} {
 		if !deps["Before"][u] {
 			t.Errorf("not Before=%s", u)
 		}
+	}
+	// Not before sysinit.target (nor wanted by it): a platform's lookup
+	// or the clock wait would hold up the rest of the boot.
+	if deps["Before"]["sysinit.target"] || deps["WantedBy"]["sysinit.target"] {
+		t.Errorf("ordered before or wanted by sysinit.target")
 	}
 	// systemd-networkd is After=network-pre.target: first boot before
 	// either would wait for itself. time-sync.target is held back,

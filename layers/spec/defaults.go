@@ -136,7 +136,7 @@ func (s *Spec) ManagedPaths() []string {
 		{firstboot.KubeletUnit, "multi-user.target"},
 		{firstboot.KubeProxyUnit, "multi-user.target"},
 		{"nodebake-preload.service", "multi-user.target"},
-		{"nodebake-firstboot.service", "sysinit.target"},
+		{firstboot.MetadataGuardUnit, "multi-user.target"},
 		{"systemd-networkd.service", "multi-user.target"},
 		{"systemd-networkd.socket", "sockets.target"},
 		{"systemd-network-generator.service", "sysinit.target"},
@@ -146,6 +146,13 @@ func (s *Spec) ManagedPaths() []string {
 			continue
 		}
 		out = append(out, "/etc/systemd/system/"+u.name, "/etc/systemd/system/"+u.target+".wants/"+u.name)
+	}
+	// First boot's own units, enabled where their [Install] says.
+	for _, u := range firstboot.UnitFiles() {
+		out = append(out, "/etc/systemd/system/"+u.Name)
+		for _, target := range u.WantedBy {
+			out = append(out, "/etc/systemd/system/"+target+".wants/"+u.Name)
+		}
 	}
 	if !s.VerifiedBootEnabled() {
 		return out
@@ -236,7 +243,7 @@ func (s *Spec) Default() {
 	if o.ESPSize == 0 {
 		o.ESPSize = DefaultESPSize
 	}
-	if o.VarSize == 0 {
+	if o.VarSize == 0 && o.DiskSize == 0 {
 		o.VarSize = DefaultVarSize
 	}
 	if o.RootCompressionLevel == 0 {

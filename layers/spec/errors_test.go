@@ -228,6 +228,11 @@ func TestValidateErrors(t *testing.T) {
 			want: []string{"output.verifiedBoot.signing.key~no-such.key", "output.verifiedBoot.signing.certificate~required"}},
 		{name: "file over verified boot paths", extra: "output: {verifiedBoot: {enabled: true, version: \"1\"}}\nfiles:\n  - {path: /usr/lib/os-release, content: x}\n  - {path: /usr/lib/sysupdate.d/10-x.transfer, content: x}\n",
 			want: []string{"files[0].path~managed", "files[1].path~manages"}},
+		{name: "disk and var size", extra: "output:\n  diskSize: 4GiB\n  varSize: 1GiB\n",
+			want: []string{"output.diskSize~set either diskSize (the image's size, /var takes the rest) or varSize, not both"}},
+		{name: "disk size too small", extra: "output:\n  diskSize: 512MiB\n", want: []string{"output.diskSize~smaller than the minimum 1GiB"}},
+		{name: "disk size too large", extra: "output:\n  diskSize: 4TiB\n", want: []string{"output.diskSize~larger than the maximum 2040GiB"}},
+		{name: "disk size not MiB", extra: "output:\n  diskSize: 2097153KiB\n", want: []string{"output.diskSize~not a multiple of 1MiB"}},
 		{name: "many problems at once", extra: "name: Bad\nkubelet:\n  config:\n    cgroupDriver: cgroupfs\n    authentication: {anonymous: {enabeld: true}}\nfiles:\n  - {path: rel, content: x}\n  - {path: rel, content: x}\n",
 			mutate: func(s *Spec) {
 				setComponent(s, "containerd", func(c *Component) { c.Version = "v1.7.0" })

@@ -196,8 +196,13 @@ type Output struct {
 	Formats []Format `yaml:"formats"`
 	// ESPSize is the EFI system partition size.
 	ESPSize Size `yaml:"espSize"`
-	// VarSize is the /var partition size.
-	VarSize Size `yaml:"varSize"`
+	// VarSize is the /var partition size. At first boot /var grows to the
+	// end of the disk the image is written to.
+	VarSize Size `yaml:"varSize,omitempty"`
+	// DiskSize, instead of VarSize, is the size of the image itself: /var
+	// takes what the ESP and the root filesystem leave. Cloud images come
+	// out at the size the cloud expects of a disk (whole GiB on GCE).
+	DiskSize Size `yaml:"diskSize,omitempty"`
 	// RootCompressionLevel is the zstd level of the root filesystem (1..22).
 	RootCompressionLevel int `yaml:"rootCompressionLevel"`
 	// KernelArgs are extra kernel command-line arguments, each one word of

@@ -378,3 +378,35 @@ func TestMergeConfig(t *testing.T) {
 		t.Errorf("MergeConfig(nil, ...) = %v", got)
 	}
 }
+
+// output.diskSize replaces the default varSize, survives Dump and Parse,
+// and needs no varSize.
+func TestDiskSize(t *testing.T) {
+	s, err := Load(filepath.Join("testdata", "minimal.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Output.DiskSize = 4 * GiB
+	s.Default()
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Output.VarSize != 0 {
+		t.Errorf("varSize defaulted to %s next to diskSize", s.Output.VarSize)
+	}
+	dump, err := s.Dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(dump), "  diskSize: 4GiB\n") || strings.Contains(string(dump), "varSize") {
+		t.Errorf("dump:\n%s", dump)
+	}
+	back, err := Parse(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back.Default()
+	if back.Output.DiskSize != 4*GiB || back.Output.VarSize != 0 || back.Validate() != nil {
+		t.Errorf("round trip: %+v, %v", back.Output, back.Validate())
+	}
+}

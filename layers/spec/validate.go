@@ -31,7 +31,12 @@ const (
 	MinVarSize = 64 * MiB
 	// MaxVarSize is the largest /var the image itself carries; /var grows
 	// to the disk it is written to at first boot, so the image needs little.
-	MaxVarSize        = 1 * TiB
+	MaxVarSize = 1 * TiB
+	// MinDiskSize and MaxDiskSize bound output.diskSize: the smallest
+	// disk the clouds offer, and what a fixed VHD can hold. A bigger
+	// disk is the platform's: /var grows into it at first boot.
+	MinDiskSize       = 1 * GiB
+	MaxDiskSize       = 2040 * GiB
 	MinCompressionLvl = 1
 	MaxCompressionLvl = 22
 	// MaxKernelArgsLength bounds the extra kernel arguments, joined by
@@ -608,7 +613,14 @@ func (s *Spec) validateOutput(errs *errorList) {
 		seen[f] = true
 	}
 	checkSize(errs, "output.espSize", o.ESPSize, MinESPSize, MaxESPSize)
-	checkSize(errs, "output.varSize", o.VarSize, MinVarSize, MaxVarSize)
+	switch {
+	case o.DiskSize != 0 && o.VarSize != 0:
+		errs.add("output.diskSize", "set either diskSize (the image's size, /var takes the rest) or varSize, not both")
+	case o.DiskSize != 0:
+		checkSize(errs, "output.diskSize", o.DiskSize, MinDiskSize, MaxDiskSize)
+	default:
+		checkSize(errs, "output.varSize", o.VarSize, MinVarSize, MaxVarSize)
+	}
 	if l := o.RootCompressionLevel; l < MinCompressionLvl || l > MaxCompressionLvl {
 		errs.add("output.rootCompressionLevel", "%d is out of range %d..%d", l, MinCompressionLvl, MaxCompressionLvl)
 	}

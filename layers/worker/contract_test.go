@@ -13,7 +13,9 @@ import (
 
 	"github.com/nodebake/nodebake/layers/entry"
 	"github.com/nodebake/nodebake/layers/firstboot"
+	"github.com/nodebake/nodebake/layers/firstboot/growvar"
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
+	"github.com/nodebake/nodebake/layers/firstboot/platform"
 )
 
 func readEntry(t *testing.T, e entry.Entry) string {
@@ -96,13 +98,29 @@ func TestFirstbootContract(t *testing.T) {
 		t.Fatal("no nodebake-firstboot.service")
 	}
 	text := readEntry(t, unit)
-	for _, want := range []string{"ExecStart=" + firstboot.ProgramPath + "\n", "ImportCredential=" + firstboot.CredentialName + "\n", "WantedBy=sysinit.target"} {
+	for _, want := range []string{"ExecStart=" + firstboot.ProgramPath + "\n", "ImportCredential=" + firstboot.CredentialName + "\n", "WantedBy=multi-user.target"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("unit lacks %q:\n%s", want, text)
 		}
 	}
-	if l, ok := byPath[SystemdUnitDir+"/sysinit.target.wants/nodebake-firstboot.service"]; !ok || l.Linkname != "../nodebake-firstboot.service" {
+	if l, ok := byPath[SystemdUnitDir+"/multi-user.target.wants/nodebake-firstboot.service"]; !ok || l.Linkname != "../nodebake-firstboot.service" {
 		t.Errorf("unit not enabled: %+v", l)
+	}
+
+	// /var's growth: the unit runs the program and is enabled by nothing
+	// but /var's fstab line; systemd-repart's definition is where the
+	// program points it.
+	grow, ok := byPath[SystemdUnitDir+"/"+growvar.Unit]
+	if !ok || !strings.Contains(readEntry(t, grow), "ExecStart=-"+firstboot.ProgramPath+" grow-var\n") {
+		t.Errorf("%s: %+v", growvar.Unit, grow)
+	}
+	for p := range byPath {
+		if strings.HasSuffix(p, ".wants/"+growvar.Unit) {
+			t.Errorf("%s is enabled by %s; only /var's mount may pull it in", growvar.Unit, p)
+		}
+	}
+	if def, ok := byPath[growvar.DefinitionsDir+"/"+growvar.DefinitionFile]; !ok || readEntry(t, def) != growvar.Definition {
+		t.Errorf("repart definition %+v", def)
 	}
 
 	for _, bad := range []string{"", filepath.Join(t.TempDir(), "missing"), t.TempDir()} {
@@ -132,6 +150,35 @@ func TestUnitsUseTheContract(t *testing.T) {
 			t.Errorf("kubelet.service lacks %q", want)
 		}
 	}
+	if fstab := files["/etc/fstab"]; !strings.Contains(fstab, "PARTLABEL="+growvar.PartLabel+"  /var  ext4  ") ||
+		!strings.Contains(fstab, ",x-systemd.requires="+growvar.Unit+" ") {
+		t.Errorf("/etc/fstab does not mount /var after growing it:\n%s", fstab)
+	}
+	// No pods without the metadata guard; the guard covers the platform
+	// readers' addresses.
+	for _, want := range []string{"After=containerd.service nodebake-firstboot.service " + MetadataGuardUnit + "\n", "Requires=containerd.service " + MetadataGuardUnit + "\n"} {
+		if !strings.Contains(kubelet, want) {
+			t.Errorf("kubelet.service lacks %q", want)
+		}
+	}
+	for path, addrs := range map[string][]string{
+		MetadataGuardRules():  {platform.MetadataIPv4 + "/32", platform.WireServerIPv4 + "/32"},
+		MetadataGuardRules6(): {platform.MetadataIPv6 + "/128"},
+	} {
+		for _, a := range addrs {
+			if !strings.Contains(files[path], "-A "+MetadataGuardChain+" -d "+a+" ") {
+				t.Errorf("%s does not drop %s:\n%s", path, a, files[path])
+			}
+		}
+		if !strings.Contains(files[SystemdUnitDir+"/"+MetadataGuardUnit], " --noflush "+path+"\n") {
+			t.Errorf("%s does not load %s", MetadataGuardUnit, path)
+		}
+	}
+	for _, u := range []string{"http://" + platform.MetadataIPv4, "http://" + platform.WireServerIPv4} {
+		if u != platform.LinkLocalEndpoint && u != platform.AzureWireServer {
+			t.Errorf("the guard's address %s is not one the platform readers use", u)
+		}
+	}
 	tmp := files["/etc/tmpfiles.d/nodebake.conf"]
 	for _, d := range []string{RunDir(), firstboot.CertDir, CNIConfigDir()} {
 		if !strings.Contains(tmp, "d "+d+" ") {
@@ -157,6 +204,23 @@ func TestContractDirectories(t *testing.T) {
 	}
 	if LibDir() != "/usr/lib/nodebake" || RunDir() != "/run/nodebake" || CNIConfigDir() != "/var/lib/cni/net.d" {
 		t.Errorf("directories moved: %s %s %s", LibDir(), RunDir(), CNIConfigDir())
+	}
+}
+
+func TestWantedBy(t *testing.T) {
+	tests := []struct {
+		unit string
+		want []string
+	}{
+		{"[Unit]\nDescription=x\n[Install]\nWantedBy=multi-user.target\n", []string{"multi-user.target"}},
+		{"[Install]\nWantedBy=a.target b.target\nWantedBy=c.target\n", []string{"a.target", "b.target", "c.target"}},
+		{"[Unit]\nWantedBy=a.target\n[Service]\nExecStart=/x\n", nil},
+		{"[Unit]\n[Install]\n  WantedBy=a.target  \n[X-Other]\nWantedBy=b.target\n", []string{"a.target"}},
+	}
+	for _, tt := range tests {
+		if got := firstboot.WantedBy(tt.unit); strings.Join(got, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("WantedBy(%q) = %q, want %q", tt.unit, got, tt.want)
+		}
 	}
 }
 

@@ -5,18 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path"
 
 	"github.com/nodebake/nodebake/layers/entry"
 	"github.com/nodebake/nodebake/layers/firstboot"
+	"github.com/nodebake/nodebake/layers/firstboot/growvar"
 )
 
 // Firstboot returns the first-boot program at program (a
 // nodebake-firstboot binary on the build host), baked at
-// firstboot.ProgramPath, and its systemd units, enabled where their
-// [Install] section says (sysinit.target).
+// firstboot.ProgramPath, its systemd units, each enabled where its
+// [Install] section's WantedBy= says (a unit without one is pulled in by
+// another: nodebake-grow-var.service by /var's fstab line), and the
+// systemd-repart definition that grows /var.
 func Firstboot(program string) ([]entry.Entry, error) {
 	if program == "" {
 		return nil, errors.New("no nodebake-firstboot program given")
@@ -30,22 +31,12 @@ func Firstboot(program string) ([]entry.Entry, error) {
 	}
 	out := []entry.Entry{{Path: firstboot.ProgramPath, Type: tar.TypeReg, Mode: 0o755, Size: fi.Size(),
 		Open: func() (io.ReadCloser, error) { return os.Open(program) }}}
-	err = fs.WalkDir(firstboot.Units(), ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
+	for _, u := range firstboot.UnitFiles() {
+		out = append(out, entry.File(SystemdUnitDir+"/"+u.Name, 0o644, u.Content))
+		for _, target := range u.WantedBy {
+			out = append(out, entry.Symlink(SystemdUnitDir+"/"+target+".wants/"+u.Name, "../"+u.Name))
 		}
-		b, err := fs.ReadFile(firstboot.Units(), p)
-		if err != nil {
-			return err
-		}
-		name := path.Base(p)
-		out = append(out,
-			entry.File(SystemdUnitDir+"/"+name, 0o644, b),
-			entry.Symlink(SystemdUnitDir+"/sysinit.target.wants/"+name, "../"+name))
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("the first-boot units: %w", err)
 	}
+	out = append(out, entry.File(growvar.DefinitionsDir+"/"+growvar.DefinitionFile, 0o644, []byte(growvar.Definition)))
 	return out, nil
 }

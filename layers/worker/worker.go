@@ -18,7 +18,9 @@ import (
 
 	"github.com/nodebake/nodebake/layers/entry"
 	"github.com/nodebake/nodebake/layers/firstboot"
+	"github.com/nodebake/nodebake/layers/firstboot/growvar"
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
+	"github.com/nodebake/nodebake/layers/firstboot/platform"
 	"github.com/nodebake/nodebake/layers/spec"
 )
 
@@ -107,6 +109,13 @@ func Render(s *spec.Spec) ([]entry.Entry, error) {
 	// may come as systemd credentials network.network.NAME and friends.
 	add(entry.Symlink(SystemdUnitDir+"/sysinit.target.wants/systemd-network-generator.service", "/usr/lib/systemd/system/systemd-network-generator.service"))
 
+	// Pods must not reach the metadata services: they hand out the node
+	// config, with the node's private keys, as user data.
+	text(SystemdUnitDir+"/"+MetadataGuardUnit, 0o644, metadataGuardUnit)
+	text(MetadataGuardRules(), 0o644, metadataGuardRules(false))
+	text(MetadataGuardRules6(), 0o644, metadataGuardRules(true))
+	add(entry.Symlink(SystemdUnitDir+"/multi-user.target.wants/"+MetadataGuardUnit, "../"+MetadataGuardUnit))
+
 	if len(s.Images) > 0 {
 		text(SystemdUnitDir+"/nodebake-preload.service", 0o644, preloadUnit())
 		add(entry.Symlink(SystemdUnitDir+"/multi-user.target.wants/nodebake-preload.service", "../nodebake-preload.service"))
@@ -122,7 +131,7 @@ func Render(s *spec.Spec) ([]entry.Entry, error) {
 	// The read-only root: /var on its own partition, formatted on first
 	// boot; state directories created by tmpfiles; an empty machine-id so
 	// systemd derives one at boot; no swap.
-	text("/etc/fstab", 0o644, fstab)
+	text("/etc/fstab", 0o644, fstab())
 	text("/etc/tmpfiles.d/nodebake.conf", 0o644, tmpfiles())
 	text("/etc/machine-id", 0o444, "")
 	// The ESP's mount point: systemd's gpt-auto generator mounts it at /efi
@@ -290,8 +299,8 @@ func kubeletUnit(flags []string) string {
 	return `[Unit]
 Description=Kubernetes Kubelet
 Documentation=https://kubernetes.io/docs/reference/command-line-tools-reference/kubelet/
-After=containerd.service nodebake-firstboot.service
-Requires=containerd.service
+After=containerd.service nodebake-firstboot.service ` + MetadataGuardUnit + `
+Requires=containerd.service ` + MetadataGuardUnit + `
 Wants=nodebake-firstboot.service
 ConditionPathExists=` + firstboot.ReadyPath + `
 
@@ -409,12 +418,81 @@ net.bridge.bridge-nf-call-ip6tables = 1
 	return b.String()
 }
 
-const fstab = `# /var lives on its own GPT partition (PARTLABEL var), formatted on first
-# boot by systemd-makefs and grown to the partition by systemd-growfs.
+// fstab mounts /var.
+func fstab() string {
+	return `# /var lives on its own GPT partition (PARTLABEL ` + growvar.PartLabel + `). Before it is
+# mounted, ` + growvar.Unit + ` grows the partition to the end of the disk;
+# systemd-makefs formats it on first boot and systemd-growfs grows the
+# filesystem to the partition.
 # The root file system is read-only squashfs, mounted by the initrd.
 # Without /var the node cannot work, so its device is waited for longer
 # than systemd's 90 s (slow controllers, a loaded hypervisor).
-PARTLABEL=var  /var  ext4  defaults,noatime,x-systemd.makefs,x-systemd.growfs,x-systemd.device-timeout=5min  0  2
+PARTLABEL=` + growvar.PartLabel + `  /var  ext4  defaults,noatime,x-systemd.makefs,x-systemd.growfs,x-systemd.device-timeout=5min,x-systemd.requires=` + growvar.Unit + `  0  2
+`
+}
+
+// MetadataGuardUnit installs the firewall rules that keep traffic the node
+// forwards (pods on the bridge or any routed pod network, traffic from
+// other nodes) away from the metadata services, before containerd and the
+// kubelet start. The kubelet requires it: no guard, no pods.
+const MetadataGuardUnit = firstboot.MetadataGuardUnit
+
+// MetadataGuardChain is the filter table chain that holds the rules; the
+// FORWARD chain jumps to it first.
+const MetadataGuardChain = "NODEBAKE-METADATA"
+
+// MetadataGuardRules and MetadataGuardRules6 are the iptables-restore
+// inputs for IPv4 and IPv6.
+func MetadataGuardRules() string  { return LibDir() + "/metadata-guard.rules" }
+func MetadataGuardRules6() string { return LibDir() + "/metadata-guard6.rules" }
+
+// metadataGuardRules renders the chain for iptables-restore --noflush: the
+// chain is (re)made empty and filled, other chains are left alone. DNS on
+// port 53 passes: GCE's metadata server and Azure's wireserver are also
+// the VM's DNS resolvers, which pods' DNS (CoreDNS forwarding to the
+// node's resolv.conf) may use. Only forwarded traffic is matched: the node
+// itself, and host-network pods, still reach the services.
+func metadataGuardRules(v6 bool) string {
+	addrs := []string{platform.MetadataIPv4 + "/32", platform.WireServerIPv4 + "/32"}
+	if v6 {
+		addrs = []string{platform.MetadataIPv6 + "/128"}
+	}
+	var b strings.Builder
+	b.WriteString("# nodebake: forwarded (pod) traffic to the cloud metadata services is dropped, DNS excepted.\n")
+	b.WriteString("*filter\n:" + MetadataGuardChain + " - [0:0]\n")
+	for _, proto := range []string{"udp", "tcp"} {
+		fmt.Fprintf(&b, "-A %s -p %s -m %s --dport 53 -m comment --comment \"DNS to the metadata servers is allowed\" -j RETURN\n", MetadataGuardChain, proto, proto)
+	}
+	for _, a := range addrs {
+		fmt.Fprintf(&b, "-A %s -d %s -m comment --comment \"no pod may read the node user data\" -j DROP\n", MetadataGuardChain, a)
+	}
+	b.WriteString("COMMIT\n")
+	return b.String()
+}
+
+// metadataGuardUnit loads the rules and puts the jump first in FORWARD
+// (once: running it again leaves one jump). kube-proxy later puts its own
+// jump (KUBE-FORWARD) before it; that chain accepts only established and
+// service-marked connections, so a pod's new connection still meets these
+// rules.
+var metadataGuardUnit = `[Unit]
+Description=nodebake: keep pod traffic away from the cloud metadata services
+DefaultDependencies=no
+After=systemd-modules-load.service
+Before=network-pre.target containerd.service kubelet.service shutdown.target
+Wants=network-pre.target
+Conflicts=shutdown.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/iptables-restore --noflush ` + MetadataGuardRules() + `
+ExecStart=/bin/sh -c 'iptables -C FORWARD -j ` + MetadataGuardChain + ` 2>/dev/null || iptables -I FORWARD 1 -j ` + MetadataGuardChain + `'
+ExecStart=/usr/sbin/ip6tables-restore --noflush ` + MetadataGuardRules6() + `
+ExecStart=/bin/sh -c 'ip6tables -C FORWARD -j ` + MetadataGuardChain + ` 2>/dev/null || ip6tables -I FORWARD 1 -j ` + MetadataGuardChain + `'
+
+[Install]
+WantedBy=multi-user.target
 `
 
 // tmpfiles creates the state directories of a worker on the persistent

@@ -21,6 +21,19 @@ func EC2MetadataMock(t testing.TB) string {
 	return buildTool(t, "ec2-metadata-mock", "scripts/build-ec2-metadata-mock.sh", EC2MetadataMockVersion)
 }
 
+// CNIToolVersion is the cnitool (the CNI project's command that runs a
+// network configuration list as a container runtime does) the tests bake
+// into images: the libcni version of the pinned CNI plugins.
+const CNIToolVersion = "v1.3.0"
+
+// CNITool returns cnitool, built once from the Go module proxy by
+// scripts/build-cnitool.sh and kept in build/tools/cnitool-VERSION (a few
+// seconds the first time).
+func CNITool(t testing.TB) string {
+	t.Helper()
+	return buildTool(t, "cnitool", "scripts/build-cnitool.sh", CNIToolVersion)
+}
+
 // Packer returns Packer at version (vX.Y.Z), built once from the Go module
 // proxy by plugin/scripts/build-packer.sh and kept in
 // build/tools/packer-VERSION (about a minute and a half the first time).

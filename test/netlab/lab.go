@@ -54,6 +54,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nodebake/nodebake/layers/firstboot/platform"
 	"github.com/nodebake/nodebake/test/harness"
 	"github.com/nodebake/nodebake/test/netlab/dhcp4"
 	"github.com/nodebake/nodebake/test/netlab/ntp"
@@ -64,9 +65,9 @@ import (
 const (
 	// MetadataAddr is the instance metadata service of EC2, GCE, Azure
 	// and OpenStack.
-	MetadataAddr = "169.254.169.254"
+	MetadataAddr = platform.MetadataIPv4
 	// WireServerAddr is Azure's wireserver (and DNS resolver).
-	WireServerAddr = "168.63.129.16"
+	WireServerAddr = platform.WireServerIPv4
 )
 
 // DefaultSubnet is the guests' subnet unless WithSubnet says otherwise;

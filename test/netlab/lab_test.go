@@ -416,3 +416,30 @@ func TestForwardTCP(t *testing.T) {
 		t.Errorf("through the forward: %v\n%s", err, got)
 	}
 }
+
+// TestServeEC2Metadata: inside the lab, the metadata address answers as
+// EC2's IMDSv2 does: 401 for user data without a session token, the
+// instance's user data with one.
+func TestServeEC2Metadata(t *testing.T) {
+	harness.RequireSlow(t)
+	l := New(t)
+	userData := "apiVersion: nodebake.io/v1alpha1\nkind: NodeConfig\n"
+	l.ServeEC2Metadata(t, []byte(userData))
+	// One HTTP/1.0 request per connection, from a shell in the lab.
+	const script = `req() { exec 3<>/dev/tcp/` + MetadataAddr + `/80 && printf "$1 $2 HTTP/1.0\r\n$3\r\n" >&3 && cat <&3; exec 3<&-; }
+req GET /latest/user-data "" | head -1
+token=$(req PUT /latest/api/token "X-aws-ec2-metadata-token-ttl-seconds: 60\r\n" | sed '1,/^\r$/d')
+echo "--"
+req GET /latest/user-data "X-aws-ec2-metadata-token: $token\r\n" | sed '1,/^\r$/d'`
+	out, err := inLab(t, l, script)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	noToken, withToken, _ := strings.Cut(out, "--\n")
+	if !strings.Contains(noToken, " 401 ") {
+		t.Errorf("user data without a token: %q, want 401 (IMDSv2 required)", noToken)
+	}
+	if withToken != userData {
+		t.Errorf("user data with a token: %q, want %q", withToken, userData)
+	}
+}

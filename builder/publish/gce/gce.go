@@ -5,7 +5,10 @@
 //
 // Compute Engine wants disk.raw to be a whole number of GiB (its "GB"), so
 // the image is padded with zeros up to the next GiB multiple: disk.raw is
-// the raw image followed by zeros. The padding costs nothing: disk.raw is a
+// the raw image followed by zeros. A GPT's backup header and partition
+// array move to the end of the padded disk, where they belong (see
+// gpt.go), and the primary header and protective MBR say so: sgdisk -v
+// finds disk.raw clean. The padding costs nothing: disk.raw is a
 // GNU sparse member (type 'S') whose sparse map lists only the non-zero
 // 4 KiB blocks, so the holes and the padding are neither stored nor
 // compressed, as with tar -S.
@@ -71,9 +74,16 @@ func Write(ctx context.Context, dst *os.File, src *os.File, opts Options) error 
 	if err != nil {
 		return fmt.Errorf("gce: %w", err)
 	}
+	disk := &view{src: src, srcSize: size, size: realSize}
+	if realSize > size {
+		if disk.patches, err = relocateGPT(src, size, realSize); err != nil {
+			return fmt.Errorf("gce: %s: %w", src.Name(), err)
+		}
+		ext = disk.extents(ext)
+	}
 	// First pass: the sparse map, from the non-zero blocks.
 	var runs []run
-	err = sparse.ForEachBlock(ctx, src, size, ext, blockSize, func(idx int64, b []byte) error {
+	err = sparse.ForEachBlock(ctx, disk, realSize, ext, blockSize, func(idx int64, b []byte) error {
 		off := idx * blockSize
 		if n := len(runs); n > 0 && runs[n-1].off+runs[n-1].len == off {
 			runs[n-1].len += int64(len(b))
@@ -101,7 +111,7 @@ func Write(ctx context.Context, dst *os.File, src *os.File, opts Options) error 
 	gz.Name = ""
 	gz.ModTime = time.Unix(mtime, 0)
 	gz.OS = 255 // unknown
-	werr := writeTar(ctx, gz, src, hdr, runs)
+	werr := writeTar(ctx, gz, disk, src.Name(), hdr, runs)
 	cerr := gz.Close()
 	if werr != nil {
 		return werr
@@ -117,7 +127,7 @@ type run struct{ off, len int64 }
 
 // writeTar writes the member's headers, its stored regions and the end of
 // the archive.
-func writeTar(ctx context.Context, w io.Writer, src *os.File, hdr []byte, runs []run) error {
+func writeTar(ctx context.Context, w io.Writer, src io.ReaderAt, name string, hdr []byte, runs []run) error {
 	if _, err := w.Write(hdr); err != nil {
 		return fmt.Errorf("gce: compress: %w", err)
 	}
@@ -130,7 +140,7 @@ func writeTar(ctx context.Context, w io.Writer, src *os.File, hdr []byte, runs [
 			}
 			n := min(r.off+r.len-off, chunk)
 			if _, err := src.ReadAt(buf[:n], off); err != nil {
-				return fmt.Errorf("gce: read %s at %d: %w", src.Name(), off, err)
+				return fmt.Errorf("gce: read %s at %d: %w", name, off, err)
 			}
 			if _, err := w.Write(buf[:n]); err != nil {
 				return fmt.Errorf("gce: compress: %w", err)

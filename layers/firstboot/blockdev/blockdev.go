@@ -101,12 +101,12 @@ type Device struct {
 	Label Label
 }
 
-// FindByLabel lists the block devices under root (root/sys/class/block,
-// device nodes root/dev/NAME) whose filesystem label is label (compared
-// case-insensitively), in the kernel's name order. Devices that cannot be
-// opened or read (e.g. an empty CD-ROM drive) or that are empty are
-// skipped.
-func FindByLabel(root, label string) ([]Device, error) {
+// Scan lists the block devices under root (root/sys/class/block, device
+// nodes root/dev/NAME) that hold a FAT or ISO 9660 filesystem, with their
+// labels, in the kernel's name order. Devices that cannot be opened or
+// read (e.g. an empty CD-ROM drive), that are empty or that hold neither
+// filesystem are skipped. A root without /sys/class/block has none.
+func Scan(root string) ([]Device, error) {
 	sys := filepath.Join(root, "sys", "class", "block")
 	entries, err := os.ReadDir(sys)
 	if errors.Is(err, os.ErrNotExist) {
@@ -123,12 +123,35 @@ func FindByLabel(root, label string) ([]Device, error) {
 		}
 		dev := "/dev/" + devName(filepath.Join(sys, name, "uevent"), name)
 		l, err := labelOf(filepath.Join(root, dev))
-		if err != nil || !strings.EqualFold(l.Name, label) {
+		if err != nil {
 			continue
 		}
 		found = append(found, Device{Name: name, Path: dev, Label: l})
 	}
 	return found, nil
+}
+
+// WithLabel returns the devices whose filesystem label is label (compared
+// case-insensitively), in order.
+func WithLabel(devs []Device, label string) []Device {
+	var out []Device
+	for _, d := range devs {
+		if strings.EqualFold(d.Label.Name, label) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// FindByLabel lists the block devices under root whose filesystem label
+// is label (compared case-insensitively), in the kernel's name order: Scan
+// then WithLabel.
+func FindByLabel(root, label string) ([]Device, error) {
+	devs, err := Scan(root)
+	if err != nil {
+		return nil, err
+	}
+	return WithLabel(devs, label), nil
 }
 
 // devName returns DEVNAME from a device's uevent file, or name.

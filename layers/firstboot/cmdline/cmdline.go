@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Path is where the kernel shows its command line.
@@ -60,7 +61,9 @@ func Parse(s string) Params {
 // Read reads and parses root/proc/cmdline. A missing file (as in tests
 // with a bare root) is an empty command line.
 func Read(root string) (Params, error) {
-	f, err := os.Open(filepath.Join(root, Path))
+	// Non-blocking, so that a named pipe in its place cannot stall the
+	// boot; anything but a regular file is refused.
+	f, err := os.OpenFile(filepath.Join(root, Path), os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return Params{}, nil
 	}
@@ -68,6 +71,11 @@ func Read(root string) (Params, error) {
 		return Params{}, fmt.Errorf("reading the kernel command line: %w", err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return Params{}, fmt.Errorf("reading the kernel command line: %w", err)
+	} else if !fi.Mode().IsRegular() {
+		return Params{}, fmt.Errorf("reading the kernel command line: %s is not a regular file", Path)
+	}
 	b, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
 	if err != nil {
 		return Params{}, fmt.Errorf("reading the kernel command line: %w", err)

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -61,5 +62,29 @@ func TestRead(t *testing.T) {
 	write(strings.Repeat("x", MaxSize+1))
 	if _, err := Read(root); err == nil || !strings.Contains(err.Error(), "longer than") {
 		t.Errorf("oversized command line: %v, want an error", err)
+	}
+}
+
+// A named pipe in place of the command line is refused at once, not read
+// (opening it for reading would block until a writer came).
+func TestReadNotRegular(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "proc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(root, Path), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Read(root); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("named pipe: %v, want not a regular file", err)
+	}
+	if err := os.Remove(filepath.Join(root, Path)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(root, Path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Read(root); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("directory: %v, want not a regular file", err)
 	}
 }

@@ -66,46 +66,44 @@ func ReadDMI(root string) DMI {
 	}
 }
 
-// probe is what detection looks at: read once, the drives only when a
-// platform asks.
+// probe is what detection looks at: read once, the block devices only
+// when a platform asks, and then scanned once.
 type probe struct {
 	root   string
 	params cmdline.Params
 	dmi    DMI
-	drives map[string]driveResult
+	scan   func() ([]blockdev.Device, error)
+
+	scanned bool
+	devs    []blockdev.Device
+	scanErr error
 }
 
-type driveResult struct {
-	dev blockdev.Device
-	ok  bool
-	err error
-}
-
-func newProbe(root string, params cmdline.Params) *probe {
-	return &probe{root: root, params: params, dmi: ReadDMI(root), drives: map[string]driveResult{}}
+func newProbe(root string, params cmdline.Params, scan func() ([]blockdev.Device, error)) *probe {
+	if scan == nil {
+		scan = func() ([]blockdev.Device, error) { return blockdev.Scan(root) }
+	}
+	return &probe{root: root, params: params, dmi: ReadDMI(root), scan: scan}
 }
 
 // drive returns the first block device whose filesystem label is exactly
 // one of labels (all spellings of one label, e.g. "cidata" and "CIDATA").
 func (p *probe) drive(labels ...string) (blockdev.Device, bool, error) {
-	key := strings.Join(labels, "|")
-	if r, done := p.drives[key]; done {
-		return r.dev, r.ok, r.err
+	if !p.scanned {
+		p.devs, p.scanErr = p.scan()
+		p.scanned = true
+		if p.scanErr != nil {
+			p.scanErr = fmt.Errorf("looking for config drives: %w", p.scanErr)
+		}
 	}
-	var r driveResult
-	devs, err := blockdev.FindByLabel(p.root, labels[0])
-	if err != nil {
-		r.err = fmt.Errorf("looking for a drive labelled %s: %w", labels[0], err)
-	}
-	for _, d := range devs {
+	for _, d := range p.devs {
 		for _, l := range labels {
-			if d.Label.Name == l && !r.ok {
-				r.dev, r.ok = d, true
+			if d.Label.Name == l {
+				return d, true, p.scanErr
 			}
 		}
 	}
-	p.drives[key] = r
-	return r.dev, r.ok, r.err
+	return blockdev.Device{}, false, p.scanErr
 }
 
 // The labels of config drives.

@@ -148,3 +148,35 @@ func TestAttemptTimeout(t *testing.T) {
 		t.Errorf("%d attempts in 700ms with 100ms each, want several", n.Load())
 	}
 }
+
+// FuzzDecode: any answer, base64 or not, gives at most max bytes or an
+// error, never a panic; data that is neither base64 nor gzip comes out as
+// it went in; and no error repeats the data.
+func FuzzDecode(f *testing.F) {
+	b64 := base64.StdEncoding.EncodeToString
+	f.Add(nodeConfig, false)
+	f.Add(gz(f, nodeConfig), false)
+	f.Add([]byte(b64(gz(f, nodeConfig))), true)
+	f.Add(bomb(f, 1<<20), false)
+	f.Add(gz(f, nodeConfig)[:30], false)
+	f.Add([]byte(secret+"\x1f\x8b"), true)
+	const max = 4096
+	f.Fuzz(func(t *testing.T, in []byte, isBase64 bool) {
+		out, err := decode(in, isBase64, max)
+		if err != nil {
+			if out != nil {
+				t.Fatalf("decode returned %d bytes with the error %v", len(out), err)
+			}
+			if bytes.Contains(in, []byte(secret)) {
+				noSecret(t, "the error", err.Error())
+			}
+			return
+		}
+		if len(out) == 0 || len(out) > max {
+			t.Fatalf("decode returned %d bytes, want 1 to %d", len(out), max)
+		}
+		if !isBase64 && !bytes.HasPrefix(in, gzipMagic) && !bytes.Equal(out, in) {
+			t.Fatalf("plain data changed: %q -> %q", in, out)
+		}
+	})
+}

@@ -40,6 +40,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nodebake/nodebake/layers/firstboot/blockdev"
 	"github.com/nodebake/nodebake/layers/firstboot/cmdline"
 	"github.com/nodebake/nodebake/layers/firstboot/nodeconfig"
 )
@@ -89,10 +90,24 @@ const (
 	DefaultMaxSize = nodeconfig.MaxSize
 )
 
+// The services' addresses. The image keeps pods away from them (see
+// layers/worker's metadata guard), except for DNS on port 53: GCE's
+// metadata server and Azure's wireserver are also DNS resolvers.
+const (
+	// MetadataIPv4 is the link-local metadata service of EC2, GCE, Azure
+	// and OpenStack.
+	MetadataIPv4 = "169.254.169.254"
+	// MetadataIPv6 is EC2's IPv6 metadata endpoint (Nitro instances in an
+	// IPv6 subnet, when turned on).
+	MetadataIPv6 = "fd00:ec2::254"
+	// WireServerIPv4 is Azure's wireserver (and DNS resolver).
+	WireServerIPv4 = "168.63.129.16"
+)
+
 // Production addresses of the services.
 const (
-	LinkLocalEndpoint  = "http://169.254.169.254"
-	AzureWireServer    = "http://168.63.129.16"
+	LinkLocalEndpoint  = "http://" + MetadataIPv4
+	AzureWireServer    = "http://" + WireServerIPv4
 	defaultEC2         = LinkLocalEndpoint
 	defaultGCE         = LinkLocalEndpoint
 	defaultAzureIMDS   = LinkLocalEndpoint
@@ -135,6 +150,13 @@ type Options struct {
 	// Log receives one line per failed attempt and per notable step;
 	// never any user data. May be nil.
 	Log io.Writer
+	// Cmdline, when set, is the kernel command line already read by the
+	// caller; nil reads Root's /proc/cmdline.
+	Cmdline *cmdline.Params
+	// Devices, when set, lists the block devices with a FAT or ISO 9660
+	// label (blockdev.Scan): a caller that scanned them already passes
+	// its result, so that the devices are read once. Nil scans Root.
+	Devices func() ([]blockdev.Device, error)
 }
 
 func (o Options) withDefaults() Options {
@@ -280,15 +302,21 @@ type Config struct {
 // unreadable command line.
 func Detect(opts Options) (Detection, error) {
 	opts = opts.withDefaults()
-	params, err := cmdline.Read(opts.Root)
-	if err != nil {
-		return Detection{}, err
+	var params cmdline.Params
+	if opts.Cmdline != nil {
+		params = *opts.Cmdline
+	} else {
+		p, err := cmdline.Read(opts.Root)
+		if err != nil {
+			return Detection{}, err
+		}
+		params = p
 	}
 	timeout, err := timeoutFrom(params, opts.Timeout)
 	if err != nil {
 		return Detection{}, err
 	}
-	pr := newProbe(opts.Root, params)
+	pr := newProbe(opts.Root, params, opts.Devices)
 	d := Detection{Platform: None, Timeout: timeout, probe: pr, opts: opts}
 	platforms := table()
 	if v, ok := params.Get(ParamPlatform); ok {
@@ -371,6 +399,10 @@ func (d Detection) Read(ctx context.Context) (Config, error) {
 	return Config{}, &Error{Platform: d.Platform, Source: string(d.Platform),
 		Err: fmt.Errorf("%w from any source (%s)", ErrNoData, strings.Join(none, "; "))}
 }
+
+// Reports says whether the platform wants to be told how first boot
+// ended: whether Report sends anything.
+func (d Detection) Reports() bool { return d.p != nil && d.p.report != nil }
 
 // Report tells the platform how first boot ended: failure is nil on
 // success, else the problem (its message is sent, cut to 512 characters,

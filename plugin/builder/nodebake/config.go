@@ -215,8 +215,14 @@ type OutputConfig struct {
 	// The EFI system partition size, in bytes or with a KiB, MiB, GiB or
 	// TiB suffix. Spec: `output.espSize`, default `256MiB`.
 	ESPSize string `mapstructure:"esp_size"`
-	// The /var partition size. Spec: `output.varSize`, default `1GiB`.
+	// The /var partition size; /var grows to the end of the disk at first
+	// boot. Spec: `output.varSize`, default `1GiB` unless `disk_size` is
+	// set.
 	VarSize string `mapstructure:"var_size"`
+	// The size of the image itself, instead of `var_size` (1GiB to
+	// 2040GiB): /var takes what the ESP and the root filesystem leave.
+	// Spec: `output.diskSize`.
+	DiskSize string `mapstructure:"disk_size"`
 	// The zstd level of the root filesystem (1 to 22). Spec:
 	// `output.rootCompressionLevel`, default 3.
 	RootCompressionLevel *int `mapstructure:"root_compression_level"`

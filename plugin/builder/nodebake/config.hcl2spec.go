@@ -293,6 +293,7 @@ type FlatOutputConfig struct {
 	Formats              []string                `mapstructure:"formats" cty:"formats" hcl:"formats"`
 	ESPSize              *string                 `mapstructure:"esp_size" cty:"esp_size" hcl:"esp_size"`
 	VarSize              *string                 `mapstructure:"var_size" cty:"var_size" hcl:"var_size"`
+	DiskSize             *string                 `mapstructure:"disk_size" cty:"disk_size" hcl:"disk_size"`
 	RootCompressionLevel *int                    `mapstructure:"root_compression_level" cty:"root_compression_level" hcl:"root_compression_level"`
 	KernelArgs           []string                `mapstructure:"kernel_args" cty:"kernel_args" hcl:"kernel_args"`
 	VerifiedBoot         *FlatVerifiedBootConfig `mapstructure:"verified_boot" cty:"verified_boot" hcl:"verified_boot"`
@@ -313,6 +314,7 @@ func (*FlatOutputConfig) HCL2Spec() map[string]hcldec.Spec {
 		"formats":                &hcldec.AttrSpec{Name: "formats", Type: cty.List(cty.String), Required: false},
 		"esp_size":               &hcldec.AttrSpec{Name: "esp_size", Type: cty.String, Required: false},
 		"var_size":               &hcldec.AttrSpec{Name: "var_size", Type: cty.String, Required: false},
+		"disk_size":              &hcldec.AttrSpec{Name: "disk_size", Type: cty.String, Required: false},
 		"root_compression_level": &hcldec.AttrSpec{Name: "root_compression_level", Type: cty.Number, Required: false},
 		"kernel_args":            &hcldec.AttrSpec{Name: "kernel_args", Type: cty.List(cty.String), Required: false},
 		"verified_boot":          &hcldec.BlockSpec{TypeName: "verified_boot", Nested: hcldec.ObjectSpec((*FlatVerifiedBootConfig)(nil).HCL2Spec())},

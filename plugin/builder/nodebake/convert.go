@@ -128,6 +128,7 @@ func (c *Config) overlay(workDir string) (*spec.Spec, []spec.FieldError, error) 
 	}{
 		{"output.esp_size", c.Output.ESPSize, &o.ESPSize},
 		{"output.var_size", c.Output.VarSize, &o.VarSize},
+		{"output.disk_size", c.Output.DiskSize, &o.DiskSize},
 	} {
 		if sz.value == "" {
 			continue
@@ -138,6 +139,14 @@ func (c *Config) overlay(workDir string) (*spec.Spec, []spec.FieldError, error) 
 			continue
 		}
 		*sz.dst = spec.Size(n)
+	}
+	// diskSize and varSize exclude each other: the one the configuration
+	// sets replaces the other from the spec file.
+	switch {
+	case c.Output.DiskSize != "" && c.Output.VarSize == "":
+		o.VarSize = 0
+	case c.Output.VarSize != "" && c.Output.DiskSize == "":
+		o.DiskSize = 0
 	}
 	if c.Output.RootCompressionLevel != nil {
 		o.RootCompressionLevel = *c.Output.RootCompressionLevel

@@ -105,6 +105,10 @@ files: [{path: /etc/empty, content: ""}]`,
   var_size = "3GiB"
 }`,
 		yaml: `output: {espSize: 256MiB, varSize: 3GiB}`,
+	}, {
+		name: "disk size",
+		hcl:  `output { disk_size = "8GiB" }`,
+		yaml: `output: {diskSize: 8GiB}`,
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -132,7 +136,13 @@ func TestEveryFieldFromHCL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// output.diskSize excludes output.varSize, which full.yaml sets; the
+	// "disk size" case of TestSpecFromHCL sets it from HCL.
+	exclusive := map[string]bool{"output.diskSize": true}
 	for _, p := range unsetFields(reflect.ValueOf(want).Elem(), "") {
+		if exclusive[p] {
+			continue
+		}
 		t.Errorf("testdata/full.yaml does not set spec field %s: add it there and to full.pkr.hcl", p)
 	}
 
@@ -360,5 +370,36 @@ func TestOverlayConfigUsesTheSpecMerge(t *testing.T) {
 	}
 	if diff := cmp.Diff(spec.MergeConfig(dst, map[string]any{"authentication": map[string]any{"webhook": map[string]any{"cacheTTL": "30s"}}, "maxPods": nil}), want); diff != "" {
 		t.Errorf("the plugin's merge differs from the spec's (-spec +plugin):\n%s", diff)
+	}
+}
+
+// disk_size and var_size exclude each other: the one the configuration
+// sets replaces the other from the spec file.
+func TestSpecFileDiskSizeOverride(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "worker.yaml")
+	if err := os.WriteFile(file, []byte(header+"output: {varSize: 2GiB}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := configFromHCL(t, "source.pkr.hcl", `spec_file = "`+file+`"
+output { disk_size = "8GiB" }
+`).Spec("/elsewhere")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Output.DiskSize != 8*spec.GiB || got.Output.VarSize != 0 {
+		t.Errorf("output %+v, want diskSize 8GiB and no varSize", got.Output)
+	}
+	if err := os.WriteFile(file, []byte(header+"output: {diskSize: 8GiB}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err = configFromHCL(t, "source.pkr.hcl", `spec_file = "`+file+`"
+output { var_size = "2GiB" }
+`).Spec("/elsewhere")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Output.VarSize != 2*spec.GiB || got.Output.DiskSize != 0 {
+		t.Errorf("output %+v, want varSize 2GiB and no diskSize", got.Output)
 	}
 }

@@ -146,6 +146,7 @@ func rules() map[string]func(*field) {
 		"Output.rootCompressionLevel": rng(spec.MinCompressionLvl, spec.MaxCompressionLvl),
 		"Output.espSize":              sizeRange(spec.MinESPSize, spec.MaxESPSize),
 		"Output.varSize":              sizeRange(spec.MinVarSize, spec.MaxVarSize),
+		"Output.diskSize":             sizeRange(spec.MinDiskSize, spec.MaxDiskSize),
 		"Output.kernelArgs":           note("Joined by spaces, at most %d bytes.", spec.MaxKernelArgsLength),
 	}
 }
