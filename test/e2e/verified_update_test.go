@@ -30,21 +30,39 @@ import (
 // the kubelet's version and the /var marker written on the node's first
 // boot; then, once the boot has settled, the health check's and
 // systemd-bless-boot's verdicts, the UKIs on the ESP and the slots.
+//
+// The report comes in two units: the first part runs before the health
+// check may start (so a try that the health check reboots at once, on a
+// slow host, still reports which version and boot counter it ran), the
+// second once the boot has settled.
 const (
-	updateProbeUnitPath  = "/etc/systemd/system/nodebake-update-probe.service"
-	updateProbeWantsPath = "/etc/systemd/system/multi-user.target.wants/nodebake-update-probe.service"
-	updateProbePath      = "/usr/local/lib/nodebake-update/probe.sh"
+	updateProbeEarlyUnitPath  = "/etc/systemd/system/nodebake-update-probe-early.service"
+	updateProbeEarlyWantsPath = "/etc/systemd/system/multi-user.target.wants/nodebake-update-probe-early.service"
+	updateProbeUnitPath       = "/etc/systemd/system/nodebake-update-probe.service"
+	updateProbeWantsPath      = "/etc/systemd/system/multi-user.target.wants/nodebake-update-probe.service"
+	updateProbePath           = "/usr/local/lib/nodebake-update/probe.sh"
 	// updateMarker is written on the node's first boot, on /var.
 	updateMarker = "/var/lib/nodebake-update-test/first-boot"
 )
 
-const updateProbeUnit = `[Unit]
-Description=nodebake verified update test probe (reports on ttyS1)
+const updateProbeEarlyUnit = `[Unit]
+Description=nodebake verified update test probe, before the health check (reports on ttyS1)
 After=local-fs.target
+Before=` + worker.HealthUnit + `
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=` + updateProbePath + ` early
+`
+
+const updateProbeUnit = `[Unit]
+Description=nodebake verified update test probe, once settled (reports on ttyS1)
+After=nodebake-update-probe-early.service
 
 [Service]
 Type=exec
-ExecStart=` + updateProbePath + `
+ExecStart=` + updateProbePath + ` settled
 `
 
 const updateProbeScript = `#!/bin/sh
@@ -56,6 +74,7 @@ efivar() {
 	if [ -e "$f" ]; then cat "$f" | tail -c +5 | tr -d '\000'; else echo absent; fi
 }
 loader=4a67b082-0a4c-41cf-b6c7-440b29bb8c4f
+if [ "$1" = early ]; then
 boot=$(cat /proc/sys/kernel/random/boot_id)
 if [ ! -f ` + updateMarker + ` ]; then
 	mkdir -p "$(dirname ` + updateMarker + `)" && echo "$boot" > ` + updateMarker + ` && sync
@@ -68,6 +87,8 @@ p loader.bootcountpath=$(efivar LoaderBootCountPath-$loader)
 p kubelet.version=$(/usr/local/bin/kubelet --version 2>&1)
 p marker=$(cat ` + updateMarker + `)
 p started
+exit 0
+fi
 systemctl is-system-running --wait >/dev/null 2>&1
 p health=$(systemctl show -p ActiveState,Result,ConditionResult ` + worker.HealthUnit + ` | one)
 p health.done=$(systemctl show -p ExecMainExitTimestampMonotonic --value ` + worker.HealthUnit + `)
@@ -80,8 +101,10 @@ p settled
 `
 
 func updateProbeFiles() []spec.File {
-	unit, script := updateProbeUnit, updateProbeScript
+	early, unit, script := updateProbeEarlyUnit, updateProbeUnit, updateProbeScript
 	return []spec.File{
+		{Path: updateProbeEarlyUnitPath, Content: &early, Mode: "0644"},
+		{Path: updateProbeEarlyWantsPath, Link: "../nodebake-update-probe-early.service", Mode: "0777"},
 		{Path: updateProbeUnitPath, Content: &unit, Mode: "0644"},
 		{Path: updateProbeWantsPath, Link: "../nodebake-update-probe.service", Mode: "0777"},
 		{Path: updateProbePath, Content: &script, Mode: "0755"},
