@@ -102,7 +102,7 @@ func TestFormats(t *testing.T) {
 	if len(boots) != 1 {
 		t.Fatalf("want 1 boot in the probe report, got %d:\n%s", len(boots), vm.ReportLog())
 	}
-	checkBoot(t, 1, boots[0], s.Kubernetes.Version)
+	checkBoot(t, 1, boots[0], s)
 }
 
 // checkManifestOutputs checks the manifest lists every output with the
