@@ -28,8 +28,8 @@ const ec2InstanceID = "i-0e2e00000000000a1"
 
 // metadataDNSAnswer is what the EC2 worker's lab answers on the metadata
 // address's DNS port, which the image's metadata guard lets pods reach:
-// the pod that finds the metadata service dropped reaches it, so the drop
-// is the guard's, not a pod network that reaches nothing.
+// the pod that gets no answer from the metadata service gets this one, so
+// the silence is the guard's, not a pod network that reaches nothing.
 const metadataDNSAnswer = "the lab on the metadata address, port 53"
 
 // platformPlan is the platform join test's two workers: one that gets
@@ -126,7 +126,7 @@ func TestPlatformJoin(t *testing.T) {
 	ec2.prepare(t, cp, vmDir, "", "", nil)
 	ec2.cfg.UserNet = nil // the lab is the guest's only network
 	ec2.cfg.Disk = res.ImagePath
-	lab.Attach(t, &ec2.cfg)
+	ec2MAC := lab.Attach(t, &ec2.cfg)
 
 	// The OpenStack worker's config-2 drive, as Nova writes one.
 	drive := harness.ISO(t, "config-2", map[string][]byte{
@@ -145,6 +145,17 @@ func TestPlatformJoin(t *testing.T) {
 	t.Logf("booting the workers under %s", accel)
 	e.start(ec2)
 	e.start(os2)
+	// Pod traffic leaves the node unmasqueraded (the bridge network keeps
+	// pod addresses): the lab routes the EC2 worker's pod CIDR back to it,
+	// as a cloud's VPC routes a node's pod range, so that what a pod gets
+	// no answer from is what the node drops.
+	lease, err := lab.WaitLease(ctx, ec2MAC, consoleTimeout)
+	if err != nil {
+		e.fatalf("%s: %v", ec2.name, err)
+	}
+	if out, err := lab.Command(ctx, "ip", "route", "add", ec2.podCIDR, "via", lease.Addr.String()).CombinedOutput(); err != nil {
+		e.fatalf("routing %s's pod CIDR in its lab: %v: %s", ec2.name, err, out)
+	}
 	readyAt := e.waitReady(gs, "", readyTimeout)
 	for _, g := range gs {
 		e.bootFigures(g, accel, "first boot", readyAt[g.name])
