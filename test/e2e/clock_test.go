@@ -155,10 +155,6 @@ func TestClock(t *testing.T) {
 	// The first lab's NTP server answers only once first boot has begun
 	// to wait: first boot runs after timesyncd, which may otherwise have
 	// set the clock already (then first boot has nothing to wait for).
-	// The labs, and the NTP server's socket, are made before the control
-	// plane starts: a lab enters its namespace on an OS thread that then
-	// ends, and the control plane's processes get SIGKILL (Pdeathsig)
-	// when the thread that started them ends.
 	ntpAddr := netip.MustParseAddr(labNTPAddr)
 	apiPort := freePort(t) // the API server's, chosen before it starts
 	newLab := func(opts ...netlab.Option) *netlab.Lab {

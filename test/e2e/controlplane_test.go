@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,14 +77,17 @@ func controlPlaneBinaries(t *testing.T, s *spec.Spec) binaries {
 // controlPlane is etcd, the API server, the controller manager and the
 // scheduler running on the host's loopback.
 type controlPlane struct {
-	dir     string // certificates, kubeconfigs, etcd data
-	logDir  string
-	ca      *ca
-	bins    binaries
-	admin   string       // admin kubeconfig
-	api     *http.Client // the API server's client as admin
-	mu      sync.Mutex
-	procs   []*proc
+	dir    string // certificates, kubeconfigs, etcd data
+	logDir string
+	ca     *ca
+	bins   binaries
+	admin  string       // admin kubeconfig
+	api    *http.Client // the API server's client as admin
+	mu     sync.Mutex
+	procs  []*proc
+	// launch runs each process's start on one OS thread that lives until
+	// stop (launcher).
+	launch  chan func()
 	workers map[string]pair // node certificates by node name
 	proxy   pair            // kube-proxy's certificate
 	// port is the API server's port: on the host's loopback, and at
@@ -149,6 +153,7 @@ func startControlPlane(t *testing.T, bins binaries, logDir string, port int, nod
 	} else {
 		l.Close()
 	}
+	cp.launcher()
 	t.Cleanup(cp.stop)
 	var err error
 	if cp.ca, err = newCA("nodebake-e2e-ca"); err != nil {
@@ -261,7 +266,9 @@ func (cp *controlPlane) start(t *testing.T, name, bin string, args ...string) {
 	// before the cleanup does.
 	// Killed with the test binary if that dies before its cleanup.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	errc := make(chan error, 1)
+	cp.launch <- func() { errc <- cmd.Start() }
+	if err := <-errc; err != nil {
 		t.Fatalf("starting %s: %v", name, err)
 	}
 	p := &proc{name: name, log: log, cmd: cmd, done: make(chan struct{})}
@@ -274,10 +281,28 @@ func (cp *controlPlane) start(t *testing.T, name, bin string, args ...string) {
 	cp.mu.Unlock()
 }
 
+// launcher starts the goroutine that starts the processes, locked to its
+// OS thread until stop. A process's parent-death signal (Pdeathsig) comes
+// when the thread that started it ends, and a network lab (test/netlab)
+// ends every thread it entered the lab's namespace on: started from any
+// other thread, a process could be killed by a lab made after it.
+func (cp *controlPlane) launcher() {
+	cp.launch = make(chan func())
+	go func() {
+		// Never unlocked: the thread ends with the goroutine, once stop
+		// has ended the processes.
+		runtime.LockOSThread()
+		for f := range cp.launch {
+			f()
+		}
+	}()
+}
+
 // stop kills the processes, newest first.
 func (cp *controlPlane) stop() {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
+	defer close(cp.launch)
 	for i := len(cp.procs) - 1; i >= 0; i-- {
 		p := cp.procs[i]
 		if !p.exited() {

@@ -12,6 +12,9 @@
 // inventory it writes, the import it makes) run in every `go test`.
 // TestClock boots workers whose clock is a year behind in network labs
 // (test/netlab), with and without a time source; it runs with
-// NODEBAKE_SLOW=1 (as root, for the labs). Both need QEMU, OVMF and the
-// base OS layout (scripts/build-base.sh).
+// NODEBAKE_SLOW=1 (as root, for the labs). TestPlatformJoin boots two
+// workers that get their node configs only from their platform (EC2's
+// instance metadata service in a lab, an OpenStack config-2 drive) and
+// join the cluster; it runs like TestCluster, as root. All need QEMU,
+// OVMF and the base OS layout (scripts/build-base.sh).
 package e2e

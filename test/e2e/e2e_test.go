@@ -84,19 +84,7 @@ func TestCluster(t *testing.T) {
 	ctx := t.Context()
 	work := t.TempDir()
 
-	// The base spec: the repository's worker spec, pinned to the local
-	// mirror, with the test image preloaded and the diagnostics probe.
-	pauseLayout := ensurePauseImage(t)
-	webLayout := buildWebImage(t, work)
-	base := harness.WorkerSpec(t, diagFiles()...)
-	if !slices.ContainsFunc(base.Images, func(im spec.Image) bool { return im.Ref == base.Containerd.SandboxImage }) {
-		base.Images = append(base.Images, spec.Image{Ref: base.Containerd.SandboxImage, Image: "oci:" + pauseLayout})
-	}
-	base.Images = append(base.Images, spec.Image{Ref: webImage, Image: "oci:" + webLayout})
-	base.Default()
-	if err := base.Validate(); err != nil {
-		t.Fatalf("the test's base spec: %v", err)
-	}
+	base := podBaseSpec(t, work)
 	cli := harness.GoBuild(t, "./builder/cmd/nodebake", work)
 	sw.lap("base spec, release mirror, test image, nodebake CLI")
 
@@ -463,6 +451,25 @@ func loadAverage() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// podBaseSpec is the base spec of the tests that run pods: the
+// repository's worker spec, pinned to the local mirror, with the pause
+// and test images preloaded and the diagnostics probe.
+func podBaseSpec(t *testing.T, work string) *spec.Spec {
+	t.Helper()
+	pauseLayout := ensurePauseImage(t)
+	webLayout := buildWebImage(t, work)
+	base := harness.WorkerSpec(t, diagFiles()...)
+	if !slices.ContainsFunc(base.Images, func(im spec.Image) bool { return im.Ref == base.Containerd.SandboxImage }) {
+		base.Images = append(base.Images, spec.Image{Ref: base.Containerd.SandboxImage, Image: "oci:" + pauseLayout})
+	}
+	base.Images = append(base.Images, spec.Image{Ref: webImage, Image: "oci:" + webLayout})
+	base.Default()
+	if err := base.Validate(); err != nil {
+		t.Fatalf("the test's base spec: %v", err)
+	}
+	return base
 }
 
 // ensurePauseImage returns the pause image layout scripts/build-pause.sh
@@ -834,13 +841,17 @@ func (e *env) checkStatus(g *guest, st probe.Step, report bool) {
 	if err := json.Unmarshal([]byte(st.Result), &fs); err != nil {
 		e.fatalf("%s: decoding the first-boot status %q: %v", g.name, st.Result, err)
 	}
-	wantSource := map[string]string{viaCredential: "credential ", viaConfigDrive: "config-drive "}[g.via]
-	if !fs.OK || fs.NodeName != g.name || !strings.HasPrefix(fs.Source, wantSource) {
-		e.t.Errorf("%s: first-boot status ok=%v node=%q source=%q, want ok, %s, source %q...", g.name, fs.OK, fs.NodeName, fs.Source, g.name, wantSource)
+	want, ok := sources[g.via]
+	if !ok {
+		e.fatalf("%s: no source known for delivery %q", g.name, g.via)
+	}
+	if !fs.OK || fs.NodeName != g.name || !strings.HasPrefix(fs.Source, want.source) || want.platform != "" && fs.Platform != want.platform {
+		e.t.Errorf("%s: first-boot status ok=%v node=%q platform=%q source=%q, want ok, %s, platform %q, source %q...",
+			g.name, fs.OK, fs.NodeName, fs.Platform, fs.Source, g.name, want.platform, want.source)
 	}
 	if report {
-		figure(e.t, "%s: first-boot program ran %s (status.json durationMicros %d; node config from %s)", g.name,
-			(time.Duration(fs.DurationMicros) * time.Microsecond).Round(time.Millisecond), fs.DurationMicros, fs.Source)
+		figure(e.t, "%s: first-boot program ran %s (status.json durationMicros %d; platform %q, detection %.2f ms; node config from %s)", g.name,
+			(time.Duration(fs.DurationMicros) * time.Microsecond).Round(time.Millisecond), fs.DurationMicros, fs.Platform, float64(fs.DetectMicros)/1000, fs.Source)
 	}
 }
 

@@ -259,8 +259,8 @@ func readTree(t *testing.T, dir string) map[string]string {
 	return out
 }
 
-// TestImportPlan imports the Ansible trees of TestCluster and TestClock as
-// they do, with a test CA in place of the control plane's, and checks
+// TestImportPlan imports the Ansible trees of TestCluster, TestClock and
+// TestPlatformJoin as they do, with a test CA in place of the control plane's, and checks
 // what the tests depend on: the bridge pod network, and for every worker a
 // node config named after its certificate, with the plan's wg0 address,
 // pod CIDR and API server, and the other workers as peers (their wg0
@@ -269,7 +269,8 @@ func readTree(t *testing.T, dir string) map[string]string {
 // one are no peers). It runs without QEMU.
 func TestImportPlan(t *testing.T) {
 	synced, unsynced := clockPlan()
-	for name, gs := range map[string][]*guest{"cluster": clusterPlan().all(), "clock": {synced, unsynced}} {
+	ec2, config2 := platformPlan()
+	for name, gs := range map[string][]*guest{"cluster": clusterPlan().all(), "clock": {synced, unsynced}, "platform": {ec2, config2}} {
 		t.Run(name, func(t *testing.T) { checkImportPlan(t, gs) })
 	}
 }

@@ -25,7 +25,23 @@ const (
 	viaCredential  = "credential"   // fw_cfg systemd credential nodebake.node
 	viaConfigDrive = "config-drive" // a FAT drive labelled NODEBAKE
 	viaSMBIOS      = "smbios"       // SMBIOS type 11 systemd credential
+	// From the guest's platform (guest.identity): EC2's IMDSv2 user data,
+	// served by the real metadata mock in the guest's network lab, and an
+	// OpenStack config-2 ISO.
+	viaEC2IMDS = "ec2-imds"
+	viaConfig2 = "config-2"
 )
+
+// sources are, by delivery, the source first boot's status names (or
+// begins with, where a path follows) and the platform it detects ("" for
+// any).
+var sources = map[string]struct{ platform, source string }{
+	viaCredential:  {"", "credential "},
+	viaConfigDrive: {"", "config-drive "},
+	viaEC2IMDS:     {"ec2", "ec2-imds user-data"},
+	// The boot disk is the first virtio disk, the drive the second.
+	viaConfig2: {"openstack", "openstack config-2 drive /dev/vdb"},
+}
 
 // underlayCredential is the systemd credential that systemd-network-generator
 // turns into /run/systemd/network/40-underlay.network.
@@ -39,6 +55,9 @@ type guest struct {
 	podCIDR  string
 	underlay string // the underlay NIC's address, CIDR ("" for none)
 	via      string
+	// identity is what the guest's firmware reports (qemu.PlainIdentity,
+	// the zero value, unless a platform's).
+	identity qemu.Identity
 	memory   int
 	cpus     int
 
@@ -109,10 +128,11 @@ IPv6AcceptRA=no
 }
 
 // prepare fills in g.cfg (without Disk), with a forward to cp's API
-// server, to deliver the node config
+// server and g's firmware identity, to deliver the node config
 // nodeFile by g's path: the file itself as a systemd credential over
-// fw_cfg, the config drive image drive, or the file's content as an SMBIOS
-// credential. The underlay's .network, when g has one, goes into dir.
+// fw_cfg, the config drive image drive (a NODEBAKE or a config-2 drive),
+// or the file's content as an SMBIOS credential; the EC2 guest's comes
+// from its lab. The underlay's .network, when g has one, goes into dir.
 func (g *guest) prepare(t *testing.T, cp *controlPlane, dir, nodeFile, drive string, netdevs []string) {
 	t.Helper()
 	g.cfg = qemu.Config{
@@ -139,9 +159,17 @@ func (g *guest) prepare(t *testing.T, cp *controlPlane, dir, nodeFile, drive str
 			t.Fatal(err)
 		}
 		g.cfg.SMBIOS = []string{credential + b64(y)}
+	case viaConfig2:
+		if drive == "" {
+			t.Fatalf("%s: no config-2 drive", g.name)
+		}
+		g.cfg.ExtraDisks = []string{drive}
+	case viaEC2IMDS:
+		// Served in the guest's network lab (netlab.Lab.ServeEC2Metadata).
 	default:
 		t.Fatalf("unknown delivery %q", g.via)
 	}
+	g.identity.Apply(&g.cfg)
 	if g.underlay != "" {
 		p := filepath.Join(dir, g.name+"-40-underlay.network")
 		if err := os.WriteFile(p, []byte(underlayNetwork(underlayMAC(g.uuid, 1), g.underlay)), 0o600); err != nil {

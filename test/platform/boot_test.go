@@ -22,6 +22,7 @@ import (
 
 	"github.com/nodebake/nodebake/builder/publish/netboot"
 	"github.com/nodebake/nodebake/layers/firstboot"
+	"github.com/nodebake/nodebake/layers/firstboot/platform"
 	"github.com/nodebake/nodebake/layers/spec"
 	"github.com/nodebake/nodebake/test/harness"
 	"github.com/nodebake/nodebake/test/netlab"
@@ -546,14 +547,10 @@ func (s *suite) bootAzureSilent(t *testing.T) {
 // by genisoimage; the metadata service must not be asked.
 func (s *suite) bootConfigDrive(t *testing.T) {
 	n := s.ca.nodeConfig(t, "worker-os-drive", "10.8.0.14", podCIDR, "10.77.0.1:51820")
-	dir := t.TempDir()
-	tree := filepath.Join(dir, "tree")
-	writeTree(t, tree, map[string][]byte{
-		"openstack/latest/user_data":      n.yaml,
+	iso := harness.ISO(t, "config-2", map[string][]byte{
+		platform.ConfigDriveUserData:      n.yaml,
 		"openstack/latest/meta_data.json": []byte(`{"uuid": "4f1c0d52-0000-4000-8000-00000000c0d2", "name": "worker-os-drive"}`),
 	})
-	iso := filepath.Join(dir, "config-2.iso")
-	run(t, "genisoimage", "-quiet", "-output", iso, "-V", "config-2", "-J", "-r", tree)
 	lab := netlab.New(t)
 	md := &openStackMetadata{}
 	lab.ServeHTTP(t, netlab.MetadataAddr+":80", md)
@@ -578,11 +575,7 @@ func (s *suite) bootOpenStackMetadata(t *testing.T) {
 // bootNoCloud boots plain QEMU with a NoCloud cidata ISO.
 func (s *suite) bootNoCloud(t *testing.T) {
 	n := s.ca.nodeConfig(t, "worker-nocloud", "10.8.0.16", podCIDR, "10.77.0.1:51820")
-	dir := t.TempDir()
-	tree := filepath.Join(dir, "tree")
-	writeTree(t, tree, map[string][]byte{"user-data": n.yaml, "meta-data": []byte("instance-id: worker-nocloud\n")})
-	iso := filepath.Join(dir, "seed.iso")
-	run(t, "genisoimage", "-quiet", "-output", iso, "-volid", "cidata", "-joliet", "-rock", tree)
+	iso := harness.ISO(t, "cidata", map[string][]byte{"user-data": n.yaml, "meta-data": []byte("instance-id: worker-nocloud\n")})
 	lab := netlab.New(t)
 	r, console := s.boot(t, lab, guest{name: "nocloud", identity: qemu.PlainIdentity(), drives: []string{iso}}, nil)
 	s.configured(t, "nocloud", r, console, n, "nocloud", "nocloud cidata drive /dev/vdb")
@@ -693,17 +686,4 @@ func rootPartitionSHA256(t *testing.T, image string, size int64) string {
 		off += k
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-func writeTree(t *testing.T, dir string, files map[string][]byte) {
-	t.Helper()
-	for p, b := range files {
-		full := filepath.Join(dir, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 }

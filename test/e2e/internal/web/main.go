@@ -8,6 +8,8 @@
 //	  write FILE TEXT        write TEXT to FILE (creating its directory), synced
 //	  check FILE TEXT        FILE holds exactly TEXT
 //	  report FILE            the content of FILE
+//	  noanswer URL           GET URL once: no answer within 10 s (its packets
+//	                         dropped); an answer or a refused connection fails
 //
 // The steps' outcomes go to the container's termination message
 // (/dev/termination-log) as package probe writes them, so that the test
@@ -20,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -39,9 +42,12 @@ const terminationLog = "/dev/termination-log"
 // before the server it fetches from is ready.
 const fetchFor = 4 * time.Minute
 
+// noAnswerFor is how long noanswer waits for an answer that must not come.
+const noAnswerFor = 10 * time.Second
+
 func main() {
 	if len(os.Args) < 2 {
-		fail("usage: web serve [ADDR] | STEP [-- STEP]... (fetch URL, write FILE TEXT, check FILE TEXT, report FILE)")
+		fail("usage: web serve [ADDR] | STEP [-- STEP]... (fetch URL, write FILE TEXT, check FILE TEXT, report FILE, noanswer URL)")
 	}
 	if os.Args[1] == "serve" {
 		addr := ":80"
@@ -100,6 +106,8 @@ func run(args []string) (result string, attempts int, err error) {
 		result, err = check(rest[0], rest[1])
 	case mode == "report" && len(rest) == 1:
 		result, err = report(rest[0])
+	case mode == "noanswer" && len(rest) == 1:
+		result, err = noAnswer(rest[0], noAnswerFor)
 	default:
 		err = fmt.Errorf("bad step %q", args)
 	}
@@ -218,4 +226,21 @@ func report(file string) (string, error) {
 		return "", fmt.Errorf("%s: more than %d bytes", file, probe.MaxMessage)
 	}
 	return string(b), nil
+}
+
+// noAnswer GETs url once and succeeds only when no answer comes within
+// timeout, as when a firewall drops the packets: an answer, or an error
+// other than the timeout (a refused connection, say), fails.
+func noAnswer(url string, timeout time.Duration) (string, error) {
+	client := &http.Client{Timeout: timeout}
+	resp, err := client.Get(url)
+	if err == nil {
+		resp.Body.Close()
+		return "", fmt.Errorf("%s answered: %s", url, resp.Status)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Sprintf("no answer within %s", timeout), nil
+	}
+	return "", fmt.Errorf("want no answer from %s (packets dropped), got: %w", url, err)
 }
