@@ -23,28 +23,7 @@ if [ -x "$out" ]; then
 	exit 0
 fi
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-cat >"$work/go.mod" <<MOD
-module nodebake.invalid/cnitool-wrapper
-
-go 1.21
-
-require github.com/containernetworking/cni $version
-MOD
-cat >"$work/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import _ "github.com/containernetworking/cni/cnitool"
-GO
-echo "building cnitool $version (once; cached as $out)" >&2
-(
-	cd "$work"
-	GOFLAGS=-mod=mod go mod tidy >&2
-	mkdir -p "$(dirname "$out")"
-	CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$out.tmp" github.com/containernetworking/cni/cnitool >&2
-)
-mv -f "$out.tmp" "$out"
+# shellcheck source=lib/go-tool.sh
+. "$root/scripts/lib/go-tool.sh"
+go_tool_build "$out" github.com/containernetworking/cni "$version" 1.21 github.com/containernetworking/cni/cnitool
 echo "$out"

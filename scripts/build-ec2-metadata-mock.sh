@@ -24,28 +24,7 @@ if [ -x "$out" ]; then
 	exit 0
 fi
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-cat >"$work/go.mod" <<MOD
-module nodebake.invalid/ec2-metadata-mock-wrapper
-
-go 1.23
-
-require github.com/aws/amazon-ec2-metadata-mock $version
-MOD
-cat >"$work/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import _ "github.com/aws/amazon-ec2-metadata-mock/cmd/ec2-metadata-mock"
-GO
-echo "building ec2-metadata-mock $version (once; cached as $out)" >&2
-(
-	cd "$work"
-	GOFLAGS=-mod=mod go mod tidy >&2
-	mkdir -p "$(dirname "$out")"
-	CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$out.tmp" github.com/aws/amazon-ec2-metadata-mock/cmd/ec2-metadata-mock >&2
-)
-mv -f "$out.tmp" "$out"
+# shellcheck source=lib/go-tool.sh
+. "$root/scripts/lib/go-tool.sh"
+go_tool_build "$out" github.com/aws/amazon-ec2-metadata-mock "$version" 1.23 github.com/aws/amazon-ec2-metadata-mock/cmd/ec2-metadata-mock
 echo "$out"
