@@ -683,6 +683,14 @@ func (e *env) poll(what string, timeout, interval time.Duration, f func() (done 
 		if err := e.cp.check(); err != nil {
 			e.fatalf("waiting for %s: %v", what, err)
 		}
+		for _, g := range e.guests {
+			if g.vm == nil {
+				continue
+			}
+			if err := g.vm.Crashed(); err != nil {
+				e.fatalf("waiting for %s: %s: %v", what, g.name, err)
+			}
+		}
 		var done bool
 		done, status = f()
 		if done {

@@ -149,7 +149,9 @@ func TestPlatformJoin(t *testing.T) {
 	// pod addresses): the lab routes the EC2 worker's pod CIDR back to it,
 	// as a cloud's VPC routes a node's pod range, so that what a pod gets
 	// no answer from is what the node drops.
-	lease, err := lab.WaitLease(ctx, ec2MAC, consoleTimeout)
+	wctx, cancel := ec2.vm.Watch(ctx)
+	lease, err := lab.WaitLease(wctx, ec2MAC, consoleTimeout)
+	cancel()
 	if err != nil {
 		e.fatalf("%s: %v", ec2.name, err)
 	}

@@ -359,6 +359,9 @@ func (u *updateRun) waitBoot(n int, v *updateVersion, notBoot string) updateBoot
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Minute)
 	for {
+		if err := u.vm.Crashed(); err != nil {
+			t.Fatalf("waiting for boot %d (%s): %v", n, v.version, err)
+		}
 		if u.vm.Exited() {
 			t.Fatalf("waiting for boot %d (%s): QEMU exited", n, v.version)
 		}

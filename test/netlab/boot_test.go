@@ -188,7 +188,9 @@ func TestGuestInLab(t *testing.T) {
 	t.Logf("VM work directory %s (NODEBAKE_KEEP_VM=1 keeps it); lab %s", vm.Dir(), lab.Name())
 
 	const bootTimeout = 6 * time.Minute
-	lease, err := lab.WaitLease(ctx, mac, bootTimeout)
+	wctx, cancel := vm.Watch(ctx)
+	lease, err := lab.WaitLease(wctx, mac, bootTimeout)
+	cancel()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, vm.ConsoleTail(40))
 	}

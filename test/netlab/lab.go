@@ -589,7 +589,9 @@ func (l *Lab) Leases() []dhcp4.Lease {
 
 // WaitLease waits at most timeout for the lab's DHCP server to lease an
 // address to the NIC with the given MAC address, and returns the lease
-// (its Bound time is when the server acknowledged it).
+// (its Bound time is when the server acknowledged it). It ends early when
+// ctx does, with ctx's cause: pass a VM's Watch context to end it when the
+// guest crashes.
 func (l *Lab) WaitLease(ctx context.Context, mac net.HardwareAddr, timeout time.Duration) (dhcp4.Lease, error) {
 	if l.dhcp == nil {
 		return dhcp4.Lease{}, errors.New("waiting for a DHCP lease: the lab runs no DHCP server")
@@ -606,7 +608,7 @@ func (l *Lab) WaitLease(ctx context.Context, mac net.HardwareAddr, timeout time.
 		}
 		select {
 		case <-ctx.Done():
-			return dhcp4.Lease{}, fmt.Errorf("waiting for a DHCP lease to %s: %w", mac, ctx.Err())
+			return dhcp4.Lease{}, fmt.Errorf("waiting for a DHCP lease to %s: %w", mac, context.Cause(ctx))
 		case <-deadline.C:
 			return dhcp4.Lease{}, fmt.Errorf("waiting for a DHCP lease to %s: none within %s", mac, timeout)
 		case <-tick.C:

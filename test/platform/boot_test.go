@@ -220,7 +220,9 @@ func (s *suite) boot(t *testing.T, lab *netlab.Lab, g guest, afterLease func(net
 	}
 	defer vm.Close()
 	t.Logf("%s: VM work directory %s (NODEBAKE_KEEP_VM=1 keeps it), lab %s", g.name, vm.Dir(), lab.Name())
-	lease, err := lab.WaitLease(ctx, mac, bootTimeout)
+	wctx, cancel := vm.Watch(ctx)
+	lease, err := lab.WaitLease(wctx, mac, bootTimeout)
+	cancel()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, vm.ConsoleTail(40))
 	}

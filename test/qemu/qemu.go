@@ -487,6 +487,49 @@ func (vm *VM) Exited() bool {
 	}
 }
 
+// Crashed returns an error that wraps ErrGuestCrashed and carries the
+// kernel's crash report when the guest kernel has panicked, nil otherwise.
+func (vm *VM) Crashed() error {
+	if crash := crashReport(vm.read(Console)); crash != "" {
+		return fmt.Errorf("%w:\n%s", ErrGuestCrashed, crash)
+	}
+	return nil
+}
+
+// watchInterval is how often Watch looks at the console.
+const watchInterval = time.Second
+
+// Watch returns a copy of ctx that ends when the guest kernel crashes
+// (context.Cause wraps ErrGuestCrashed, with the report) or QEMU exits,
+// for a wait on something other than the VM's serial ports: a DHCP lease,
+// an API server's view of the node. Call cancel when the wait is over.
+func (vm *VM) Watch(ctx context.Context) (context.Context, context.CancelFunc) {
+	wctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		tick := time.NewTicker(watchInterval)
+		defer tick.Stop()
+		for {
+			if err := vm.Crashed(); err != nil {
+				cancel(err)
+				return
+			}
+			select {
+			case <-wctx.Done():
+				return
+			case <-vm.done:
+				if err := vm.Crashed(); err != nil {
+					cancel(err)
+				} else {
+					cancel(fmt.Errorf("qemu exited (%v)%s\n%s", vm.waitErr, vm.stderrTail(), vm.ConsoleTail(40)))
+				}
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return wctx, func() { cancel(context.Canceled) }
+}
+
 // Wait waits for QEMU to end (a guest poweroff ends it) and returns its
 // exit error, nil on a clean exit.
 func (vm *VM) Wait() error {

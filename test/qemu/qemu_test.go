@@ -270,14 +270,42 @@ func TestWaitFor(t *testing.T) {
 	if !errors.Is(err, ErrGuestCrashed) || !strings.Contains(err.Error(), "Oops: general protection fault") || !strings.Contains(err.Error(), "Fatal exception") || time.Since(start) > 5*time.Second {
 		t.Errorf("after a guest panic: err = %v after %s", err, time.Since(start))
 	}
+	// Crashed says so too, and a Watch context ends with the report as
+	// its cause.
+	if err := vm.Crashed(); !errors.Is(err, ErrGuestCrashed) || !strings.Contains(err.Error(), "RIP: 0010:kmem_cache_alloc") {
+		t.Errorf("Crashed() = %v", err)
+	}
+	wctx, cancel := vm.Watch(ctx)
+	select {
+	case <-wctx.Done():
+		if err := context.Cause(wctx); !errors.Is(err, ErrGuestCrashed) {
+			t.Errorf("Watch: cause %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("Watch: the context did not end after the guest crashed")
+	}
+	cancel()
 	// What matched before the panic still matches.
 	if _, err := vm.WaitFor(ctx, Report, regexp.MustCompile(`PROBE reboot`), time.Second); err != nil {
 		t.Errorf("a match before the panic: %v", err)
 	}
 	os.WriteFile(vm.Path(Console), nil, 0o644)
+	if err := vm.Crashed(); err != nil {
+		t.Errorf("Crashed() with a clean console = %v", err)
+	}
+	wctx, cancel = vm.Watch(ctx)
+	defer cancel()
 
-	// An exited QEMU ends the wait at once.
+	// An exited QEMU ends the wait at once, and a Watch context.
 	close(vm.done)
+	select {
+	case <-wctx.Done():
+		if err := context.Cause(wctx); err == nil || !strings.Contains(err.Error(), "qemu exited") {
+			t.Errorf("Watch after exit: cause %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("Watch: the context did not end after QEMU exited")
+	}
 	start = time.Now()
 	_, err = vm.WaitFor(ctx, Report, regexp.MustCompile(`never`), time.Minute)
 	if err == nil || !strings.Contains(err.Error(), "qemu exited") || time.Since(start) > 5*time.Second {
