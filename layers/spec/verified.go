@@ -70,8 +70,10 @@ type Updates struct {
 	AllowHTTP bool `yaml:"allowHTTP,omitempty"`
 	// Timer is when nodes look for an update on their own and install it
 	// (then reboot, without draining the node): a systemd OnCalendar
-	// expression such as "daily" or "Sat *-*-* 03:00". Empty (the default)
-	// leaves updates to "systemctl start nodebake-update" after a drain.
+	// expression such as "daily" or "Sat *-*-* 03:00", checked at build
+	// time (times are UTC, the image's clock; no other time zone). Empty
+	// (the default) leaves updates to "systemctl start nodebake-update"
+	// after a drain.
 	Timer string `yaml:"timer,omitempty"`
 }
 
@@ -124,8 +126,9 @@ func CheckUpdateSource(src string, allowHTTP bool) error {
 	return fmt.Errorf("%q: want an https URL", src)
 }
 
-// CheckTimer checks an OnCalendar expression as far as nodebake can:
-// its length and characters (systemd-analyze calendar checks the rest).
+// CheckTimer checks an OnCalendar expression: its length, its characters
+// and its grammar (see checkCalendar), so that a timer the node's systemd
+// would refuse is refused at build time.
 func CheckTimer(t string) error {
 	switch {
 	case strings.TrimSpace(t) == "":
@@ -137,7 +140,7 @@ func CheckTimer(t string) error {
 	}):
 		return fmt.Errorf("%q: want a systemd calendar expression (letters, digits and %q)", t, TimerChars)
 	}
-	return nil
+	return checkCalendar(t)
 }
 
 func isASCIIAlnum(r rune) bool {
