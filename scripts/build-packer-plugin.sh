@@ -41,30 +41,8 @@ if [ -x "$out" ]; then
 	exit 0
 fi
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-cat >"$work/go.mod" <<MOD
-module nodebake.invalid/packer-plugin-wrapper
-
-go 1.22
-
-require $module $version
-
-replace github.com/zclconf/go-cty => github.com/nywilken/go-cty v1.13.3
-MOD
-cat >"$work/tools.go" <<GO
-//go:build tools
-
-package tools
-
-import _ "$module"
-GO
-echo "building packer-plugin-$name $version (once; cached as $out)" >&2
-(
-	cd "$work"
-	GOFLAGS=-mod=mod go mod tidy >&2
-	mkdir -p "$(dirname "$out")"
-	CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$out.tmp" "$module" >&2
-)
-mv -f "$out.tmp" "$out"
+# shellcheck source=lib/go-tool.sh
+. "$root/scripts/lib/go-tool.sh"
+go_tool_build "$out" "$module" "$version" 1.22 "$module" \
+	'replace github.com/zclconf/go-cty => github.com/nywilken/go-cty v1.13.3'
 echo "$out"

@@ -24,30 +24,8 @@ if [ -x "$out" ]; then
 	exit 0
 fi
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-cat >"$work/go.mod" <<MOD
-module nodebake.invalid/packer-wrapper
-
-go 1.24.12
-
-require github.com/hashicorp/packer $version
-
-replace github.com/zclconf/go-cty => github.com/nywilken/go-cty v1.13.3
-MOD
-cat >"$work/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import _ "github.com/hashicorp/packer"
-GO
-echo "building packer $version (once; cached as $out)" >&2
-(
-	cd "$work"
-	GOFLAGS=-mod=mod go mod tidy >&2
-	mkdir -p "$(dirname "$out")"
-	CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$out.tmp" github.com/hashicorp/packer >&2
-)
-mv -f "$out.tmp" "$out"
+# shellcheck source=../../scripts/lib/go-tool.sh
+. "$root/scripts/lib/go-tool.sh"
+go_tool_build "$out" github.com/hashicorp/packer "$version" 1.24.12 github.com/hashicorp/packer \
+	'replace github.com/zclconf/go-cty => github.com/nywilken/go-cty v1.13.3'
 echo "$out"
