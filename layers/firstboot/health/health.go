@@ -86,6 +86,11 @@ func Check(ctx context.Context, opts Options) error {
 	good, last := 0, ""
 	for {
 		status, fatal := look(ctx, opts)
+		if ctx.Err() != nil && last != "" {
+			// The deadline cut this look short: it saw the deadline, not
+			// the node. The verdict names the last look that finished.
+			status, fatal = last, false
+		}
 		if status != last && opts.Log != nil {
 			opts.Log(status)
 		}
