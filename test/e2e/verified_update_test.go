@@ -248,10 +248,13 @@ func TestVerifiedUpdate(t *testing.T) {
 	defer vm.Close()
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("--- console (last lines) ---\n%s\n--- report (last lines) ---\n%s", vm.ConsoleTail(80), lastLines(vm.ReportLog(), 80))
+			// The guest's console last: what a reader of the end of the
+			// output sees first.
 			for _, n := range []string{"kube-apiserver", "kube-controller-manager"} {
 				t.Logf("--- %s log (last lines) ---\n%s", n, tailFile(filepath.Join(logDir, n+".log"), 20))
 			}
+			t.Logf("--- report (last lines) ---\n%s", lastLines(vm.ReportLog(), 40))
+			t.Logf("--- console (last lines) ---\n%s", vm.ConsoleTail(80))
 		}
 	})
 	u := &updateRun{t: t, cp: cp, vm: vm, srv: srv}

@@ -76,6 +76,7 @@ func run() error {
 	}
 	again, ok := res.Rerunnable()
 	if !ok {
+		summarize(res)
 		return fmt.Errorf("go test: %w", runErr)
 	}
 	names := describe(again)
@@ -83,6 +84,7 @@ func run() error {
 	if !deadline.IsZero() {
 		left := time.Until(deadline)
 		if left < estimate*3/2+rerunMargin {
+			summarize(res)
 			return fmt.Errorf("the guest kernel crashed in %s; not run again: %s of the CI budget left, the tests took %s", names, left.Round(time.Second), estimate.Round(time.Second))
 		}
 		*timeout = min(*timeout, left-time.Minute)
@@ -90,7 +92,8 @@ func run() error {
 	say(log, "RERUN %s: every failure of the run was a crash of the guest kernel (the reports are above); running them once more", names)
 	for _, pkg := range slices.Sorted(maps.Keys(again)) {
 		run := "^(" + strings.Join(again[pkg], "|") + ")$"
-		if _, err := goTest(ctx, log, *timeout, run, []string{pkg}); err != nil {
+		if res, err := goTest(ctx, log, *timeout, run, []string{pkg}); err != nil {
+			summarize(res)
 			say(log, "RERUN %s in %s failed again", strings.Join(again[pkg], ", "), pkg)
 			return fmt.Errorf("go test (run again after a guest kernel crash): %w", err)
 		}
@@ -160,6 +163,21 @@ func say(log io.Writer, format string, a ...any) {
 	line := fmt.Sprintf(format, a...)
 	fmt.Println(line)
 	fmt.Fprintln(log, line)
+}
+
+// summarize prints, last, each failed test's last lines of output, whole:
+// the filter above keeps only some of them, and a reader of CI's output
+// sees its end first.
+func summarize(res Results) {
+	for _, f := range res.Failures {
+		fmt.Printf("FAILED %s (%s, %s); the last %d lines of its output:\n", f.Test, f.Package, f.Duration.Round(time.Second), len(f.Tail))
+		for _, l := range f.Tail {
+			fmt.Println("|", l)
+		}
+	}
+	for _, b := range res.Broken {
+		fmt.Printf("FAILED %s without a failing test to name (a build failure, a panic or timeout of the test binary); see the log\n", b)
+	}
 }
 
 func describe(byPkg map[string][]string) string {

@@ -75,9 +75,9 @@ func TestRerunRealGoTest(t *testing.T) {
 		{name: "one crash", crashes: 1, wantOK: true, wantRuns: 2,
 			wantOut: []string{"RERUN TestGuest (example.com/m): every failure", "Kernel panic - not syncing", "RERUN TestGuest in example.com/m passed on the second run"}},
 		{name: "two crashes", crashes: 2, wantRuns: 2,
-			wantOut: []string{"RERUN TestGuest in example.com/m failed again"}},
+			wantOut: []string{"RERUN TestGuest in example.com/m failed again", "FAILED TestGuest (example.com/m, "}},
 		{name: "a crash and another failure", crashes: 1, otherFails: true, wantRuns: 1,
-			wantOut: []string{"--- FAIL: TestOther"}},
+			wantOut: []string{"--- FAIL: TestOther", "FAILED TestOther (example.com/m, 0s); the last 2 lines of its output:\n| === RUN   TestOther\n|     m_test.go:"}},
 		{name: "a crash with the CI deadline close", crashes: 1, deadline: time.Minute, wantRuns: 1,
 			wantOut: []string{"not run again"}},
 	}

@@ -19,6 +19,14 @@ const CrashText = "the guest kernel crashed"
 // console); longer lines are read in pieces.
 const maxLine = 1 << 20
 
+// A failure keeps the last tailLines lines of its test's output, each cut
+// to tailLineLen bytes: what the test said last, the lines a reader of CI's
+// output needs when the filtered output dropped them.
+const (
+	tailLines   = 40
+	tailLineLen = 400
+)
+
 // Failure is one top-level test that failed.
 type Failure struct {
 	Package string
@@ -28,6 +36,9 @@ type Failure struct {
 	// Crashed is set when the test's output says the guest kernel
 	// crashed.
 	Crashed bool
+	// Tail is the last lines of the test's output (subtests included)
+	// before its --- FAIL line.
+	Tail []string
 }
 
 // Results is what one go test -v run reported.
@@ -78,8 +89,9 @@ type parser struct {
 	res      Results
 	current  string          // the top-level test whose output this is
 	crashed  map[string]bool // tests of this package that crashed
-	pending  []Failure       // failures of this package so far
-	panicked bool            // the package's test binary panicked
+	tails    map[string][]string
+	pending  []Failure // failures of this package so far
+	panicked bool      // the package's test binary panicked
 }
 
 func (p *parser) line(line string) {
@@ -89,7 +101,7 @@ func (p *parser) line(line string) {
 	case failLine.MatchString(line):
 		m := failLine.FindStringSubmatch(line)
 		secs, _ := strconv.ParseFloat(m[2], 64)
-		p.pending = append(p.pending, Failure{Test: m[1], Duration: time.Duration(secs * float64(time.Second))})
+		p.pending = append(p.pending, Failure{Test: m[1], Duration: time.Duration(secs * float64(time.Second)), Tail: p.tails[m[1]]})
 	case pkgLine.MatchString(line):
 		m := pkgLine.FindStringSubmatch(line)
 		pkg := m[2]
@@ -104,11 +116,14 @@ func (p *parser) line(line string) {
 				p.res.Failures = append(p.res.Failures, f)
 			}
 		}
-		p.current, p.crashed, p.pending, p.panicked = "", nil, nil, false
+		p.current, p.crashed, p.tails, p.pending, p.panicked = "", nil, nil, nil, false
 	case strings.HasPrefix(line, "panic: "):
 		// The test binary died (a panic, go test's -timeout): nothing of
 		// the package can stand alone.
 		p.panicked, p.current = true, ""
+	}
+	if p.current != "" && !failLine.MatchString(line) {
+		p.keep(p.current, line)
 	}
 	if p.current != "" && strings.Contains(line, CrashText) {
 		if p.crashed == nil {
@@ -116,6 +131,22 @@ func (p *parser) line(line string) {
 		}
 		p.crashed[p.current] = true
 	}
+}
+
+// keep adds line to test's tail.
+func (p *parser) keep(test, line string) {
+	if p.tails == nil {
+		p.tails = map[string][]string{}
+	}
+	if len(line) > tailLineLen {
+		line = line[:tailLineLen] + " [cut]"
+	}
+	t := p.tails[test]
+	if len(t) >= tailLines {
+		// A new slice: a Failure may hold the old one.
+		t = slices.Clone(t[len(t)-tailLines+1:])
+	}
+	p.tails[test] = append(t, line)
 }
 
 func (p *parser) results() Results {

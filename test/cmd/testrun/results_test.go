@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -109,6 +110,10 @@ FAIL	example.com/m/boot	2700.1s
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The tails are TestParseTail's.
+			for i := range res.Failures {
+				res.Failures[i].Tail = nil
+			}
 			if !reflect.DeepEqual(res.Failures, tt.failures) {
 				t.Errorf("failures:\n got %+v\nwant %+v", res.Failures, tt.failures)
 			}
@@ -124,6 +129,80 @@ FAIL	example.com/m/boot	2700.1s
 			}
 		})
 	}
+}
+
+// TestParseTail checks the lines a failure keeps: its own test's (subtests
+// and parallel output placed by name), the last tailLines of them, each cut
+// to a bound, not its --- FAIL line and nothing of another test.
+func TestParseTail(t *testing.T) {
+	var many strings.Builder
+	many.WriteString("=== RUN   TestLong\n")
+	for i := range 100 {
+		fmt.Fprintf(&many, "    long_test.go:%d: line %d\n", i, i)
+	}
+	many.WriteString("    long_test.go:100: " + strings.Repeat("x", 5000) + "\n--- FAIL: TestLong (1.00s)\nFAIL\nFAIL\texample.com/m/l\t1s\n")
+
+	tests := []struct {
+		name string
+		out  string
+		want map[string][]string // test: its tail
+	}{
+		{name: "parallel tests and subtests", out: `=== RUN   TestA
+=== PAUSE TestA
+=== RUN   TestB
+=== RUN   TestB/sub
+    b_test.go:3: b says
+=== PAUSE TestB
+=== CONT  TestA
+    a_test.go:5: a says
+=== NAME  TestB
+    b_test.go:5: b fails
+--- FAIL: TestB (1.00s)
+    --- FAIL: TestB/sub (1.00s)
+--- FAIL: TestA (2.00s)
+FAIL
+FAIL	example.com/m/p	3s
+`, want: map[string][]string{
+			"TestB": {"=== RUN   TestB", "=== RUN   TestB/sub", "    b_test.go:3: b says", "=== PAUSE TestB", "=== NAME  TestB", "    b_test.go:5: b fails"},
+			"TestA": {"=== RUN   TestA", "=== PAUSE TestA", "=== CONT  TestA", "    a_test.go:5: a says"},
+		}},
+		{name: "a passing test before", out: okPkg + otherPkg, want: map[string][]string{
+			"TestImage": {"=== RUN   TestImage", "    image_test.go:12: the root filesystem has 3 entries, want 4"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := Parse(strings.NewReader(tt.out))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string][]string{}
+			for _, f := range res.Failures {
+				got[f.Test] = f.Tail
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("tails:\n got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+
+	t.Run("bounded", func(t *testing.T) {
+		res, err := Parse(strings.NewReader(many.String()))
+		if err != nil || len(res.Failures) != 1 {
+			t.Fatalf("Parse: %+v, %v", res, err)
+		}
+		tail := res.Failures[0].Tail
+		if len(tail) != tailLines {
+			t.Fatalf("%d lines kept, want %d", len(tail), tailLines)
+		}
+		if want := "    long_test.go:61: line 61"; tail[0] != want {
+			t.Errorf("first line kept %q, want %q", tail[0], want)
+		}
+		last := tail[len(tail)-1]
+		if len(last) > tailLineLen+len(" [cut]") || !strings.HasSuffix(last, " [cut]") {
+			t.Errorf("the long line was kept as %d bytes, want it cut to %d", len(last), tailLineLen)
+		}
+	})
 }
 
 func TestParseLongLine(t *testing.T) {
