@@ -59,7 +59,9 @@ func TestBoot(t *testing.T) {
 
 	ctx := t.Context()
 	accel := qemu.Accel()
-	vm, err := qemu.Start(ctx, qemu.Config{Disk: res.ImagePath, UUID: vmUUID, Accel: accel})
+	// The probe's reboot is a power cycle (ColdReboot): OVMF under TCG
+	// can hang on a warm reset.
+	vm, err := qemu.Start(ctx, qemu.Config{Disk: res.ImagePath, UUID: vmUUID, Accel: accel, ColdReboot: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +100,8 @@ func TestBoot(t *testing.T) {
 	}
 	if err := vm.WaitExit(ctx, 2*time.Minute); err != nil {
 		t.Errorf("after the probe's poweroff: %v", err)
+	} else if n := vm.Restarts(); n != 1 {
+		t.Errorf("QEMU was started again %d times; want once, for the probe's reboot (the poweroff ends it)", n)
 	}
 	figure(t, "two boots and a poweroff under %s: %s", accel, time.Since(vm.StartedAt).Round(100*time.Millisecond))
 

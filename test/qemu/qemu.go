@@ -30,7 +30,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	bqemu "github.com/nodebake/nodebake/builder/qemu"
@@ -127,6 +126,12 @@ type Config struct {
 	Dir string
 	// NoReboot makes a guest reboot end QEMU instead of restarting.
 	NoReboot bool
+	// ColdReboot makes a guest reboot a power cycle: QEMU ends and the VM
+	// starts it again on the same disk, firmware variables and serial logs
+	// (RebootNote marks each on the console), instead of resetting the
+	// machine in place, which OVMF under TCG can hang on. The guest's
+	// clock (RTCBase) keeps running. Not with NoReboot.
+	ColdReboot bool
 	// Accel is "kvm" or "tcg"; default Accel().
 	Accel string
 	// Binary is the QEMU program (default qemu-system-x86_64).
@@ -159,14 +164,18 @@ type VM struct {
 	StartedAt time.Time
 
 	dir     string
-	cmd     *exec.Cmd
 	done    chan struct{}
-	waitErr error
+	waitErr error // set before done is closed
 	qmp     string
-	keep    bool
-	files   [2]string
-	stderr  string
-	closeMu sync.Once
+
+	mu       sync.Mutex
+	cmd      *exec.Cmd // the current QEMU process
+	stopping bool      // Kill was called: start no more processes
+	restarts int
+	keep     bool
+	files    [2]string
+	stderr   string
+	closeMu  sync.Once
 }
 
 // Accel returns the accelerator to use (see the builder's qemu.Accel):
@@ -191,6 +200,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Disk == "" && c.Direct {
 		return c, errors.New("qemu config: Direct without a disk")
+	}
+	if c.ColdReboot && c.NoReboot {
+		return c, errors.New("qemu config: ColdReboot and NoReboot both say what a reboot does; set one")
 	}
 	switch c.DiskFormat {
 	case "":
@@ -239,6 +251,7 @@ type paths struct {
 	console string
 	report  string
 	qmp     string
+	events  string // the QMP monitor that ColdReboot follows
 }
 
 func newPaths(dir string, c Config) paths {
@@ -249,6 +262,7 @@ func newPaths(dir string, c Config) paths {
 		console: filepath.Join(dir, "console.log"),
 		report:  filepath.Join(dir, "report.log"),
 		qmp:     filepath.Join(dir, "qmp.sock"),
+		events:  filepath.Join(dir, "events.sock"),
 	}
 	if c.Direct {
 		p.disk, p.diskFmt = c.Disk, c.DiskFormat
@@ -334,13 +348,18 @@ func (c Config) args(p paths) []string {
 		a = append(a, "-smbios", s)
 	}
 	a = append(a, c.rtcArgs()...)
+	// The serial logs are appended to: a ColdReboot VM's next QEMU
+	// process goes on where the last one ended.
 	a = append(a,
-		"-serial", "file:"+p.console,
-		"-serial", "file:"+p.report,
+		"-chardev", "file,id=serial0,append=on,path="+optPath(p.console), "-serial", "chardev:serial0",
+		"-chardev", "file,id=serial1,append=on,path="+optPath(p.report), "-serial", "chardev:serial1",
 		"-qmp", "unix:"+optPath(p.qmp)+",server=on,wait=off",
 	)
 	if c.NoReboot {
 		a = append(a, "-no-reboot")
+	}
+	if c.ColdReboot {
+		a = append(a, "-action", "reboot=shutdown", "-qmp", "unix:"+optPath(p.events)+",server=on,wait=off")
 	}
 	return c.secureBootArgs(a)
 }
@@ -427,28 +446,14 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 			return nil, fmt.Errorf("creating %s: %w", f, err)
 		}
 	}
-	stderr, err := os.Create(vm.stderr)
+	l := launcher{ctx: ctx, c: c, p: p, stderr: vm.stderr}
+	pr, err := l.start(0, 0)
 	if err != nil {
-		return nil, fmt.Errorf("creating the QEMU log: %w", err)
-	}
-	defer stderr.Close()
-	name, args := c.command(c.args(p))
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = stderr, stderr
-	cmd.WaitDelay = 5 * time.Second
-	// Killed with the test binary if that dies before its cleanup (a
-	// test timeout ends it without running any).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting qemu: %w", err)
+		return nil, err
 	}
 	vm.StartedAt = time.Now()
-	vm.cmd = cmd
-	go func() {
-		vm.waitErr = cmd.Wait()
-		close(vm.done)
-	}()
+	vm.cmd = pr.cmd
+	go vm.follow(l, pr)
 	ok = true
 	return vm, nil
 }
@@ -556,9 +561,12 @@ func (vm *VM) WaitExit(ctx context.Context, timeout time.Duration) error {
 
 // Kill ends QEMU at once.
 func (vm *VM) Kill() {
+	vm.mu.Lock()
+	vm.stopping = true
 	if vm.cmd != nil && vm.cmd.Process != nil && !vm.Exited() {
 		vm.cmd.Process.Kill()
 	}
+	vm.mu.Unlock()
 	<-vm.done
 }
 

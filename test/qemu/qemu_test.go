@@ -54,6 +54,7 @@ func TestWithDefaults(t *testing.T) {
 		{"negative memory", Config{Disk: "x", Memory: -1}, "positive"},
 		{"bad accel", Config{Disk: "x", Accel: "hvf"}, `accelerator "hvf"`},
 		{"netdev with id", Config{Disk: "x", NetDevs: []string{"socket,id=a,listen=127.0.0.1:1"}}, "leave out the id"},
+		{"cold reboot and no reboot", Config{Disk: "x", ColdReboot: true, NoReboot: true}, "ColdReboot and NoReboot"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,16 +94,28 @@ func TestArgs(t *testing.T) {
 				"-device virtio-blk-pci,drive=disk0,bootindex=0",
 				"-netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0",
 				"-device virtio-rng-pci",
-				"-serial file:/vm/console.log -serial file:/vm/report.log",
+				"-chardev file,id=serial0,append=on,path=/vm/console.log -serial chardev:serial0",
+				"-chardev file,id=serial1,append=on,path=/vm/report.log -serial chardev:serial1",
 			} {
 				if !strings.Contains(joined, want) {
 					t.Errorf("args lack %q:\n%s", want, joined)
 				}
 			}
-			for _, unwanted := range []string{"-enable-kvm", "-no-reboot", "-uuid", "-fw_cfg", "-smbios"} {
+			for _, unwanted := range []string{"-enable-kvm", "-no-reboot", "-action", "-uuid", "-fw_cfg", "-smbios"} {
 				if slices.Contains(a, unwanted) {
 					t.Errorf("args have %s:\n%s", unwanted, joined)
 				}
+			}
+		}},
+		{"cold reboot", func(c *Config) { c.ColdReboot = true }, func(t *testing.T, a []string) {
+			if got := pairs(a, "-action"); !slices.Equal(got, []string{"reboot=shutdown"}) {
+				t.Errorf("-action = %q, want reboot=shutdown", got)
+			}
+			if got := pairs(a, "-qmp"); !slices.Equal(got, []string{"unix:/vm/qmp.sock,server=on,wait=off", "unix:/vm/events.sock,server=on,wait=off"}) {
+				t.Errorf("-qmp = %q: want the commands' monitor and the events' one", got)
+			}
+			if slices.Contains(a, "-no-reboot") {
+				t.Error("-no-reboot with ColdReboot")
 			}
 		}},
 		{"kvm", func(c *Config) { c.Accel = AccelKVM }, func(t *testing.T, a []string) {
@@ -386,6 +399,87 @@ func TestStartOverlay(t *testing.T) {
 	after, _ := os.Stat(img)
 	if !after.ModTime().Equal(before.ModTime()) || after.Size() != before.Size() {
 		t.Error("the disk image was modified")
+	}
+}
+
+// TestColdReboot starts a real QEMU that takes cold reboots, on a blank
+// disk (the firmware finds nothing to boot): a reset ends the process and
+// a new one starts on the same disk overlay and firmware variables, the
+// console log goes on with a note between, and a quit ends the VM.
+func TestColdReboot(t *testing.T) {
+	requireTool(t, "qemu-system-x86_64")
+	requireTool(t, "qemu-img")
+	if _, err := FindFirmware("/usr/share/OVMF"); err != nil {
+		if os.Getenv("NODEBAKE_REQUIRE_TOOLS") == "1" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	img := filepath.Join(dir, "blank.raw")
+	if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	vm, err := Start(ctx, Config{Disk: img, Dir: dir, Memory: 256, CPUs: 1, Accel: AccelTCG, ColdReboot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	until := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within a minute (restarts %d, exited %v)\n%s", what, vm.Restarts(), vm.Exited(), vm.stderrTail())
+			}
+		}
+	}
+	qmp := func(cmd string) {
+		t.Helper()
+		var err error
+		until("QMP "+cmd, func() bool { err = vm.qmpCommand(ctx, cmd); return err == nil })
+	}
+	pid := func() int {
+		vm.mu.Lock()
+		defer vm.mu.Unlock()
+		return vm.cmd.Process.Pid
+	}
+	files := func() map[string]os.FileInfo {
+		m := map[string]os.FileInfo{}
+		for _, f := range []string{"disk.qcow2", "OVMF_VARS.fd"} {
+			fi, err := os.Stat(filepath.Join(vm.Dir(), f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m[f] = fi
+		}
+		return m
+	}
+	before, first := files(), pid()
+	os.WriteFile(vm.Path(Console), []byte("before the reboot\n"), 0o644)
+
+	qmp("system_reset")
+	until("QEMU started again", func() bool { return vm.Restarts() == 1 })
+	if vm.Exited() || pid() == first {
+		t.Fatalf("after the reset: exited %v, pid %d (was %d): want a new QEMU process", vm.Exited(), pid(), first)
+	}
+	for f, fi := range files() {
+		if !os.SameFile(fi, before[f]) {
+			t.Errorf("%s was replaced: the next boot must use the same one", f)
+		}
+	}
+	if c := vm.ConsoleLog(); !strings.HasPrefix(c, "before the reboot\n") || !strings.Contains(c, RebootNote) {
+		t.Errorf("the console log after the reboot: %q; want what was there, then the note", c)
+	}
+
+	// A quit is no reboot: the VM is over. (Once the new process's event
+	// monitor is up: the VM polls for it.)
+	until("the event monitor", func() bool { _, err := os.Stat(filepath.Join(vm.Dir(), "events.sock")); return err == nil })
+	time.Sleep(300 * time.Millisecond)
+	qmp("quit")
+	until("QEMU exited", vm.Exited)
+	if err := vm.Wait(); err != nil || vm.Restarts() != 1 {
+		t.Errorf("after quit: Wait %v, restarts %d; want a clean end and no restart", err, vm.Restarts())
 	}
 }
 
