@@ -341,10 +341,10 @@ func TestStartFailsEarly(t *testing.T) {
 	}
 }
 
-// TestStartOverlay starts a real QEMU on a blank disk (the firmware finds
-// nothing to boot) and checks that the image is attached through an overlay
-// and never written, that the serial files exist, and that Close cleans up.
-func TestStartOverlay(t *testing.T) {
+// requireOVMF skips a test that boots the firmware when QEMU, qemu-img or
+// OVMF is missing, and fails it then under NODEBAKE_REQUIRE_TOOLS=1.
+func requireOVMF(t *testing.T) {
+	t.Helper()
 	requireTool(t, "qemu-system-x86_64")
 	requireTool(t, "qemu-img")
 	if _, err := FindFirmware("/usr/share/OVMF"); err != nil {
@@ -353,6 +353,13 @@ func TestStartOverlay(t *testing.T) {
 		}
 		t.Skip(err)
 	}
+}
+
+// TestStartOverlay starts a real QEMU on a blank disk (the firmware finds
+// nothing to boot) and checks that the image is attached through an overlay
+// and never written, that the serial files exist, and that Close cleans up.
+func TestStartOverlay(t *testing.T) {
+	requireOVMF(t)
 	t.Setenv(EnvKeep, "")
 	dir := t.TempDir()
 	img := filepath.Join(dir, "blank.raw")
@@ -407,14 +414,7 @@ func TestStartOverlay(t *testing.T) {
 // a new one starts on the same disk overlay and firmware variables, the
 // console log goes on with a note between, and a quit ends the VM.
 func TestColdReboot(t *testing.T) {
-	requireTool(t, "qemu-system-x86_64")
-	requireTool(t, "qemu-img")
-	if _, err := FindFirmware("/usr/share/OVMF"); err != nil {
-		if os.Getenv("NODEBAKE_REQUIRE_TOOLS") == "1" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	requireOVMF(t)
 	dir := t.TempDir()
 	img := filepath.Join(dir, "blank.raw")
 	if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
