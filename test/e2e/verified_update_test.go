@@ -239,7 +239,7 @@ func TestVerifiedUpdate(t *testing.T) {
 		// Every reboot is a power cycle: OVMF under TCG can hang on a
 		// warm reset (the firmware spins, the console stays silent).
 		ColdReboot: true,
-		FwCfg: map[string]string{"opt/io.systemd.credentials/nodebake.node": nodeYAML},
+		FwCfg:      map[string]string{"opt/io.systemd.credentials/nodebake.node": nodeYAML},
 		UserNet: []string{
 			cp.guestForward(t),
 			harness.GuestForward(t, updateGuestIP, updatePort, srv.addr),
