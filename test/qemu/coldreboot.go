@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -44,15 +45,16 @@ const RebootNote = "[qemu] the guest rebooted: QEMU started again (a cold boot: 
 // shutdownWatch follows one QEMU process's QMP events and keeps the reason
 // of its last SHUTDOWN event.
 type shutdownWatch struct {
+	ready  chan struct{} // closed once QEMU will send its events
 	done   chan struct{}
 	reason string // read after done is closed
-	err    error
+	err    error  // why it never got ready; read after done is closed
 }
 
 // watchShutdown connects to the event monitor at sock (retrying until QEMU
 // has made it, or exited is closed) and follows it until QEMU ends.
 func watchShutdown(sock string, exited <-chan struct{}) *shutdownWatch {
-	w := &shutdownWatch{done: make(chan struct{})}
+	w := &shutdownWatch{ready: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		conn, err := dialEvents(sock, exited)
@@ -76,6 +78,11 @@ func watchShutdown(sock string, exited <-chan struct{}) *shutdownWatch {
 			w.err = fmt.Errorf("the QMP event monitor: %w", err)
 			return
 		}
+		if !sc.Scan() || !strings.HasPrefix(sc.Text(), `{"return"`) {
+			w.err = fmt.Errorf("the QMP event monitor did not take qmp_capabilities: %q (%v)", sc.Text(), sc.Err())
+			return
+		}
+		close(w.ready)
 		for sc.Scan() {
 			var ev struct {
 				Event string `json:"event"`
@@ -113,6 +120,7 @@ func dialEvents(sock string, exited <-chan struct{}) (net.Conn, error) {
 type process struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
+	err    error          // how it ended; read after exited is closed
 	events *shutdownWatch // nil without ColdReboot
 }
 
@@ -149,8 +157,21 @@ func (l launcher) start(restart int, since time.Duration) (*process, error) {
 		return nil, fmt.Errorf("starting qemu: %w", err)
 	}
 	pr := &process{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		pr.err = cmd.Wait()
+		close(pr.exited)
+	}()
 	if c.ColdReboot {
+		// Not before the event monitor is following: a reset it missed
+		// would end the VM.
 		pr.events = watchShutdown(l.p.events, pr.exited)
+		select {
+		case <-pr.events.ready:
+		case <-pr.events.done:
+			cmd.Process.Kill()
+			<-pr.exited
+			return nil, fmt.Errorf("starting qemu: %w%s", pr.events.err, tailOf(l.stderr))
+		}
 	}
 	return pr, nil
 }
@@ -161,8 +182,8 @@ func (l launcher) start(restart int, since time.Duration) (*process, error) {
 func (vm *VM) follow(l launcher, pr *process) {
 	defer close(vm.done)
 	for {
-		err := pr.cmd.Wait()
-		close(pr.exited)
+		<-pr.exited
+		err := pr.err
 		reason := ""
 		if pr.events != nil {
 			select {
@@ -182,18 +203,37 @@ func (vm *VM) follow(l launcher, pr *process) {
 			vm.mu.Unlock()
 			return
 		}
-		vm.restarts++
+		restart := vm.restarts + 1
+		vm.mu.Unlock()
 		appendNote(l.p.console, RebootNote)
-		next, err := l.start(vm.restarts, time.Since(vm.StartedAt))
-		if err != nil {
+		next, err := l.start(restart, time.Since(vm.StartedAt))
+		vm.mu.Lock()
+		switch {
+		case err != nil:
 			vm.waitErr = fmt.Errorf("starting QEMU again after the guest rebooted: %w", err)
-			vm.mu.Unlock()
+		case vm.stopping:
+			// Kill came while it started.
+			next.cmd.Process.Kill()
+			<-next.exited
+		default:
+			pr = next
+			vm.cmd = pr.cmd
+			vm.restarts = restart
+		}
+		vm.mu.Unlock()
+		if pr != next {
 			return
 		}
-		pr = next
-		vm.cmd = pr.cmd
-		vm.mu.Unlock()
 	}
+}
+
+// tailOf returns "; qemu said: " and the last lines of a QEMU log, or "".
+func tailOf(path string) string {
+	b, _ := os.ReadFile(path)
+	if s := lastLines(string(b), 10); s != "" {
+		return "; qemu said: " + s
+	}
+	return ""
 }
 
 // appendNote adds a line of the harness's own to a serial log.

@@ -688,13 +688,7 @@ func (vm *VM) ConsoleTail(n int) string {
 	return "--- last lines of the console (" + vm.Path(Console) + ") ---\n" + lastLines(vm.ConsoleLog(), n)
 }
 
-func (vm *VM) stderrTail() string {
-	b, _ := os.ReadFile(vm.stderr)
-	if s := lastLines(string(b), 10); s != "" {
-		return "; qemu said: " + s
-	}
-	return ""
-}
+func (vm *VM) stderrTail() string { return tailOf(vm.stderr) }
 
 // lastLines returns the last n lines of s, with carriage returns and other
 // control characters except newlines and tabs removed.
