@@ -191,11 +191,14 @@ func (s *Server) Serve(conn net.PacketConn) error {
 			s.logf("ntp: ignoring mode %d version %d from %s", req.Mode, req.Version, from)
 			continue
 		}
+		// Counted before the reply leaves: a client that has the reply
+		// must find it counted.
+		s.requests.Add(1)
 		if _, err := conn.WriteTo(reply.Marshal(), from); err != nil {
+			s.requests.Add(-1)
 			s.logf("ntp: answering %s: %v", from, err)
 			continue
 		}
-		s.requests.Add(1)
 	}
 }
 
