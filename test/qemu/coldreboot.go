@@ -1,15 +1,12 @@
 package qemu
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -31,11 +28,10 @@ import (
 var resetReasons = map[string]bool{"guest-reset": true, "host-qmp-system-reset": true}
 
 // The bounds of the event monitor: how long it tries to connect, how long
-// the VM waits for its last word once QEMU ended, the longest line it reads.
+// the VM waits for its last word once QEMU ended.
 const (
 	eventsDialTimeout = time.Minute
 	eventsDrain       = 2 * time.Second
-	maxEventLine      = 1 << 20
 )
 
 // RebootNote is written to the console log each time a ColdReboot VM
@@ -68,31 +64,26 @@ func watchShutdown(sock string, exited <-chan struct{}) *shutdownWatch {
 			// QEMU is gone: whatever it said is in the socket's buffer.
 			conn.SetReadDeadline(time.Now().Add(eventsDrain))
 		}()
-		sc := bufio.NewScanner(conn)
-		sc.Buffer(make([]byte, 0, 64<<10), maxEventLine)
-		if !sc.Scan() { // the greeting
-			w.err = fmt.Errorf("the QMP event monitor said nothing: %v", sc.Err())
-			return
+		record := func(m qmpMessage) {
+			if m.Event == "SHUTDOWN" {
+				w.reason = m.Data.Reason
+			}
 		}
-		if _, err := conn.Write([]byte(`{"execute":"qmp_capabilities"}` + "\n")); err != nil {
+		q, err := newQMPSession(conn)
+		if err == nil {
+			err = q.execute("qmp_capabilities", record)
+		}
+		if err != nil {
 			w.err = fmt.Errorf("the QMP event monitor: %w", err)
 			return
 		}
-		if !sc.Scan() || !strings.HasPrefix(sc.Text(), `{"return"`) {
-			w.err = fmt.Errorf("the QMP event monitor did not take qmp_capabilities: %q (%v)", sc.Text(), sc.Err())
-			return
-		}
 		close(w.ready)
-		for sc.Scan() {
-			var ev struct {
-				Event string `json:"event"`
-				Data  struct {
-					Reason string `json:"reason"`
-				} `json:"data"`
+		for {
+			m, err := q.next()
+			if err != nil {
+				return
 			}
-			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Event == "SHUTDOWN" {
-				w.reason = ev.Data.Reason
-			}
+			record(m)
 		}
 	}()
 	return w
@@ -132,12 +123,11 @@ type launcher struct {
 	stderr string
 }
 
-// start starts QEMU; restart > 0 is a cold boot after a guest reboot,
-// since is how long ago the first process started (the guest's clock keeps
-// running across the power cycle).
-func (l launcher) start(restart int, since time.Duration) (*process, error) {
+// start starts QEMU; since is how long ago the VM's first process started
+// (0 for that one): the guest's clock keeps running across a power cycle.
+func (l launcher) start(since time.Duration) (*process, error) {
 	c := l.c
-	if restart > 0 && !c.RTCBase.IsZero() {
+	if !c.RTCBase.IsZero() {
 		c.RTCBase = c.RTCBase.Add(since)
 	}
 	stderr, err := os.OpenFile(l.stderr, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
@@ -206,7 +196,7 @@ func (vm *VM) follow(l launcher, pr *process) {
 		restart := vm.restarts + 1
 		vm.mu.Unlock()
 		appendNote(l.p.console, RebootNote)
-		next, err := l.start(restart, time.Since(vm.StartedAt))
+		next, err := l.start(time.Since(vm.StartedAt))
 		vm.mu.Lock()
 		switch {
 		case err != nil:

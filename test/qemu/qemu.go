@@ -16,11 +16,13 @@
 package qemu
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -447,7 +449,7 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 		}
 	}
 	l := launcher{ctx: ctx, c: c, p: p, stderr: vm.stderr}
-	pr, err := l.start(0, 0)
+	pr, err := l.start(0)
 	if err != nil {
 		return nil, err
 	}
@@ -729,34 +731,81 @@ func (vm *VM) qmpCommand(ctx context.Context, command string) error {
 	} else {
 		conn.SetDeadline(time.Now().Add(10 * time.Second))
 	}
-	dec := json.NewDecoder(conn)
-	var greeting map[string]any
-	if err := dec.Decode(&greeting); err != nil {
-		return fmt.Errorf("reading the qmp greeting: %w", err)
+	q, err := newQMPSession(conn)
+	if err != nil {
+		return err
 	}
 	for _, c := range []string{"qmp_capabilities", command} {
-		if err := json.NewEncoder(conn).Encode(map[string]string{"execute": c}); err != nil {
-			return fmt.Errorf("sending qmp %s: %w", c, err)
-		}
-		for {
-			var resp struct {
-				Return json.RawMessage `json:"return"`
-				Error  *struct {
-					Desc string `json:"desc"`
-				} `json:"error"`
-				Event string `json:"event"`
-			}
-			if err := dec.Decode(&resp); err != nil {
-				return fmt.Errorf("reading the qmp %s reply: %w", c, err)
-			}
-			if resp.Event != "" {
-				continue
-			}
-			if resp.Error != nil {
-				return fmt.Errorf("qmp %s: %s", c, resp.Error.Desc)
-			}
-			break
+		if err := q.execute(c, nil); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// maxQMPLine bounds one message from QEMU (QMP sends one per line).
+const maxQMPLine = 1 << 20
+
+// qmpSession is a QMP connection whose greeting has been read.
+type qmpSession struct {
+	conn net.Conn
+	sc   *bufio.Scanner
+}
+
+// qmpMessage is one message of QEMU's: a command's reply or an event.
+type qmpMessage struct {
+	Return json.RawMessage `json:"return"`
+	Error  *struct {
+		Desc string `json:"desc"`
+	} `json:"error"`
+	Event string `json:"event"`
+	Data  struct {
+		Reason string `json:"reason"` // of a SHUTDOWN event
+	} `json:"data"`
+}
+
+func newQMPSession(conn net.Conn) (*qmpSession, error) {
+	sc := bufio.NewScanner(conn)
+	sc.Buffer(make([]byte, 0, 64<<10), maxQMPLine)
+	q := &qmpSession{conn: conn, sc: sc}
+	if _, err := q.next(); err != nil {
+		return nil, fmt.Errorf("reading the qmp greeting: %w", err)
+	}
+	return q, nil
+}
+
+// next reads QEMU's next message.
+func (q *qmpSession) next() (qmpMessage, error) {
+	var m qmpMessage
+	if !q.sc.Scan() {
+		if err := q.sc.Err(); err != nil {
+			return m, err
+		}
+		return m, io.EOF
+	}
+	return m, json.Unmarshal(q.sc.Bytes(), &m)
+}
+
+// execute runs an argument-less command and waits for its reply; events
+// that come first go to onEvent (when not nil).
+func (q *qmpSession) execute(command string, onEvent func(qmpMessage)) error {
+	if err := json.NewEncoder(q.conn).Encode(map[string]string{"execute": command}); err != nil {
+		return fmt.Errorf("sending qmp %s: %w", command, err)
+	}
+	for {
+		m, err := q.next()
+		if err != nil {
+			return fmt.Errorf("reading the qmp %s reply: %w", command, err)
+		}
+		if m.Event != "" {
+			if onEvent != nil {
+				onEvent(m)
+			}
+			continue
+		}
+		if m.Error != nil {
+			return fmt.Errorf("qmp %s: %s", command, m.Error.Desc)
+		}
+		return nil
+	}
 }
